@@ -1,0 +1,3 @@
+"""Provider webhooks (see channels_app/webhooks.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""The tenant API (see tenants/api, channels_app/api, conversations/api, flows/api)."""
+
+urlpatterns: list = []

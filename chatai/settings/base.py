@@ -1,0 +1,286 @@
+"""Settings read from the environment (django-environ; a `.env` file is honoured).
+
+With no environment at all the project runs on the embedded default: SQLite, a local memory
+cache and in-process tasks. With `DEBUG` off, the secrets named in the contract are required
+and start-up stops with a message naming the missing variable.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+
+def _required(name: str, dev_default: str) -> str:
+    """Return the variable, its dev-only default when DEBUG is on, or stop start-up."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"The environment variable {name} is required when DEBUG is off. "
+        "See the Configuration section of the README."
+    )
+
+
+def _derived_key(label: str, secret: str) -> str:
+    digest = hashlib.sha256(f"chatai-dev:{label}:{secret}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+SECRET_KEY = _required("SECRET_KEY", "dev-only-insecure-secret-key-change-me-0123456789abcdef")
+PII_ENCRYPTION_KEYS = [
+    key.strip()
+    for key in (
+        env.str("PII_ENCRYPTION_KEYS", default="") or env.str("PII_ENCRYPTION_KEY", default="")
+    ).split(",")
+    if key.strip()
+]
+if not PII_ENCRYPTION_KEYS:
+    PII_ENCRYPTION_KEYS = [_required("PII_ENCRYPTION_KEYS", _derived_key("pii", SECRET_KEY))]
+PII_LOOKUP_KEY = _required("PII_LOOKUP_KEY", _derived_key("lookup", SECRET_KEY))
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "django_prometheus",
+    "core",
+    "tenants",
+    "channels_app",
+    "conversations",
+    "flows",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "chatai.urls"
+WSGI_APPLICATION = "chatai.wsgi.application"
+ASGI_APPLICATION = "chatai.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the dev server, the in-process tasks and a shell share the file.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    )
+USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache: Redis when configured, local memory otherwise ------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="") or env.str("REDIS_CONN_URL", default="")
+_LOCAL_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "chatai"}
+if REDIS_URL:
+    CACHES = {
+        # Falls back to local memory while Redis is unreachable (see core/cache.py).
+        "default": {
+            "BACKEND": "core.cache.FallbackCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"PRIMARY": "redis", "FALLBACK": "local"},
+        },
+        "redis": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        },
+        "local": {**_LOCAL_CACHE, "LOCATION": "chatai-fallback"},
+    }
+else:
+    CACHES = {"default": _LOCAL_CACHE}
+
+# --- Celery: a Redis broker for web + worker deployments, in-process otherwise ---------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "process-pending": {"task": "conversations.tasks.process_pending", "schedule": 60.0},
+    "process-flow-timeouts": {"task": "flows.tasks.process_flow_timeouts", "schedule": 30.0},
+}
+
+# --- Auth, sessions, lockout ----------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_AGE = 24 * 60 * 60
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_CACHE = "default"
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0) or None
+
+# --- Internationalisation, static, media -----------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- REST framework and OpenAPI ---------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.TenantAPIKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "chatai API",
+    "DESCRIPTION": "Tenant API of chatai, the WhatsApp inbox automation service.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Providers and AI -------------------------------------------------------------------------
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
+META_APP_SECRET = env.str("META_APP_SECRET", default="")
+META_VERIFY_TOKEN = env.str("META_VERIFY_TOKEN", default="")
+WHATSAPP_GRAPH_API_URL = env.str(
+    "WHATSAPP_GRAPH_API_URL", default="https://graph.facebook.com/v22.0"
+).rstrip("/")
+PROVIDER_HTTP_TIMEOUT_SECONDS = env.float("PROVIDER_HTTP_TIMEOUT_SECONDS", default=10.0)
+
+LLM_PROVIDER = env.str("LLM_PROVIDER", default="none").lower()
+LLM_MODEL = env.str("LLM_MODEL", default="")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
+
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
+ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Logging: one JSON object per line, with request id and tenant id, never PII ---------------
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "core.logging.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "console": {"()": "core.logging.ConsoleFormatter"},
+    },
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "console") else "json",
+        },
+    },
+    "root": {"handlers": ["default"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "twilio.http_client": {"level": "WARNING"},
+    },
+}

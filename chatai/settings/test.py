@@ -1,0 +1,32 @@
+"""Settings for the test suite: the base settings with fixed keys and fast hashing.
+
+`DATABASE_URL` and `REDIS_URL` still apply, so the same suite runs on SQLite and on PostgreSQL.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghij")
+os.environ.setdefault("PII_ENCRYPTION_KEYS", "fyBY6kCqRcT6DQQxRC5fJVrO5rRiZfPm3qNQeLuMiY8=")
+os.environ.setdefault("PII_LOOKUP_KEY", "test-lookup-key")
+os.environ.setdefault("PUBLIC_BASE_URL", "https://chatai.example.com")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1,chatai.example.com")
+os.environ.setdefault("LOG_FORMAT", "json")
+for _name in ("CELERY_BROKER_URL", "LLM_PROVIDER", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+    os.environ.pop(_name, None)
+
+from .base import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
+TWILIO_AUTH_TOKEN = "test-twilio-default-token"
+TWILIO_API_BASE_URL = "https://api.twilio.test"
+META_APP_SECRET = "test-meta-app-secret"
+META_VERIFY_TOKEN = "test-verify-token"
+WHATSAPP_GRAPH_API_URL = "https://graph.facebook.test/v22.0"
+MEDIA_ROOT = BASE_DIR / ".test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+AXES_FAILURE_LIMIT = 3

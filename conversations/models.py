@@ -1,0 +1,184 @@
+from django.db import models
+from django.db.models import Q
+
+from core.fields import EncryptedTextField
+from core.models import BaseModel
+
+
+class Contact(BaseModel):
+    """A person writing to a tenant. Phone and name are encrypted; `phone_lookup` is the HMAC
+    blind index used to find the contact by phone (cleared on erasure)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="contacts")
+    external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    phone = EncryptedTextField(blank=True, default="")
+    name = EncryptedTextField(blank=True, default="")
+    phone_lookup = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    opted_in_at = models.DateTimeField(null=True, blank=True)
+    opt_in_source = models.CharField(max_length=50, blank=True, default="")
+    opted_out_at = models.DateTimeField(null=True, blank=True)
+    erasure_requested_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "phone_lookup"],
+                condition=Q(deleted_at__isnull=True, phone_lookup__isnull=False),
+                name="contact_tenant_phone_lookup_live_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Contact {self.pk}"
+
+    @property
+    def is_opted_out(self) -> bool:
+        return self.opted_out_at is not None and (
+            self.opted_in_at is None or self.opted_out_at > self.opted_in_at
+        )
+
+
+class ThreadStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+    ARCHIVED = "archived", "Archived"
+
+
+class ChatThread(BaseModel):
+    """The conversation of one contact on one channel (one live thread per pair)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="threads")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="threads")
+    channel = models.ForeignKey(
+        "channels_app.ChannelInstance", on_delete=models.CASCADE, related_name="threads"
+    )
+    status = models.CharField(
+        max_length=10, choices=ThreadStatus.choices, default=ThreadStatus.OPEN
+    )
+    needs_human = models.BooleanField(default=False)
+    handoff_reason = models.CharField(max_length=500, blank=True, default="")
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+        verbose_name = "thread"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel"],
+                condition=Q(deleted_at__isnull=True),
+                name="thread_contact_channel_live_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "needs_human"], name="thread_inbox_idx"),
+            models.Index(fields=["tenant", "-last_activity_at"], name="thread_activity_idx"),
+            models.Index(fields=["tenant", "updated_at"], name="thread_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Thread {self.pk}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+
+
+class MessageStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+
+
+class Sender(models.TextChoices):
+    CONTACT = "contact", "Contact"
+    FLOW = "flow", "Flow"
+    AI = "ai", "AI"
+    AGENT = "agent", "Agent"
+
+
+class Message(BaseModel):
+    """One WhatsApp message in a thread; `text` is encrypted.
+
+    `channel` is denormalised from the thread so that a provider message id is unique per
+    channel, which makes duplicate webhook deliveries hit a constraint instead of a second row.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="messages")
+    thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="messages")
+    channel = models.ForeignKey(
+        "channels_app.ChannelInstance", on_delete=models.CASCADE, related_name="messages"
+    )
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    kind = models.CharField(max_length=20, default="text")
+    text = EncryptedTextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=MessageStatus.choices)
+    provider_message_id = models.CharField(max_length=128, null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_detail = models.CharField(max_length=1000, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    sender = models.CharField(max_length=10, choices=Sender.choices)
+    sent_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_message_id"],
+                condition=Q(provider_message_id__isnull=False),
+                name="message_channel_provider_id_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["thread", "created_at"], name="message_thread_created_idx"),
+            models.Index(fields=["tenant", "created_at"], name="message_tenant_created_idx"),
+            models.Index(
+                fields=["thread", "created_at"],
+                condition=Q(direction="inbound", processed_at__isnull=True),
+                name="message_unprocessed_idx",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(direction="outbound", status="queued"),
+                name="message_queued_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} message {self.pk}"
+
+
+class MessageAttachment(BaseModel):
+    """Media of a message. `url` is the provider's (it expires); `file` is our stored copy."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    media_type = models.CharField(max_length=20)  # image, audio, video, document, sticker
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    url = models.URLField(max_length=2000, blank=True, default="")
+    provider_media_id = models.CharField(max_length=128, blank=True, default="")
+    file = models.FileField(upload_to="attachments/%Y/%m/", null=True, blank=True, max_length=500)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    download_status = models.CharField(max_length=10, default="pending")  # pending/stored/failed
+    download_attempts = models.PositiveSmallIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = "attachment"
+
+    def __str__(self) -> str:
+        return f"{self.media_type} attachment {self.pk}"

@@ -1,0 +1,22 @@
+"""Consent (opt-in / opt-out) of a contact. Opt-out stops every automated message."""
+
+from django.utils import timezone
+
+from conversations.models import Contact
+
+
+def contact_opt_out(*, contact: Contact) -> Contact:
+    """Record that the contact revoked consent (idempotent: the first time is kept)."""
+    if not contact.is_opted_out:
+        contact.opted_out_at = timezone.now()
+        contact.save(update_fields=["opted_out_at", "updated_at"])
+    return contact
+
+
+def contact_opt_in(*, contact: Contact, source: str) -> Contact:
+    """Record consent from `source` (e.g. "keyword", "api", "admin"); clears an opt-out."""
+    contact.opted_in_at = timezone.now()
+    contact.opt_in_source = source[:50]
+    contact.opted_out_at = None
+    contact.save(update_fields=["opted_in_at", "opt_in_source", "opted_out_at", "updated_at"])
+    return contact

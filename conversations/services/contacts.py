@@ -1,0 +1,66 @@
+"""Contacts found by phone through the blind index, and threads per contact and channel."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from channels_app.models import ChannelInstance
+from conversations.models import ChatThread, Contact, ThreadStatus
+from core.crypto import normalize_phone, phone_lookup
+from tenants.models import Tenant
+
+
+def contact_get_or_create(
+    *, tenant: Tenant, phone: str, name: str = "", external_id: str = ""
+) -> tuple[Contact, bool]:
+    """Find the tenant's live contact with this phone, or create it. Safe under races.
+
+    The lookup uses the HMAC blind index, never the encrypted phone. A non-empty `name` that
+    differs from the stored one replaces it (WhatsApp profile names change). Raises ValueError
+    for a phone without digits.
+    """
+    normalized = normalize_phone(phone)
+    if not normalized:
+        raise ValueError("A contact needs a phone number.")
+    lookup = phone_lookup(normalized)
+    contact = Contact.objects.filter(tenant=tenant, phone_lookup=lookup).first()
+    created = False
+    if contact is None:
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(
+                    tenant=tenant,
+                    phone=normalized,
+                    phone_lookup=lookup,
+                    name=name,
+                    external_id=external_id or normalized.lstrip("+"),
+                )
+                created = True
+        except IntegrityError:
+            contact = Contact.objects.get(tenant=tenant, phone_lookup=lookup)
+    if not created and name and contact.name != name:
+        contact.name = name
+        contact.save(update_fields=["name", "updated_at"])
+    return contact, created
+
+
+def thread_get_or_create(*, contact: Contact, channel: ChannelInstance) -> tuple[ChatThread, bool]:
+    """The contact's live thread on the channel, created when missing. Safe under races.
+
+    Two concurrent callers get the same thread: the loser of the insert race hits the
+    one-live-thread constraint and reads the winner's row.
+    """
+    thread = ChatThread.objects.filter(contact=contact, channel=channel).first()
+    if thread is not None:
+        return thread, False
+    try:
+        with transaction.atomic():
+            thread = ChatThread.objects.create(
+                tenant_id=contact.tenant_id,
+                contact=contact,
+                channel=channel,
+                status=ThreadStatus.OPEN,
+                last_activity_at=timezone.now(),
+            )
+            return thread, True
+    except IntegrityError:
+        return ChatThread.objects.get(contact=contact, channel=channel), False

@@ -1,0 +1,101 @@
+"""PII encryption at rest (Fernet, several keys) and HMAC blind indexes.
+
+The first key of `PII_ENCRYPTION_KEYS` encrypts; every key decrypts, so keys can be rotated with
+`rotate_pii_keys`. The blind index key (`PII_LOOKUP_KEY`) is separate and never rotated with them.
+"""
+
+import hashlib
+import hmac
+from functools import lru_cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DecryptionError(Exception):
+    """A stored value could not be decrypted with any configured key.
+
+    The message never contains the ciphertext or any part of the value.
+    """
+
+
+@lru_cache(maxsize=8)
+def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+    fernets = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernets.append(Fernet(key.encode()))
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"PII_ENCRYPTION_KEYS: key #{position} is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes)."
+            ) from exc
+    if not fernets:
+        raise ImproperlyConfigured("PII_ENCRYPTION_KEYS is empty.")
+    return MultiFernet(fernets)
+
+
+def _fernet() -> MultiFernet:
+    return _fernet_for(tuple(settings.PII_ENCRYPTION_KEYS))
+
+
+def encrypt_str(value: str) -> str:
+    """Encrypt with the newest key. The token is url-safe ASCII."""
+    return _fernet().encrypt(value.encode("utf-8")).decode("ascii")
+
+
+def decrypt_str(token: str) -> str:
+    """Decrypt with any configured key; raise DecryptionError when none fits."""
+    try:
+        return _fernet().decrypt(token.encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError, ValueError) as exc:
+        raise DecryptionError(
+            "An encrypted value could not be decrypted with any key in PII_ENCRYPTION_KEYS "
+            "(was the key that wrote it removed?)."
+        ) from exc
+
+
+def needs_rotation(token: str) -> bool:
+    """True when the token was not written by the newest key."""
+    primary = Fernet(settings.PII_ENCRYPTION_KEYS[0].encode())
+    try:
+        primary.decrypt(token.encode("ascii"))
+    except InvalidToken:
+        return True
+    return False
+
+
+def rotate_token(token: str) -> str:
+    """Re-encrypt a token with the newest key (MultiFernet.rotate)."""
+    try:
+        return _fernet().rotate(token.encode("ascii")).decode("ascii")
+    except InvalidToken as exc:
+        raise DecryptionError(
+            "An encrypted value could not be decrypted with any key in PII_ENCRYPTION_KEYS."
+        ) from exc
+
+
+def blind_index(value: str, *, purpose: str) -> str:
+    """A keyed HMAC-SHA256 of a normalised value: equal inputs give equal indexes.
+
+    `purpose` separates the index spaces (a phone index never matches an email index).
+    """
+    key = settings.PII_LOOKUP_KEY.encode("utf-8")
+    message = f"{purpose}:{value}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164-ish normalisation for lookups: `whatsapp:+55 11 9...` -> `+55119...`."""
+    value = raw.strip()
+    if value.lower().startswith("whatsapp:"):
+        value = value[len("whatsapp:") :]
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return f"+{digits}" if digits else ""
+
+
+def phone_lookup(raw: str) -> str:
+    """The blind index of a phone number, or '' for an empty one."""
+    phone = normalize_phone(raw)
+    return blind_index(phone, purpose="phone") if phone else ""

@@ -1,0 +1,74 @@
+"""Structured logging: one JSON object per line, carrying the request id and tenant id.
+
+Log calls must never pass PII or secrets: log ids (message, thread, channel, tenant) and counts,
+not phone numbers, names, emails or texts. `ContextFilter` also drops the request object that
+Django attaches to some records, so headers and bodies never reach the formatter.
+"""
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from core.context import request_id_var, tenant_id_var
+
+_STANDARD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()) | {
+    "message",
+    "asctime",
+    "request_id",
+    "tenant_id",
+    "request",
+    "server_time",
+    "status_code",
+}
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.tenant_id = tenant_id_var.get()
+        request = getattr(record, "request", None)
+        if request is not None:
+            record.path = getattr(request, "path", None)
+            record.method = getattr(request, "method", None)
+            del record.request
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+            "tenant_id": getattr(record, "tenant_id", None),
+        }
+        payload.update(_extras(record))
+        if record.exc_info:
+            payload["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = {
+            "request_id": getattr(record, "request_id", None),
+            "tenant_id": getattr(record, "tenant_id", None),
+            **_extras(record),
+        }
+        shown = " ".join(f"{key}={value}" for key, value in context.items() if value is not None)
+        return f"{line} {shown}" if shown else line

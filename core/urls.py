@@ -1,0 +1,3 @@
+"""Operational endpoints that are not part of the tenant API (metrics)."""
+
+urlpatterns: list = []

@@ -1,0 +1,120 @@
+from django.db import models
+from django.db.models import Q
+
+from core.models import BaseModel
+
+
+class TriggerMatch(models.TextChoices):
+    FIRST_WORD = "first_word", "First word"
+    ONLY_WORD = "only_word", "Only word"
+
+
+class Flow(BaseModel):
+    """One version of a flow on a channel. Uploading an existing `flow_id` adds a version.
+
+    The trigger fields are copied from the definition so that flow selection reads a few
+    columns instead of every definition. At most one version per (channel, flow_id) is active.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="flows")
+    channel = models.ForeignKey(
+        "channels_app.ChannelInstance", on_delete=models.CASCADE, related_name="flows"
+    )
+    flow_id = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    definition = models.JSONField()
+    is_active = models.BooleanField(default=False)
+    trigger_keywords = models.JSONField(default=list, blank=True)
+    trigger_match = models.CharField(
+        max_length=12, choices=TriggerMatch.choices, default=TriggerMatch.FIRST_WORD
+    )
+    is_default = models.BooleanField(default=False)
+    weight = models.PositiveSmallIntegerField(default=100)
+    ignore_keywords = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["flow_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "flow_id", "version"], name="flow_channel_flow_version_uniq"
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "flow_id"],
+                condition=Q(is_active=True, deleted_at__isnull=True),
+                name="flow_one_active_version",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["channel"],
+                condition=Q(is_active=True, deleted_at__isnull=True),
+                name="flow_active_by_channel_idx",
+            ),
+            models.Index(fields=["tenant", "flow_id"], name="flow_tenant_flow_id_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flow_id} v{self.version}"
+
+
+class SessionStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class FlowSession(BaseModel):
+    """A run of one flow version in a thread. At most one waiting session per thread.
+
+    `wait_seq` identifies the current wait: a timeout fires only for the wait it was set for.
+    `handed_off` records that the session ended in a handoff node (for stats).
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(
+        "conversations.ChatThread", on_delete=models.CASCADE, related_name="flow_sessions"
+    )
+    flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="sessions")
+    status = models.CharField(max_length=12, choices=SessionStatus.choices)
+    current_node = models.CharField(max_length=64, blank=True, default="")
+    variables = models.JSONField(default=dict, blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+    ai_turns = models.PositiveSmallIntegerField(default=0)
+    wait_seq = models.PositiveIntegerField(default=0)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    wait_expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    handed_off = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "flow session"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=Q(status="waiting", deleted_at__isnull=True),
+                name="flow_session_one_waiting_per_thread",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["wait_expires_at"],
+                condition=Q(status="waiting"),
+                name="flow_session_due_idx",
+            ),
+            models.Index(
+                fields=["waiting_since"],
+                condition=Q(status="waiting"),
+                name="flow_session_waiting_idx",
+            ),
+            models.Index(fields=["tenant", "created_at"], name="flow_session_tenant_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.pk} ({self.status})"

@@ -1,0 +1,78 @@
+from django.db import models
+from django.db.models import Q
+
+from core.fields import EncryptedTextField
+from core.models import BaseModel
+
+DEFAULT_OPT_OUT_KEYWORDS = ["stop", "unsubscribe", "parar", "sair", "cancelar", "baja"]
+DEFAULT_OPT_IN_KEYWORDS = ["start", "subscribe", "voltar"]
+
+
+def default_opt_out_keywords() -> list[str]:
+    return list(DEFAULT_OPT_OUT_KEYWORDS)
+
+
+def default_opt_in_keywords() -> list[str]:
+    return list(DEFAULT_OPT_IN_KEYWORDS)
+
+
+class Tenant(BaseModel):
+    """A business using chatai. Owner contact details are PII and encrypted at rest."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    owner_name = EncryptedTextField(blank=True, default="")
+    owner_email = EncryptedTextField(blank=True, default="")
+    owner_phone = EncryptedTextField(blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    opt_out_keywords = models.JSONField(default=default_opt_out_keywords, blank=True)
+    opt_in_keywords = models.JSONField(default=default_opt_in_keywords, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slug"], condition=Q(deleted_at__isnull=True), name="tenant_slug_live_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantProjectConfig(BaseModel):
+    """How the tenant's AI answers: who the business is, for whom, and in which voice."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="config")
+    business_description = models.TextField(blank=True, default="")
+    target_audience = models.TextField(blank=True, default="")
+    communication_style = models.TextField(blank=True, default="")
+    language = models.CharField(max_length=35, default="en")
+
+    class Meta:
+        verbose_name = "project config"
+
+    def __str__(self) -> str:
+        return f"Config of {self.tenant_id}"
+
+
+class TenantAPIKey(BaseModel):
+    """A tenant-scoped API key. Only its SHA-256 is stored; the key is shown once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.deleted_at is None

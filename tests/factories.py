@@ -1,0 +1,93 @@
+"""factory-boy factories for the models, built through the same services where it matters."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from channels_app.models import ChannelInstance, Provider
+from conversations.models import ChatThread, Contact, Message, MessageStatus, Sender
+from core.crypto import phone_lookup
+from tenants.models import Tenant, TenantProjectConfig
+
+
+class TenantFactory(DjangoModelFactory):
+    class Meta:
+        model = Tenant
+
+    name = factory.Sequence(lambda n: f"Tenant {n}")
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    owner_name = "Ana Souza"
+    owner_email = factory.Sequence(lambda n: f"owner{n}@example.com")
+    owner_phone = "+5511988887777"
+    config = factory.RelatedFactory(
+        "tests.factories.TenantProjectConfigFactory", factory_related_name="tenant"
+    )
+
+
+class TenantProjectConfigFactory(DjangoModelFactory):
+    class Meta:
+        model = TenantProjectConfig
+
+    tenant = factory.SubFactory(TenantFactory, config=None)
+    business_description = "A gym in São Paulo with classes all day."
+    target_audience = "Adults who want to get fit"
+    communication_style = "Friendly and brief"
+    language = "en"
+
+
+class TwilioChannelFactory(DjangoModelFactory):
+    class Meta:
+        model = ChannelInstance
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = Provider.TWILIO
+    phone_number = factory.Sequence(lambda n: f"+1555{n:07d}")
+    identifier = factory.LazyAttribute(lambda o: f"whatsapp:{o.phone_number}")
+    settings = factory.LazyFunction(dict)
+    secrets = factory.LazyFunction(
+        lambda: {"account_sid": "AC11111111111111111111111111111111", "auth_token": "chan-token"}
+    )
+
+
+class CloudChannelFactory(DjangoModelFactory):
+    class Meta:
+        model = ChannelInstance
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = Provider.CLOUD_API
+    phone_number = factory.Sequence(lambda n: f"+5511{n:09d}")
+    identifier = factory.LazyAttribute(lambda o: f"whatsapp:{o.phone_number}")
+    settings = factory.Sequence(lambda n: {"phone_number_id": f"10654035224{n:04d}"})
+    secrets = factory.LazyFunction(lambda: {"access_token": "EAAG-test-token"})
+
+
+class ContactFactory(DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    tenant = factory.SubFactory(TenantFactory)
+    phone = factory.Sequence(lambda n: f"+5521{n:09d}")
+    name = factory.Sequence(lambda n: f"Customer {n}")
+    phone_lookup = factory.LazyAttribute(lambda o: phone_lookup(o.phone))
+    external_id = factory.LazyAttribute(lambda o: o.phone.lstrip("+"))
+
+
+class ThreadFactory(DjangoModelFactory):
+    class Meta:
+        model = ChatThread
+
+    tenant = factory.SelfAttribute("channel.tenant")
+    channel = factory.SubFactory(TwilioChannelFactory)
+    contact = factory.SubFactory(ContactFactory, tenant=factory.SelfAttribute("..tenant"))
+
+
+class MessageFactory(DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    thread = factory.SubFactory(ThreadFactory)
+    tenant = factory.SelfAttribute("thread.tenant")
+    channel = factory.SelfAttribute("thread.channel")
+    direction = "inbound"
+    text = factory.Sequence(lambda n: f"hello number {n}")
+    status = MessageStatus.RECEIVED
+    sender = Sender.CONTACT
