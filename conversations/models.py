@@ -13,7 +13,10 @@ class Contact(BaseModel):
     external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
     phone = EncryptedTextField(blank=True, default="")
     name = EncryptedTextField(blank=True, default="")
-    phone_lookup = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    # NULL (not "") after erasure, so the partial unique constraint ignores erased contacts.
+    phone_lookup = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False
+    )
     opted_in_at = models.DateTimeField(null=True, blank=True)
     opt_in_source = models.CharField(max_length=50, blank=True, default="")
     opted_out_at = models.DateTimeField(null=True, blank=True)
@@ -120,7 +123,8 @@ class Message(BaseModel):
     kind = models.CharField(max_length=20, default="text")
     text = EncryptedTextField(blank=True, default="")
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
-    provider_message_id = models.CharField(max_length=128, null=True, blank=True)
+    # NULL until the provider accepts the message; unique per channel when set.
+    provider_message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_detail = models.CharField(max_length=1000, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)

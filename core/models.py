@@ -30,7 +30,7 @@ class BaseModel(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = LiveManager()
-    all_objects = models.Manager()
+    all_objects = models.Manager()  # noqa: DJ012 - managers are declared together
 
     class Meta:
         abstract = True
