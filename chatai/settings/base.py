@@ -153,6 +153,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": _LOCAL_CACHE}
+    # Without Redis, lockout counters are per process by design (the embedded default);
+    # axes warns about a local memory cache, which is exactly what we chose here.
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 # --- Celery: a Redis broker for web + worker deployments, in-process otherwise ---------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
