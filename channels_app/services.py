@@ -20,7 +20,7 @@ SETTINGS_KEYS = {
 }
 
 
-def _validate(
+def channel_validate(
     *,
     provider: str,
     identifier: str,
@@ -29,6 +29,7 @@ def _validate(
     secrets: dict[str, Any],
     exclude_pk: object = None,
 ) -> None:
+    """Raise ValidationError (field -> message, never a secret value) for a bad channel."""
     errors: dict[str, str] = {}
     if provider not in Provider.values:
         errors["provider"] = f"Must be one of: {', '.join(Provider.values)}."
@@ -93,7 +94,7 @@ def channel_create(
         raise ValidationError({"channel_type": "Must be 'whatsapp'."})
     if channel_type != ChannelType.WHATSAPP:
         raise ValidationError({"channel_type": "Only WhatsApp channels are supported for now."})
-    _validate(
+    channel_validate(
         provider=provider,
         identifier=identifier,
         phone_number=phone_number,
@@ -136,7 +137,7 @@ def channel_update(*, channel: ChannelInstance, data: dict[str, Any]) -> Channel
         f"whatsapp:{phone_number}" if "phone_number" in data else channel.identifier
     )
     settings = data.get("settings", channel.settings)
-    _validate(
+    channel_validate(
         provider=provider,
         identifier=identifier,
         phone_number=phone_number,
