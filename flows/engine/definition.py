@@ -316,7 +316,27 @@ class RegexRule(_Model):
     regex: Regex
 
 
-InputRule = Literal["any", "email", "number", "phone", "date"] | RegexRule
+InputRuleName = Literal["any", "email", "number", "phone", "date"]
+
+
+def _input_rule_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "rule:name"
+    if isinstance(value, Mapping | RegexRule):
+        return "rule:regex"
+    return None
+
+
+InputRule = Annotated[
+    Annotated[InputRuleName, Tag("rule:name")] | Annotated[RegexRule, Tag("rule:regex")],
+    Discriminator(
+        _input_rule_tag,
+        custom_error_type="invalid_input_rule",
+        custom_error_message=(
+            'must be "any", "email", "number", "phone", "date" or {"regex": "..."}'
+        ),
+    ),
+]
 
 
 class InputNode(_Node):

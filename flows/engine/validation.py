@@ -87,7 +87,7 @@ _TYPE_NAMES = {
     "model_attributes_type": "an object",
     "float_type": "a number",
 }
-_TAG_PREFIXES = ("node:", "cond:")
+_TAG_PREFIXES = ("node:", "cond:", "rule:")
 
 
 def _clean_loc(loc: Sequence[str | int]) -> Loc:
