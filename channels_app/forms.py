@@ -61,7 +61,8 @@ class ChannelForm(forms.ModelForm):
                 exclude_pk=self.instance.pk if not self.instance._state.adding else None,
             )
         except ValidationError as exc:
-            self.add_error(None, exc)
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
         return cleaned
 
     def save_through_services(self, *, tenant: Any) -> ChannelInstance:

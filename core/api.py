@@ -3,8 +3,10 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -32,7 +34,7 @@ def _flatten(detail: Any, path: str = "") -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
         for key, value in detail.items():
             child = key if not path else f"{path}.{key}"
-            if key == "non_field_errors":
+            if key in ("non_field_errors", "__all__"):
                 child = path
             out.extend(_flatten(value, child))
         return out
@@ -64,6 +66,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        # A service refused the input: 400 with one detail per field (never a 500).
+        exc = exceptions.ValidationError(detail=get_error_detail(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

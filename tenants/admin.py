@@ -56,6 +56,7 @@ class TenantAdmin(admin.ModelAdmin):
                         if field in inline_form.cleaned_data:
                             setattr(config, field, inline_form.cleaned_data[field])
                     config.save()
+                formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             else:
                 self.save_formset(request, form, formset, change)
 

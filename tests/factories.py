@@ -12,6 +12,7 @@ from tenants.models import Tenant, TenantProjectConfig
 class TenantFactory(DjangoModelFactory):
     class Meta:
         model = Tenant
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Tenant {n}")
     slug = factory.Sequence(lambda n: f"tenant-{n}")

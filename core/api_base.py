@@ -1,0 +1,205 @@
+"""The base of every tenant API view: who may use which tenant, decided once.
+
+A request is made either by a staff user (a session from `/api/controller/auth` or the admin)
+or with a tenant API key (`Authorization: Api-Key <key>`, see `tenants.authentication`).
+
+- Staff reach every live tenant.
+- A key reaches only its own tenant. Any other tenant answers 404 exactly like an id that does
+  not exist, so a key cannot even learn which tenant ids exist.
+- Routes a key may not use on its own tenant (`staff_only`, `staff_only_actions`) answer 403.
+- Any other authenticated user (a non-staff session) is refused with 403 everywhere.
+
+`TenantScopedMixin` resolves the tenant from the URL (`tenant` kwarg), checks access, binds the
+tenant id to the log context and filters every queryset by tenant. Views never scope by hand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from core.context import bind_tenant
+from tenants.models import Tenant, TenantAPIKey
+
+
+def request_is_staff(request: Request) -> bool:
+    """True for a staff user's session (never for an API key)."""
+    user = getattr(request, "user", None)
+    return bool(
+        user is not None
+        and user.is_authenticated
+        and user.is_staff
+        and user.is_active
+        and not isinstance(request.auth, TenantAPIKey)
+    )
+
+
+def request_api_key(request: Request) -> TenantAPIKey | None:
+    return request.auth if isinstance(request.auth, TenantAPIKey) else None
+
+
+class IsStaffOrTenantKey(BasePermission):
+    """A staff session or a tenant API key. Unauthenticated requests get 401 (not 403)."""
+
+    message = "Only staff users and tenant API keys may use the API."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False  # DRF answers 401 with the authenticate header
+        return request_is_staff(request) or request_api_key(request) is not None
+
+
+class IsStaff(BasePermission):
+    """A staff session. A tenant API key or a non-staff user gets 403."""
+
+    message = "This endpoint is for staff users only."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        return request_is_staff(request)
+
+
+def parse_uuid(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def tenant_for_request(request: Request, tenant_id: object) -> Tenant:
+    """The live tenant `tenant_id` if the caller may use it; NotFound otherwise.
+
+    Not found, deleted, malformed and "another tenant's" are the same 404 for a key.
+    """
+    pk = parse_uuid(tenant_id)
+    if pk is None:
+        raise exceptions.NotFound()
+    api_key = request_api_key(request)
+    if api_key is not None:
+        if api_key.tenant_id != pk:
+            raise exceptions.NotFound()
+        return api_key.tenant  # loaded with the key (select_related), live and active
+    if not request_is_staff(request):
+        raise exceptions.NotFound()
+    tenant = Tenant.objects.filter(pk=pk).first()
+    if tenant is None:
+        raise exceptions.NotFound()
+    return tenant
+
+
+class TenantScopedMixin:
+    """Resolve `self.tenant` from the URL once per request and scope every queryset to it.
+
+    - `staff_only = True`: the whole view is staff-only (a key gets 403 on its own tenant).
+    - `staff_only_actions`: viewset actions a key may not use.
+    - `tenant_field`: the lookup from the model to its tenant (default `tenant`).
+    """
+
+    tenant_url_kwarg = "tenant"
+    tenant_field = "tenant"
+    staff_only = False
+    staff_only_actions: frozenset[str] = frozenset()
+    permission_classes = [IsStaffOrTenantKey]
+    tenant: Tenant
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self.tenant = tenant_for_request(request, kwargs.get(self.tenant_url_kwarg))
+        bind_tenant(self.tenant.pk)
+        action = getattr(self, "action", None)
+        if not request_is_staff(request) and (
+            self.staff_only or (action is not None and action in self.staff_only_actions)
+        ):
+            raise exceptions.PermissionDenied("This endpoint is for staff users only.")
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset()  # type: ignore[misc]
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return queryset.none()
+        return queryset.filter(**{self.tenant_field: self.tenant})
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()  # type: ignore[misc]
+        context["tenant"] = getattr(self, "tenant", None)
+        return context
+
+
+# --- OpenAPI: the error envelope on every operation -----------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="A field name, or a JSON path into a flow document.")
+    message = serializers.CharField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. `not_found`, `invalid_flow`.")
+    message = serializers.CharField()
+    details = ErrorDetailSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """`{"error": {"code", "message", "details"}}`, the body of every 4xx answer."""
+
+    error = ErrorBodySerializer()
+
+
+_ERROR_DESCRIPTIONS = {
+    "400": "Invalid input; `details` lists each problem with its path.",
+    "401": "Missing or invalid credentials.",
+    "403": "Authenticated, but not allowed (e.g. an API key on a staff-only route).",
+    "404": "Not found (also another tenant's object, for an API key).",
+    "409": "Conflict with the current state.",
+    "429": "Too many requests; see the Retry-After header.",
+}
+
+
+class ChataiAutoSchema(AutoSchema):
+    """Adds the error envelope responses to each operation.
+
+    401 and 403 everywhere authentication applies, 404 on routes with path parameters, 400 on
+    writes and on reads with query parameters. Views add others (409, 429) with `extend_schema`.
+    """
+
+    def _error_codes(self) -> list[str]:
+        codes = []
+        if self.view.authentication_classes:
+            codes += ["401", "403"]
+        if "{" in self.path:
+            codes.append("404")
+        if self.method in ("POST", "PUT", "PATCH") or self._has_query_filters():
+            codes.append("400")
+        return codes
+
+    def _has_query_filters(self) -> bool:
+        return bool(getattr(self.view, "filterset_class", None)) or bool(
+            getattr(self.view, "query_serializer_class", None)
+        )
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)  # type: ignore[arg-type]
+        for code in self._error_codes():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code]),
+                    code,
+                    direction=direction,
+                )
+        return dict(sorted(responses.items()))
+
+
+def error_response(code: str, description: str | None = None) -> dict[str, OpenApiResponse]:
+    """An `extend_schema(responses=...)` entry for an extra error status."""
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=description or _ERROR_DESCRIPTIONS[code])
+    }

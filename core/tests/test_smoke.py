@@ -1,3 +1,0 @@
-def test_healthz(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
