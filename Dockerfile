@@ -22,7 +22,8 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=chatai:chatai . /app
 # collectstatic needs settings but no secrets or database: give it throwaway values.
-RUN DEBUG=true SECRET_KEY=build-only python manage.py collectstatic --no-input \
+RUN DEBUG=false SECRET_KEY=build-only PII_ENCRYPTION_KEYS=build-only PII_LOOKUP_KEY=build-only \
+    python manage.py collectstatic --no-input \
     && mkdir -p /app/media && chown -R chatai:chatai /app/media /app/staticfiles
 USER chatai
 EXPOSE 8000
