@@ -73,6 +73,9 @@ class FlowSession(BaseModel):
     """A run of one flow version in a thread. At most one waiting session per thread.
 
     `wait_seq` identifies the current wait: a timeout fires only for the wait it was set for.
+    `wait_expires_at` is the node timeout of the current wait (question/input with `timeout`);
+    `stale_at` is when a wait without a node timeout passes the flow's
+    `session_timeout_seconds` (both indexed so the periodic job finds due sessions directly).
     `handed_off` records that the session ended in a handoff node (for stats).
     """
 
@@ -89,6 +92,7 @@ class FlowSession(BaseModel):
     wait_seq = models.PositiveIntegerField(default=0)
     waiting_since = models.DateTimeField(null=True, blank=True)
     wait_expires_at = models.DateTimeField(null=True, blank=True)
+    stale_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     handed_off = models.BooleanField(default=False)
 
@@ -112,6 +116,11 @@ class FlowSession(BaseModel):
                 fields=["waiting_since"],
                 condition=Q(status="waiting"),
                 name="flow_session_waiting_idx",
+            ),
+            models.Index(
+                fields=["stale_at"],
+                condition=Q(status="waiting"),
+                name="flow_session_stale_idx",
             ),
             models.Index(fields=["tenant", "created_at"], name="flow_session_tenant_idx"),
         ]

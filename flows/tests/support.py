@@ -1,0 +1,85 @@
+"""Helpers for the Django-side flow tests (services, AI, admin, commands)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from conversations.models import ChatThread, Message, MessageStatus, Sender
+from flows.services import Reply, flow_handle_inbound
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "flows" / "examples"
+SHARED_EXAMPLES = Path("/work/shared/examples/flows")
+
+
+def example(name: str) -> dict[str, Any]:
+    """A copy of an example flow (from flows/examples/)."""
+    return json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def flow_doc(flow_id: str = "demo", *, nodes: list[dict] | None = None, **top: Any) -> dict:
+    """A small valid flow: a question with two choices, each ending the flow."""
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "flow_id": flow_id,
+        "name": f"Flow {flow_id}",
+        "start": "ask",
+        "nodes": nodes
+        or [
+            {
+                "id": "ask",
+                "type": "question",
+                "text": f"[{flow_id}] Yes or no?",
+                "choices": [
+                    {"id": "yes", "label": "Yes", "next": "done_yes"},
+                    {"id": "no", "label": "No", "next": "done_no"},
+                ],
+                "save_as": "answer",
+            },
+            {"id": "done_yes", "type": "end", "text": f"[{flow_id}] You said yes."},
+            {"id": "done_no", "type": "end", "text": f"[{flow_id}] You said no."},
+        ],
+    }
+    doc.update(copy.deepcopy(top))
+    return doc
+
+
+def receive(thread: ChatThread, text: str, *, interactive_id: str | None = None) -> list[Reply]:
+    """Store an inbound message and run the flow service on it the way the pipeline does:
+    in a transaction, holding the thread row lock, with a freshly loaded thread."""
+    with transaction.atomic():
+        locked = (
+            ChatThread.objects.select_for_update()
+            .select_related("contact", "tenant")
+            .get(pk=thread.pk)
+        )
+        message = Message.objects.create(
+            tenant_id=locked.tenant_id,
+            thread=locked,
+            channel_id=locked.channel_id,
+            direction="inbound",
+            text=text,
+            status=MessageStatus.RECEIVED,
+            sender=Sender.CONTACT,
+            metadata={"interactive_id": interactive_id} if interactive_id else {},
+        )
+        replies = flow_handle_inbound(thread=locked, message=message)
+        for reply in replies:
+            Message.objects.create(
+                tenant_id=locked.tenant_id,
+                thread=locked,
+                channel_id=locked.channel_id,
+                direction="outbound",
+                text=reply.text,
+                status=MessageStatus.QUEUED,
+                sender=reply.sender,
+            )
+    return replies
+
+
+def texts(replies: list[Reply]) -> list[str]:
+    return [reply.text for reply in replies]
