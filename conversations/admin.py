@@ -38,7 +38,7 @@ class ContactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "tenant",
         "name",
         "masked_phone",
-        "masked_external_id",
+        "external_id",
         "opted_in_at",
         "opt_in_source",
         "opted_out_at",
@@ -51,11 +51,6 @@ class ContactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Phone")
     def masked_phone(self, obj: Contact) -> str:
         return mask_phone(obj.phone)
-
-    @admin.display(description="External id")
-    def masked_external_id(self, obj: Contact) -> str:
-        # The WhatsApp id is the phone number's digits: masked like the phone.
-        return mask_phone(obj.external_id)
 
 
 class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -5,6 +5,7 @@ from factory.django import DjangoModelFactory
 
 from channels_app.models import ChannelInstance, Provider
 from conversations.models import ChatThread, Contact, Message, MessageStatus, Sender
+from conversations.services.contacts import contact_external_id
 from core.crypto import phone_lookup
 from tenants.models import Tenant, TenantProjectConfig
 
@@ -69,7 +70,7 @@ class ContactFactory(DjangoModelFactory):
     phone = factory.Sequence(lambda n: f"+5521{n:09d}")
     name = factory.Sequence(lambda n: f"Customer {n}")
     phone_lookup = factory.LazyAttribute(lambda o: phone_lookup(o.phone))
-    external_id = factory.LazyAttribute(lambda o: o.phone.lstrip("+"))
+    external_id = factory.LazyAttribute(lambda o: contact_external_id(o.phone))
 
 
 class ThreadFactory(DjangoModelFactory):

@@ -5,8 +5,19 @@ from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Contact, ThreadStatus
-from core.crypto import normalize_phone, phone_lookup
+from core.crypto import blind_index, normalize_phone, phone_lookup
 from tenants.models import Tenant
+
+
+def contact_external_id(provider_id: str) -> str:
+    """A stable pseudonymous id for a WhatsApp id (which is the phone number's digits).
+
+    Storing the WhatsApp id itself would put the phone number in clear next to its encrypted
+    copy, so the contact's `external_id` is a keyed hash of it: the same for the same number
+    on every channel, meaningless without `PII_LOOKUP_KEY`.
+    """
+    digits = "".join(ch for ch in provider_id if ch.isdigit()) or provider_id
+    return "wa_" + blind_index(digits, purpose="external-id")[:32]
 
 
 def contact_get_or_create(
@@ -14,9 +25,10 @@ def contact_get_or_create(
 ) -> tuple[Contact, bool]:
     """Find the tenant's live contact with this phone, or create it. Safe under races.
 
-    The lookup uses the HMAC blind index, never the encrypted phone. A non-empty `name` that
-    differs from the stored one replaces it (WhatsApp profile names change). Raises ValueError
-    for a phone without digits.
+    The lookup uses the HMAC blind index, never the encrypted phone. `external_id` (the
+    provider's id for the person, e.g. the WhatsApp id; defaults to the phone) is stored only
+    as a pseudonym (`contact_external_id`). A non-empty `name` that differs from the stored one
+    replaces it (WhatsApp profile names change). Raises ValueError for a phone without digits.
     """
     normalized = normalize_phone(phone)
     if not normalized:
@@ -32,7 +44,7 @@ def contact_get_or_create(
                     phone=normalized,
                     phone_lookup=lookup,
                     name=name,
-                    external_id=external_id or normalized.lstrip("+"),
+                    external_id=contact_external_id(external_id or normalized),
                 )
                 created = True
         except IntegrityError:

@@ -4,7 +4,11 @@ import pytest
 from django.db import connection
 
 from conversations.models import ChatThread, Contact
-from conversations.services.contacts import contact_get_or_create, thread_get_or_create
+from conversations.services.contacts import (
+    contact_external_id,
+    contact_get_or_create,
+    thread_get_or_create,
+)
 from tests.factories import TenantFactory, TwilioChannelFactory
 
 
@@ -17,7 +21,9 @@ def test_contact_found_by_blind_index_whatever_the_phone_format(tenant):
     assert created and not created_again
     assert again.pk == contact.pk
     assert Contact.objects.get(pk=contact.pk).name == "Maria"
-    assert contact.external_id == "5511912345678"
+    assert contact.external_id.startswith("wa_")
+    assert "5511912345678" not in contact.external_id
+    assert contact.external_id == contact_external_id("5511912345678")
 
 
 @pytest.mark.django_db
