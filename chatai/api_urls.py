@@ -1,3 +1,31 @@
-"""The tenant API (see tenants/api, channels_app/api, conversations/api, flows/api)."""
+"""The tenant API under /api/: staff login, tenants and everything nested under a tenant.
 
-urlpatterns: list = []
+Every tenant resource lives under `tenants/<tenant>/`; each app contributes a router
+(`<app>/api/urls.py`). Anything else under /api/ answers the JSON 404 envelope.
+"""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from channels_app.api import urls as channel_urls
+from conversations.api import urls as conversation_urls
+from core.api_base import api_not_found
+from flows.api import urls as flow_urls
+from tenants.api import urls as tenant_urls
+
+tenant_scoped = [
+    *tenant_urls.tenant_router.urls,
+    *channel_urls.tenant_router.urls,
+    *flow_urls.tenant_router.urls,
+    *conversation_urls.tenant_router.urls,
+    *conversation_urls.urlpatterns,
+]
+
+urlpatterns = [
+    *tenant_urls.controller_urlpatterns,
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *tenant_urls.router.urls,
+    path("tenants/<uuid:tenant>/", include(tenant_scoped)),
+    re_path(r"^.*$", api_not_found, name="api-not-found"),
+]

@@ -9,13 +9,13 @@ from django.middleware.csrf import get_token
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_base import (
+    UUID_PATTERN,
     IsStaff,
     TenantScopedMixin,
     error_response,
@@ -24,15 +24,15 @@ from core.api_base import (
 )
 from core.context import bind_tenant
 from tenants import selectors
+from tenants.api.lockout import login_retry_after
 from tenants.api.serializers import (
     APIKeyCreatedSerializer,
     APIKeySerializer,
     LoginResultSerializer,
     LoginSerializer,
     StaffUserSerializer,
+    TenantSerializer,
 )
-from tenants.api.serializers import TenantSerializer
-from tenants.api.lockout import login_retry_after
 from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.models import Tenant
 from tenants.services import tenant_create, tenant_update
@@ -67,6 +67,7 @@ class TenantViewSet(
     serializer_class = TenantSerializer
     queryset = Tenant.objects.none()
     lookup_url_kwarg = "tenant"
+    lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     permission_classes = TenantScopedMixin.permission_classes
 
@@ -125,6 +126,7 @@ class APIKeyViewSet(
     staff_only = True
     serializer_class = APIKeySerializer
     lookup_url_kwarg = "key"
+    lookup_value_regex = UUID_PATTERN
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -145,13 +147,6 @@ class APIKeyViewSet(
 
 
 # --- Staff login --------------------------------------------------------------------------
-
-
-class _ApiSessionAuthentication(SessionAuthentication):
-    """Session authentication that answers 401 (not 403) when there is no session."""
-
-    def authenticate_header(self, request: Request) -> str:
-        return 'Session realm="api"'
 
 
 def _user_data(user: Any) -> dict[str, Any]:
@@ -224,7 +219,6 @@ class LoginView(APIView):
 class LogoutView(APIView):
     """`POST /api/controller/logout`: ends the staff session (CSRF protected)."""
 
-    authentication_classes = [_ApiSessionAuthentication]
     permission_classes = [IsStaff]
 
     @extend_schema(summary="Log out", request=None, responses={204: None})
@@ -236,7 +230,6 @@ class LogoutView(APIView):
 class MeView(APIView):
     """`GET /api/controller/me`: the logged-in staff user."""
 
-    authentication_classes = [_ApiSessionAuthentication]
     permission_classes = [IsStaff]
 
     @extend_schema(summary="The logged-in staff user", responses={200: StaffUserSerializer})

@@ -1,0 +1,59 @@
+import django_filters
+
+from conversations.models import (
+    ChatThread,
+    Contact,
+    Direction,
+    Message,
+    MessageStatus,
+    ThreadStatus,
+)
+from conversations.selectors import OPTED_OUT
+from core.crypto import normalize_phone, phone_lookup
+
+
+class ContactFilter(django_filters.FilterSet):
+    opted_out = django_filters.BooleanFilter(method="filter_opted_out", label="Opted out")
+    erased = django_filters.BooleanFilter(
+        field_name="erased_at", lookup_expr="isnull", exclude=True, label="Erased"
+    )
+    phone = django_filters.CharFilter(method="filter_phone", label="Phone (E.164, exact)")
+    external_id = django_filters.CharFilter()
+    created_since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Contact
+        fields = ["opted_out", "erased", "phone", "external_id", "created_since"]
+
+    def filter_opted_out(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(OPTED_OUT) if value else queryset.exclude(OPTED_OUT)
+
+    def filter_phone(self, queryset, name, value):
+        # Found through the blind index: the phone itself is encrypted and cannot be filtered.
+        normalized = normalize_phone(value)
+        if not normalized:
+            return queryset.none()
+        return queryset.filter(phone_lookup=phone_lookup(normalized))
+
+
+class ThreadFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ThreadStatus.choices)
+    channel = django_filters.UUIDFilter(field_name="channel_id")
+    contact = django_filters.UUIDFilter(field_name="contact_id")
+    needs_human = django_filters.BooleanFilter()
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = ChatThread
+        fields = ["status", "channel", "contact", "needs_human", "updated_since"]
+
+
+class MessageFilter(django_filters.FilterSet):
+    direction = django_filters.ChoiceFilter(choices=Direction.choices)
+    status = django_filters.ChoiceFilter(choices=MessageStatus.choices)
+
+    class Meta:
+        model = Message
+        fields = ["direction", "status"]

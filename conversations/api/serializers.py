@@ -1,0 +1,145 @@
+from rest_framework import serializers
+
+from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
+from conversations.services.stats import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """A contact with its decrypted name and phone (for authorised clients only)."""
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "external_id",
+            "name",
+            "phone",
+            "opted_in_at",
+            "opted_out_at",
+            "erased_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ThreadContactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "phone"]
+        read_only_fields = fields
+
+
+class ThreadSerializer(serializers.ModelSerializer):
+    contact = ThreadContactSerializer(read_only=True)
+
+    class Meta:
+        model = ChatThread
+        fields = [
+            "id",
+            "contact",
+            "channel",
+            "status",
+            "needs_human",
+            "handoff_reason",
+            "last_activity_at",
+            "last_inbound_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ThreadUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
+    needs_human = serializers.BooleanField(
+        required=False, help_text="false resumes automation; true pauses it for a human."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("Send `status` and/or `needs_human`.")
+        return attrs
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MessageAttachment
+        fields = ["id", "media_type", "content_type", "url", "size_bytes"]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    attachments = AttachmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "sender",
+            "text",
+            "status",
+            "provider_message_id",
+            "error_code",
+            "attachments",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AgentMessageSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=4096, help_text="Sent as the agent.")
+
+
+class ErasureSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Report what would be erased without changing anything."
+    )
+
+
+class ErasureReportSerializer(serializers.Serializer):
+    contact_id = serializers.UUIDField()
+    dry_run = serializers.BooleanField()
+    contacts_redacted = serializers.IntegerField()
+    messages_redacted = serializers.IntegerField()
+    messages_cancelled = serializers.IntegerField()
+    attachments_deleted = serializers.IntegerField()
+    files_deleted = serializers.IntegerField()
+    sessions_ended = serializers.IntegerField()
+    threads_closed = serializers.IntegerField()
+
+
+class StatsQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=MIN_DAYS, max_value=MAX_DAYS, default=DEFAULT_DAYS, required=False
+    )
+
+
+class DayCountSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    inbound = serializers.IntegerField()
+    outbound = serializers.IntegerField()
+
+
+class ThreadCountSerializer(serializers.Serializer):
+    open = serializers.IntegerField()
+    needs_human = serializers.IntegerField()
+
+
+class FlowStatsSerializer(serializers.Serializer):
+    flow_id = serializers.CharField()
+    name = serializers.CharField()
+    started = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    handed_off = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    completion_rate = serializers.FloatField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    messages = DayCountSerializer(many=True)
+    threads = ThreadCountSerializer()
+    flows = FlowStatsSerializer(many=True)
