@@ -1,0 +1,173 @@
+"""The provider-neutral shapes every WhatsApp provider translates to and from.
+
+A provider module (`twilio.py`, `cloud_api.py`) turns a webhook into `ParsedInbound` and
+`ParsedStatus` values and turns an `OutboundPayload` into one API call. Nothing outside
+`channels_app.providers` knows a provider's wire format.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from channels_app.models import ChannelInstance
+
+INBOUND_KINDS = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "location",
+    "interactive",
+    "button",
+    "unsupported",
+)
+MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
+
+# Our statuses, in the order a message moves through them (failed may follow any of them).
+STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+@dataclass(frozen=True)
+class ParsedMedia:
+    """One media item of an inbound message. `url` (Twilio) or `provider_media_id` (Cloud API)."""
+
+    media_type: str
+    content_type: str = ""
+    url: str = ""
+    provider_media_id: str = ""
+    size_bytes: int | None = None
+    filename: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedLocation:
+    latitude: float
+    longitude: float
+    name: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedInbound:
+    """An inbound message as every provider describes it.
+
+    `kind` is one of INBOUND_KINDS; `raw_type` is the provider's own type name (kept in the
+    message metadata, so an `unsupported` message says what it was). `interactive_id` holds the
+    id of a button or list reply (or a template quick-reply payload).
+    """
+
+    provider_message_id: str
+    from_phone: str
+    kind: str = "text"
+    text: str = ""
+    profile_name: str = ""
+    wa_id: str = ""
+    interactive_id: str = ""
+    media: tuple[ParsedMedia, ...] = ()
+    location: ParsedLocation | None = None
+    raw_type: str = ""
+    timestamp: datetime | None = None
+    context_id: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedStatus:
+    """A delivery status of one of our outbound messages.
+
+    `status` is ours (queued, sent, delivered, read, failed); `raw_status` the provider's.
+    """
+
+    provider_message_id: str
+    status: str
+    raw_status: str = ""
+    error_code: str = ""
+    error_detail: str = ""
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboundPayload:
+    """What to send: the recipient's E.164 phone, text, optional media and reply choices."""
+
+    to_phone: str
+    text: str = ""
+    media_url: str | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    reference: str = ""  # our message id, for provider-side correlation only
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str
+    raw_status: str = ""
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    content: bytes
+    content_type: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """Base of the provider errors. Messages never contain phone numbers, texts or secrets."""
+
+    def __init__(self, message: str, *, code: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class TransientSendError(ProviderError):
+    """The provider did not accept the message and trying again later may work."""
+
+
+class PermanentSendError(ProviderError):
+    """The provider refused the message; sending it again will not help."""
+
+
+class AmbiguousSendError(ProviderError):
+    """The request may have reached the provider (e.g. a read timeout): never sent again."""
+
+
+class MediaDownloadError(ProviderError):
+    """The media could not be fetched (the task retries it)."""
+
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d \-]{5,}\d")
+
+
+def scrub(text: str, *, limit: int = 500) -> str:
+    """A provider error text without anything that looks like a phone number, shortened."""
+    return _PHONE_LIKE.sub("[number]", str(text or ""))[:limit]
+
+
+def numbered_choices(text: str, choices: tuple[tuple[str, str], ...]) -> str:
+    """The text followed by the choices as `1. label` lines (for channels without buttons)."""
+    if not choices:
+        return text
+    lines = [f"{position}. {label}" for position, (_id, label) in enumerate(choices, start=1)]
+    return f"{text}\n\n" + "\n".join(lines) if text else "\n".join(lines)
+
+
+class Provider(ABC):
+    """Sending and media download for one provider. Webhook parsing lives in the modules."""
+
+    name: str = ""
+
+    @abstractmethod
+    def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """Send one message. Raises TransientSendError, PermanentSendError or
+        AmbiguousSendError; returns the provider's message id when it accepted it."""
+
+    @abstractmethod
+    def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
+        """Download inbound media. Raises MediaDownloadError."""

@@ -1,0 +1,392 @@
+"""The WhatsApp Cloud API (Meta Graph API): JSON webhooks signed with `X-Hub-Signature-256`,
+messages sent to `POST {base}/{phone_number_id}/messages` with the channel's access token,
+media fetched in two steps (`GET /{media_id}` for a short-lived URL, then that URL).
+
+Docs: https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples and
+https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+from django.conf import settings
+
+from channels_app.providers.base import (
+    AmbiguousSendError,
+    MediaDownloadError,
+    MediaFile,
+    OutboundPayload,
+    ParsedInbound,
+    ParsedLocation,
+    ParsedMedia,
+    ParsedStatus,
+    PermanentSendError,
+    Provider,
+    SendResult,
+    TransientSendError,
+    numbered_choices,
+    scrub,
+)
+from channels_app.providers.twilio import _read_limited
+
+if TYPE_CHECKING:
+    from channels_app.models import ChannelInstance
+
+logger = logging.getLogger(__name__)
+
+MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
+STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
+# Graph error codes that mean "slow down" or "try later" even when the HTTP status is 400.
+THROTTLING_CODES = {"4", "80007", "130429", "131048", "131056", "131000", "133004"}
+BUTTON_TITLE_MAX = 20
+LIST_ROW_TITLE_MAX = 24
+INTERACTIVE_BODY_MAX = 1024
+
+
+class CloudParseError(ValueError):
+    """The body is not a WhatsApp Business Account webhook."""
+
+
+@dataclass(frozen=True)
+class CloudItem:
+    """One message or status of a webhook batch, with the number it was addressed to."""
+
+    phone_number_id: str
+    item: ParsedInbound | ParsedStatus
+
+
+def signature_valid(*, body: bytes, header: str, secret: str) -> bool:
+    """Constant-time check of `sha256=<hex>` against HMAC-SHA256(secret, raw body)."""
+    if not header or not secret or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def phone_number_ids(payload: Any) -> set[str]:
+    """The `metadata.phone_number_id` of every change (for finding per-channel secrets)."""
+    found: set[str] = set()
+    if not isinstance(payload, dict):
+        return found
+    for entry in payload.get("entry") or []:
+        for change in (entry or {}).get("changes") or [] if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            metadata = value.get("metadata") if isinstance(value, dict) else None
+            if isinstance(metadata, dict) and metadata.get("phone_number_id"):
+                found.add(str(metadata["phone_number_id"]))
+    return found
+
+
+def parse_payload(payload: Any) -> list[CloudItem]:
+    """Every message and status of a webhook body, in order.
+
+    Raises CloudParseError when the body is not a webhook at all (no `entry` list). Parts that
+    are malformed or not about messages are logged (by kind, never content) and skipped, so a
+    valid delivery is never refused as a whole.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
+        raise CloudParseError("The body has no 'entry' list.")
+    items: list[CloudItem] = []
+    for entry in payload["entry"]:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            logger.warning("cloud api webhook: entry without changes skipped")
+            continue
+        for change in changes:
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                logger.warning("cloud api webhook: change without value skipped")
+                continue
+            if change.get("field", "messages") != "messages":
+                logger.info("cloud api webhook: field skipped", extra={"field": change["field"]})
+                continue
+            number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
+            profiles = {
+                str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
+                for c in value.get("contacts") or []
+                if isinstance(c, dict)
+            }
+            for raw in value.get("messages") or []:
+                parsed = _parse_message(raw, profiles)
+                if parsed is not None:
+                    items.append(CloudItem(number_id, parsed))
+            for raw in value.get("statuses") or []:
+                status = _parse_status(raw)
+                if status is not None:
+                    items.append(CloudItem(number_id, status))
+    return items
+
+
+def _parse_message(raw: Any, profiles: dict[str, str]) -> ParsedInbound | None:
+    if not isinstance(raw, dict) or not raw.get("id") or not raw.get("from"):
+        logger.warning("cloud api webhook: message without id or sender skipped")
+        return None
+    raw_type = str(raw.get("type") or "unknown")[:50]
+    sender = str(raw["from"])
+    common: dict[str, Any] = {
+        "provider_message_id": str(raw["id"])[:128],
+        "from_phone": sender,
+        "wa_id": sender,
+        "profile_name": profiles.get(sender, "")[:200],
+        "raw_type": raw_type,
+        "timestamp": _timestamp(raw.get("timestamp")),
+        "context_id": str((raw.get("context") or {}).get("id") or ""),
+    }
+    body = raw.get(raw_type) if isinstance(raw.get(raw_type), dict) else {}
+    if raw_type == "text":
+        return ParsedInbound(kind="text", text=str(body.get("body") or ""), **common)
+    if raw_type in MEDIA_TYPES and body.get("id"):
+        media = ParsedMedia(
+            media_type=raw_type,
+            content_type=str(body.get("mime_type") or ""),
+            provider_media_id=str(body["id"]),
+            filename=str(body.get("filename") or "")[:255],
+            sha256=str(body.get("sha256") or ""),
+        )
+        return ParsedInbound(
+            kind=raw_type, text=str(body.get("caption") or ""), media=(media,), **common
+        )
+    if raw_type == "location":
+        try:
+            location = ParsedLocation(
+                latitude=float(body["latitude"]),
+                longitude=float(body["longitude"]),
+                name=str(body.get("name") or ""),
+                address=str(body.get("address") or ""),
+            )
+        except (KeyError, TypeError, ValueError):
+            return ParsedInbound(kind="unsupported", **common)
+        return ParsedInbound(kind="location", location=location, **common)
+    if raw_type == "interactive":
+        reply_type = str(body.get("type") or "")
+        reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
+        if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
+            return ParsedInbound(
+                kind="interactive",
+                text=str(reply.get("title") or ""),
+                interactive_id=str(reply["id"])[:256],
+                **{**common, "raw_type": f"interactive.{reply_type}"},
+            )
+        return ParsedInbound(kind="unsupported", **{**common, "raw_type": "interactive"})
+    if raw_type == "button":
+        payload = str(body.get("payload") or body.get("text") or "")
+        return ParsedInbound(
+            kind="button",
+            text=str(body.get("text") or ""),
+            interactive_id=payload[:256],
+            **common,
+        )
+    return ParsedInbound(kind="unsupported", **common)
+
+
+def _parse_status(raw: Any) -> ParsedStatus | None:
+    if not isinstance(raw, dict) or not raw.get("id") or not raw.get("status"):
+        logger.warning("cloud api webhook: status without id skipped")
+        return None
+    raw_status = str(raw["status"]).lower()
+    error_code, error_detail = "", ""
+    errors = raw.get("errors") or []
+    if errors and isinstance(errors[0], dict):
+        error_code = str(errors[0].get("code") or "")
+        details = (
+            (errors[0].get("error_data") or {}).get("details")
+            if isinstance(errors[0].get("error_data"), dict)
+            else ""
+        )
+        error_detail = scrub(
+            str(details or errors[0].get("title") or errors[0].get("message") or "")
+        )
+    return ParsedStatus(
+        provider_message_id=str(raw["id"])[:128],
+        status=STATUS_MAP.get(raw_status, ""),
+        raw_status=raw_status[:30],
+        error_code=error_code[:64],
+        error_detail=error_detail,
+        timestamp=_timestamp(raw.get("timestamp")),
+    )
+
+
+def _media_kind(url: str) -> str:
+    path = url.split("?")[0].lower()
+    if path.endswith((".mp4", ".3gp")):
+        return "video"
+    if path.endswith((".mp3", ".ogg", ".opus", ".amr", ".aac", ".m4a")):
+        return "audio"
+    if path.endswith((".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".txt")):
+        return "document"
+    return "image"
+
+
+def build_message(payload: OutboundPayload) -> list[dict[str, Any]]:
+    """The Graph API bodies for one of our messages (usually one; audio plus text is two).
+
+    Choices go out as reply buttons (up to 3, titles up to 20 characters) or a list (up to 10,
+    rows up to 24 characters); anything beyond that falls back to numbered text.
+    """
+    base = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    to = payload.to_phone.lstrip("+")
+    text, choices = payload.text, payload.choices
+    fits_interactive = 0 < len(choices) and 0 < len(text) <= INTERACTIVE_BODY_MAX
+    if fits_interactive and len(choices) <= 3:
+        interactive: dict[str, Any] = {
+            "type": "button",
+            "body": {"text": text},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": cid, "title": label[:BUTTON_TITLE_MAX]}}
+                    for cid, label in choices
+                ]
+            },
+        }
+        if payload.media_url and _media_kind(payload.media_url) in ("image", "video", "document"):
+            kind = _media_kind(payload.media_url)
+            interactive["header"] = {"type": kind, kind: {"link": payload.media_url}}
+            return [{**base, "to": to, "type": "interactive", "interactive": interactive}]
+        bodies = [{**base, "to": to, "type": "interactive", "interactive": interactive}]
+        return _with_media(base, to, payload.media_url, None) + bodies
+    if fits_interactive and len(choices) <= 10:
+        interactive = {
+            "type": "list",
+            "body": {"text": text},
+            "action": {
+                "button": "Options",
+                "sections": [
+                    {
+                        "title": "Options",
+                        "rows": [
+                            {"id": cid, "title": label[:LIST_ROW_TITLE_MAX]}
+                            for cid, label in choices
+                        ],
+                    }
+                ],
+            },
+        }
+        bodies = [{**base, "to": to, "type": "interactive", "interactive": interactive}]
+        return _with_media(base, to, payload.media_url, None) + bodies
+    body_text = numbered_choices(text, choices)
+    if payload.media_url:
+        return _with_media(base, to, payload.media_url, body_text)
+    return [{**base, "to": to, "type": "text", "text": {"preview_url": False, "body": body_text}}]
+
+
+def _with_media(
+    base: dict[str, Any], to: str, url: str | None, caption: str | None
+) -> list[dict[str, Any]]:
+    if not url:
+        return []
+    kind = _media_kind(url)
+    media: dict[str, Any] = {"link": url}
+    bodies = []
+    if caption and kind != "audio":
+        media["caption"] = caption
+    bodies.append({**base, "to": to, "type": kind, kind: media})
+    if caption and kind == "audio":  # audio takes no caption: the text follows it
+        bodies.append({**base, "to": to, "type": "text", "text": {"body": caption}})
+    return bodies
+
+
+def _error_of(response: requests.Response) -> tuple[str, str]:
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        return str(response.status_code), ""
+    detail = (error.get("error_data") or {}).get("details") or error.get("message") or ""
+    return str(error.get("code") or response.status_code), scrub(str(detail))
+
+
+class CloudApiProvider(Provider):
+    name = "cloud_api"
+
+    def base_url(self, channel: ChannelInstance) -> str:
+        override = (channel.settings or {}).get("api_base_url")
+        return (override or settings.WHATSAPP_GRAPH_API_URL).rstrip("/")
+
+    def _token(self, channel: ChannelInstance) -> str:
+        token = (channel.secrets or {}).get("access_token") or ""
+        if not token:
+            raise PermanentSendError("The channel has no access token.", code="no_credentials")
+        return token
+
+    def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        token = self._token(channel)
+        number_id = (channel.settings or {}).get("phone_number_id")
+        if not number_id:
+            raise PermanentSendError("The channel has no phone_number_id.", code="no_number_id")
+        url = f"{self.base_url(channel)}/{number_id}/messages"
+        first_id = ""
+        for position, body in enumerate(build_message(payload)):
+            try:
+                response = requests.post(
+                    url,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
+                )
+            except requests.exceptions.ReadTimeout:
+                raise AmbiguousSendError(
+                    "The Graph API did not answer in time; the message may have been accepted.",
+                    code="timeout",
+                ) from None
+            except requests.RequestException as exc:
+                if position:  # the first part went out: never repeat it
+                    raise AmbiguousSendError(type(exc).__name__, code="network") from None
+                raise TransientSendError(type(exc).__name__, code="network") from None
+            if response.status_code >= 400:
+                code, detail = _error_of(response)
+                transient = (
+                    response.status_code == 429
+                    or response.status_code >= 500
+                    or code in THROTTLING_CODES
+                )
+                if position:
+                    raise AmbiguousSendError(detail, code=code, status=response.status_code)
+                error = TransientSendError if transient else PermanentSendError
+                raise error(detail, code=code, status=response.status_code)
+            try:
+                message_id = str(response.json()["messages"][0]["id"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise AmbiguousSendError(
+                    "The Graph API accepted the request without a message id.", code="no_id"
+                ) from None
+            first_id = first_id or message_id
+        return SendResult(provider_message_id=first_id, raw_status="accepted")
+
+    def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
+        token = (channel.secrets or {}).get("access_token") or ""
+        headers = {"Authorization": f"Bearer {token}"}
+        timeout = settings.PROVIDER_HTTP_TIMEOUT_SECONDS
+        try:
+            meta = requests.get(
+                f"{self.base_url(channel)}/{media_id}", headers=headers, timeout=timeout
+            )
+            if meta.status_code != 200:
+                raise MediaDownloadError(
+                    f"media lookup answered {meta.status_code}", status=meta.status_code
+                )
+            info = meta.json()
+            media_url = info["url"]
+            response = requests.get(media_url, headers=headers, timeout=timeout, stream=True)
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise MediaDownloadError(type(exc).__name__, code="network") from None
+        with response:
+            if response.status_code != 200:
+                raise MediaDownloadError(
+                    f"media answered {response.status_code}", status=response.status_code
+                )
+            content = _read_limited(response)
+            content_type = info.get("mime_type") or response.headers.get("Content-Type", "")
+            return MediaFile(content=content, content_type=content_type)

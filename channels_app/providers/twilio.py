@@ -1,0 +1,292 @@
+"""Twilio's WhatsApp API: form-encoded webhooks signed with `X-Twilio-Signature`, replies
+through the REST API (`twilio.rest.Client`), media behind HTTP basic auth.
+
+Docs: https://www.twilio.com/docs/messaging/guides/webhook-request and
+https://www.twilio.com/docs/usage/webhooks/webhooks-security.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+from django.conf import settings
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels_app.providers.base import (
+    AmbiguousSendError,
+    MediaDownloadError,
+    MediaFile,
+    OutboundPayload,
+    ParsedInbound,
+    ParsedLocation,
+    ParsedMedia,
+    ParsedStatus,
+    PermanentSendError,
+    Provider,
+    SendResult,
+    TransientSendError,
+    numbered_choices,
+    scrub,
+)
+
+if TYPE_CHECKING:
+    from channels_app.models import ChannelInstance
+
+MAX_MEDIA_BYTES = 100 * 1024 * 1024
+STATUS_MAP = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "canceled": "failed",
+}
+# Twilio's MessageType for WhatsApp, mapped to our kinds (media types come from the content type).
+MESSAGE_TYPES = {"text": "text", "location": "location", "button": "button"}
+
+
+class TwilioParseError(ValueError):
+    """The form is not a Twilio message or status callback."""
+
+
+def signature_valid(*, url: str, params: Any, signature: str, token: str) -> bool:
+    """True when `signature` is Twilio's signature of the URL and parameters with `token`."""
+    if not signature or not token:
+        return False
+    return bool(RequestValidator(token).validate(url, params, signature))
+
+
+def channel_identifiers(params: Mapping[str, Any]) -> tuple[str, str]:
+    """(our number, their number) of a form: `To` for messages, `From` for status callbacks."""
+    to, sender = str(params.get("To", "")), str(params.get("From", ""))
+    return (sender, to) if is_status_callback(params) else (to, sender)
+
+
+def is_status_callback(params: Mapping[str, Any]) -> bool:
+    status = str(params.get("MessageStatus", "") or "").lower()
+    return bool(status) and status != "received"
+
+
+def _media_type(content_type: str) -> str:
+    main = content_type.split(";")[0].strip().lower()
+    if main == "image/webp":
+        return "sticker"
+    for prefix in ("image", "audio", "video"):
+        if main.startswith(prefix + "/"):
+            return prefix
+    return "document"
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TwilioParseError("Latitude/Longitude are not numbers.") from exc
+    if number != number or abs(number) > 180:  # NaN or out of range
+        raise TwilioParseError("Latitude/Longitude are out of range.")
+    return number
+
+
+def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
+    """Parse a Twilio webhook form into an inbound message or a status. Raises TwilioParseError."""
+    sid = str(params.get("MessageSid") or params.get("SmsSid") or params.get("SmsMessageSid") or "")
+    if not sid or len(sid) > 128:
+        raise TwilioParseError("MessageSid is missing.")
+    if is_status_callback(params):
+        raw = str(params.get("MessageStatus")).lower()
+        return ParsedStatus(
+            provider_message_id=sid,
+            status=STATUS_MAP.get(raw, ""),
+            raw_status=raw,
+            error_code=str(params.get("ErrorCode", "") or ""),
+            error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
+        )
+    sender = str(params.get("From", ""))
+    if not any(ch.isdigit() for ch in sender):
+        raise TwilioParseError("From is missing.")
+    try:
+        num_media = int(params.get("NumMedia", 0) or 0)
+    except ValueError as exc:
+        raise TwilioParseError("NumMedia is not a number.") from exc
+    media = []
+    for index in range(max(0, min(num_media, 10))):
+        url = str(params.get(f"MediaUrl{index}", "") or "")
+        content_type = str(params.get(f"MediaContentType{index}", "") or "")
+        if url:
+            media.append(
+                ParsedMedia(
+                    media_type=_media_type(content_type), content_type=content_type, url=url
+                )
+            )
+    body = str(params.get("Body", "") or "")
+    raw_type = str(params.get("MessageType", "") or "")
+    kind, interactive_id, location = "text", "", None
+    if params.get("Latitude") not in (None, "") and params.get("Longitude") not in (None, ""):
+        kind = "location"
+        location = ParsedLocation(
+            latitude=_float(params.get("Latitude")),
+            longitude=_float(params.get("Longitude")),
+            name=str(params.get("Label", "") or ""),
+            address=str(params.get("Address", "") or ""),
+        )
+        raw_type = raw_type or "location"
+    elif params.get("ButtonPayload") or params.get("ButtonText"):
+        kind = "button"
+        interactive_id = str(params.get("ButtonPayload") or params.get("ButtonText") or "")
+        body = str(params.get("ButtonText") or body)
+        raw_type = raw_type or "button"
+    elif params.get("ListId"):
+        kind = "interactive"
+        interactive_id = str(params.get("ListId"))
+        body = str(params.get("ListTitle") or body)
+        raw_type = raw_type or "interactive"
+    elif media:
+        kind = media[0].media_type
+        raw_type = raw_type or kind
+    elif raw_type and raw_type not in MESSAGE_TYPES and not body:
+        kind = "unsupported"
+    else:
+        raw_type = raw_type or "text"
+    return ParsedInbound(
+        provider_message_id=sid,
+        from_phone=sender,
+        kind=kind,
+        text=body,
+        profile_name=str(params.get("ProfileName", "") or "")[:200],
+        wa_id=str(params.get("WaId", "") or ""),
+        interactive_id=interactive_id[:256],
+        media=tuple(media),
+        location=location,
+        raw_type=raw_type[:50],
+        context_id=str(params.get("OriginalRepliedMessageSid", "") or ""),
+    )
+
+
+_local = threading.local()
+
+
+def _http_client() -> TwilioHttpClient:
+    """One pooled HTTP client per thread, with the configured timeout."""
+    client = getattr(_local, "http_client", None)
+    if client is None:
+        client = TwilioHttpClient(timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS)
+        _local.http_client = client
+    return client
+
+
+def credentials(channel: ChannelInstance) -> tuple[str, str]:
+    """The channel's (account sid, auth token), else the default ones."""
+    secrets = channel.secrets or {}
+    sid = secrets.get("account_sid") or settings.TWILIO_ACCOUNT_SID
+    token = secrets.get("auth_token") or settings.TWILIO_AUTH_TOKEN
+    return sid, token
+
+
+def auth_token_for(channel: ChannelInstance | None) -> str:
+    if channel is None:
+        return settings.TWILIO_AUTH_TOKEN
+    return credentials(channel)[1]
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class TwilioProvider(Provider):
+    name = "twilio"
+
+    def client(self, channel: ChannelInstance) -> Client:
+        """A REST client for the channel, pointed at `settings.api_base_url` or
+        TWILIO_API_BASE_URL (the `api` domain's base URL is the only thing changed)."""
+        sid, token = credentials(channel)
+        if not sid or not token:
+            raise PermanentSendError(
+                "Twilio credentials are not configured.", code="no_credentials"
+            )
+        client = Client(sid, token, http_client=_http_client())
+        base = (channel.settings or {}).get("api_base_url") or settings.TWILIO_API_BASE_URL
+        client.api.base_url = base.rstrip("/")
+        return client
+
+    def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        client = self.client(channel)
+        kwargs: dict[str, Any] = {
+            "to": f"whatsapp:{payload.to_phone}",
+            "body": numbered_choices(payload.text, payload.choices),
+            "status_callback": f"{settings.PUBLIC_BASE_URL}/api/webhooks/whatsapp",
+        }
+        service_sid = (channel.settings or {}).get("messaging_service_sid")
+        if service_sid:
+            kwargs["messaging_service_sid"] = service_sid
+        else:
+            kwargs["from_"] = channel.identifier
+        if payload.media_url:
+            kwargs["media_url"] = [payload.media_url]
+        try:
+            message = client.messages.create(**kwargs)
+        except TwilioRestException as exc:
+            code = str(exc.code or exc.status)
+            detail = scrub(exc.msg or "")
+            if _retryable_status(exc.status):
+                raise TransientSendError(detail, code=code, status=exc.status) from None
+            raise PermanentSendError(detail, code=code, status=exc.status) from None
+        except requests.exceptions.ReadTimeout:
+            raise AmbiguousSendError(
+                "Twilio did not answer in time; the message may have been accepted.",
+                code="timeout",
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise TransientSendError(type(exc).__name__, code="network") from None
+        except TwilioException as exc:
+            raise TransientSendError(scrub(str(exc)), code="twilio_error") from None
+        return SendResult(provider_message_id=message.sid, raw_status=str(message.status or ""))
+
+    def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
+        sid, token = credentials(channel)
+        try:
+            response = requests.get(
+                url,
+                auth=(sid, token) if sid and token else None,
+                timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
+                stream=True,
+                allow_redirects=True,
+            )
+        except requests.RequestException as exc:
+            raise MediaDownloadError(type(exc).__name__, code="network") from None
+        with response:
+            if response.status_code != 200:
+                raise MediaDownloadError(
+                    f"media answered {response.status_code}", status=response.status_code
+                )
+            content = _read_limited(response)
+            return MediaFile(content=content, content_type=response.headers.get("Content-Type", ""))
+
+
+def _read_limited(response: requests.Response) -> bytes:
+    chunks, total = [], 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        total += len(chunk)
+        if total > MAX_MEDIA_BYTES:
+            raise MediaDownloadError("media is larger than the limit", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_date(value: str) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

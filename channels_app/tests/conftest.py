@@ -1,0 +1,24 @@
+import pytest
+
+from tests import factories
+
+from .webhook_support import TWILIO_NUMBER
+
+
+@pytest.fixture
+def wa_twilio_channel(tenant):
+    """A Twilio channel whose number is the `To` of the stored Twilio payloads."""
+    return factories.TwilioChannelFactory(tenant=tenant, phone_number=TWILIO_NUMBER)
+
+
+@pytest.fixture
+def no_flow(monkeypatch):
+    """Processing without a flow: records the messages the flow saw, answers nothing."""
+    seen = []
+
+    def handle(*, thread, message):
+        seen.append(message.pk)
+        return []
+
+    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    return seen

@@ -1,0 +1,160 @@
+"""Provider webhooks: one endpoint for Twilio form posts and Cloud API JSON posts.
+
+Every request is authenticated by its provider's signature before anything is stored. The
+views only check, parse and hand each message or status to the conversation services; the
+flow runs after the response, from a task.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from channels_app.models import ChannelInstance, Provider
+from channels_app.providers import ParsedInbound, ParsedStatus, cloud_api, twilio
+from conversations.services.inbound import message_receive
+from conversations.services.outbound import message_status_update
+
+logger = logging.getLogger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _twiml() -> HttpResponse:
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+def _forbidden(reason: str) -> HttpResponse:
+    logger.warning("webhook refused", extra={"reason": reason})
+    return HttpResponse("Forbidden", status=403, content_type="text/plain")
+
+
+def _bad_request(reason: str) -> HttpResponse:
+    logger.warning("webhook body rejected", extra={"reason": reason})
+    return HttpResponse(f"Bad request: {reason}", status=400, content_type="text/plain")
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
+    """`GET`: the Cloud API verification handshake. `POST`: a Cloud API JSON delivery or a
+    Twilio form post (incoming message or status callback)."""
+    if request.method == "GET":
+        return _verify_subscription(request)
+    if len(request.body) > MAX_BODY_BYTES:
+        return _bad_request("body too large")
+    if request.content_type == "application/json":
+        return _cloud_api(request)
+    return _twilio(request)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def twilio_webhook(request: HttpRequest) -> HttpResponse:
+    """The legacy Twilio-only paths: the same handling as the unified endpoint."""
+    return whatsapp_webhook(request)
+
+
+def _verify_subscription(request: HttpRequest) -> HttpResponse:
+    mode = request.GET.get("hub.mode", "")
+    token = request.GET.get("hub.verify_token", "")
+    challenge = request.GET.get("hub.challenge", "")
+    expected = settings.META_VERIFY_TOKEN
+    if mode == "subscribe" and expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return HttpResponse(challenge, content_type="text/plain")
+    return _forbidden("verification token mismatch")
+
+
+def _twilio(request: HttpRequest) -> HttpResponse:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return _forbidden("missing twilio signature")
+    params = request.POST
+    ours, _theirs = twilio.channel_identifiers(params)
+    channel = (
+        ChannelInstance.objects.select_related("tenant")
+        .filter(identifier=ours, provider=Provider.TWILIO)
+        .first()
+        if ours
+        else None
+    )
+    url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
+    token = twilio.auth_token_for(channel)
+    if not twilio.signature_valid(url=url, params=params, signature=signature, token=token):
+        return _forbidden("twilio signature mismatch")
+    try:
+        parsed = twilio.parse_form(params)
+    except twilio.TwilioParseError as exc:
+        return _bad_request(str(exc))
+    if channel is None or not channel.is_active:
+        logger.warning("twilio webhook for an unknown or inactive channel ignored")
+        return _twiml()
+    return _dispatch(channel, parsed) or _twiml()
+
+
+def _cloud_api(request: HttpRequest) -> HttpResponse:
+    header = request.headers.get("X-Hub-Signature-256", "")
+    if not header:
+        return _forbidden("missing hub signature")
+    body = request.body
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    secrets = [settings.META_APP_SECRET]
+    if payload is not None:
+        # A tenant with its own Meta app keeps its app secret on the channel.
+        ids = cloud_api.phone_number_ids(payload)
+        if ids:
+            secrets += [
+                (channel.secrets or {}).get("app_secret", "")
+                for channel in ChannelInstance.objects.filter(
+                    provider=Provider.CLOUD_API, phone_number_id__in=ids
+                )
+            ]
+    if not any(
+        cloud_api.signature_valid(body=body, header=header, secret=secret)
+        for secret in secrets
+        if secret
+    ):
+        return _forbidden("hub signature mismatch")
+    if payload is None:
+        return _bad_request("body is not JSON")
+    try:
+        items = cloud_api.parse_payload(payload)
+    except cloud_api.CloudParseError as exc:
+        return _bad_request(str(exc))
+    channels = {
+        channel.phone_number_id: channel
+        for channel in ChannelInstance.objects.select_related("tenant").filter(
+            provider=Provider.CLOUD_API,
+            phone_number_id__in={item.phone_number_id for item in items},
+            is_active=True,
+        )
+    }
+    for item in items:
+        channel = channels.get(item.phone_number_id)
+        if channel is None:
+            logger.warning("cloud api delivery for an unknown channel skipped")
+            continue
+        _dispatch(channel, item.item)
+    return HttpResponse("OK", content_type="text/plain")
+
+
+def _dispatch(channel: ChannelInstance, item: ParsedInbound | ParsedStatus) -> HttpResponse | None:
+    """Hand one parsed item to its service; a sender without a number is a bad request."""
+    if isinstance(item, ParsedStatus):
+        message_status_update(channel=channel, status=item)
+        return None
+    try:
+        message_receive(channel=channel, inbound=item)
+    except ValueError:
+        return _bad_request("sender has no phone number")
+    return None

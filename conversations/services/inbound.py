@@ -1,0 +1,291 @@
+"""Storing provider deliveries and running the flow on them.
+
+Receiving is split in two so that the webhook answers fast and every message is handled once:
+
+1. `message_receive` stores the message in one short transaction (duplicates hit the unique
+   (channel, provider_message_id) constraint and change nothing) and schedules processing
+   and media downloads after commit.
+2. `thread_process_inbound` runs the flow on a thread's unprocessed inbound messages, one
+   thread at a time and in order, under a row lock on the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from typing import TYPE_CHECKING
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from channels_app.models import ChannelInstance
+from channels_app.providers import MediaDownloadError, ParsedInbound, get_provider
+from conversations.models import (
+    ChatThread,
+    Direction,
+    Message,
+    MessageAttachment,
+    MessageStatus,
+    Sender,
+    ThreadStatus,
+)
+from conversations.services.contacts import contact_get_or_create, thread_get_or_create
+from core.tasks import enqueue_on_commit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+
+MAX_DOWNLOAD_ATTEMPTS = 5
+
+
+def _metadata(inbound: ParsedInbound) -> dict[str, object]:
+    metadata: dict[str, object] = {"provider_type": inbound.raw_type or inbound.kind}
+    if inbound.interactive_id:
+        metadata["interactive_id"] = inbound.interactive_id
+    if inbound.location is not None:
+        metadata["location"] = {
+            "latitude": inbound.location.latitude,
+            "longitude": inbound.location.longitude,
+            "name": inbound.location.name,
+            "address": inbound.location.address,
+        }
+    if inbound.timestamp is not None:
+        metadata["provider_timestamp"] = inbound.timestamp.isoformat()
+    if inbound.context_id:
+        metadata["context_id"] = inbound.context_id
+    return metadata
+
+
+@transaction.atomic
+def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tuple[Message, bool]:
+    """Store an inbound message once; return it and whether this call created it.
+
+    Guarantees: a delivery of a provider message id already stored on this channel changes
+    nothing and schedules nothing (the insert runs in a savepoint and the unique constraint
+    decides, so concurrent duplicates are safe too). A new message gets its contact (found by
+    blind index), its thread (reopened when closed or archived) and its attachments; processing
+    and media downloads are scheduled after commit. Raises ValueError for a sender without a
+    phone number (the webhook answers 400).
+    """
+    contact, _ = contact_get_or_create(
+        tenant=channel.tenant,
+        phone=inbound.from_phone,
+        name=inbound.profile_name,
+        external_id=inbound.wa_id,
+    )
+    thread, _ = thread_get_or_create(contact=contact, channel=channel)
+    now = timezone.now()
+    message = Message(
+        tenant_id=channel.tenant_id,
+        thread=thread,
+        channel=channel,
+        direction=Direction.INBOUND,
+        kind=inbound.kind,
+        text=inbound.text[:4096],
+        status=MessageStatus.RECEIVED,
+        provider_message_id=inbound.provider_message_id,
+        sender=Sender.CONTACT,
+        metadata=_metadata(inbound),
+        created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            message.save(force_insert=True)
+    except IntegrityError:
+        existing = Message.objects.get(
+            channel=channel, provider_message_id=inbound.provider_message_id
+        )
+        logger.info(
+            "duplicate delivery ignored",
+            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
+        )
+        return existing, False
+    attachments = [
+        MessageAttachment(
+            message=message,
+            media_type=media.media_type,
+            content_type=media.content_type[:100],
+            url=media.url[:2000],
+            provider_media_id=media.provider_media_id[:128],
+            size_bytes=media.size_bytes,
+            metadata={
+                k: v for k, v in (("filename", media.filename), ("sha256", media.sha256)) if v
+            },
+        )
+        for media in inbound.media
+    ]
+    if attachments:
+        MessageAttachment.objects.bulk_create(attachments)
+    _thread_touch(thread=thread, at=now)
+
+    from channels_app import tasks as channel_tasks
+    from conversations import tasks
+
+    enqueue_on_commit(tasks.process_thread, str(thread.pk))
+    for attachment in attachments:
+        enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    logger.info(
+        "inbound message stored",
+        extra={
+            "message_id": str(message.pk),
+            "thread_id": str(thread.pk),
+            "channel_id": str(channel.pk),
+            "kind": inbound.kind,
+            "attachments": len(attachments),
+        },
+    )
+    return message, True
+
+
+def _thread_touch(*, thread: ChatThread, at: object) -> None:
+    """Record inbound activity on the thread without waiting for a thread being processed.
+
+    The processing transaction may hold the thread's row lock for a while (a model call); the
+    webhook must not wait for it, so the update is skipped when the row is locked and
+    `thread_process_inbound` records the same times when it handles the message.
+    """
+    free = ChatThread.objects.select_for_update(skip_locked=True).filter(pk=thread.pk)
+    if not free.values_list("pk", flat=True):
+        return
+    ChatThread.objects.filter(pk=thread.pk).update(
+        last_inbound_at=at,
+        last_activity_at=at,
+        updated_at=at,
+        status=ThreadStatus.OPEN,
+    )
+
+
+def thread_process_inbound(*, thread_id: object) -> int:
+    """Run the flow on the thread's unprocessed inbound messages; return how many it handled.
+
+    Guarantees: per thread, one caller at a time (a SELECT ... FOR UPDATE on the thread row,
+    held for the whole transaction, across processes and workers) and messages in arrival
+    order (created_at, id). Each message's replies are stored and `processed_at` is set in the
+    same transaction, so a message is handled exactly once; sending happens after commit.
+    A missing or deleted thread handles nothing.
+    """
+    from conversations.services.outbound import replies_store
+    from flows.services import flow_handle_inbound
+
+    with transaction.atomic():
+        thread = (
+            ChatThread.objects.select_for_update(of=("self",))
+            .select_related("contact", "channel", "tenant")
+            .filter(pk=thread_id)
+            .first()
+        )
+        if thread is None:
+            return 0
+        pending: Sequence[Message] = list(
+            Message.objects.filter(
+                thread=thread, direction=Direction.INBOUND, processed_at__isnull=True
+            ).order_by("created_at", "id")
+        )
+        if not pending:
+            return 0
+        for message in pending:
+            message.thread = thread
+            message.channel = thread.channel
+            try:
+                with transaction.atomic():
+                    was_opted_out = thread.contact.is_opted_out
+                    replies = flow_handle_inbound(thread=thread, message=message)
+                    # The confirmation of an opt-out keyword is the one message an opted-out
+                    # contact still gets.
+                    just_opted_out = thread.contact.is_opted_out and not was_opted_out
+                    replies_store(thread=thread, replies=replies, consent_notice=just_opted_out)
+            except DatabaseError:
+                raise  # the whole batch is retried (process_pending picks it up)
+            except Exception as exc:
+                # A bug on one message must not block the thread forever: it is marked
+                # processed with the error type, and nothing was sent for it.
+                logger.exception(
+                    "flow failed on a message",
+                    extra={"message_id": str(message.pk), "thread_id": str(thread.pk)},
+                )
+                Message.objects.filter(pk=message.pk).update(
+                    metadata={**message.metadata, "processing_error": type(exc).__name__}
+                )
+        now = timezone.now()
+        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
+            processed_at=now, updated_at=now
+        )
+        latest = max(m.created_at for m in pending)
+        update_fields = ["updated_at"]
+        if thread.last_inbound_at is None or thread.last_inbound_at < latest:
+            thread.last_inbound_at = latest
+            update_fields.append("last_inbound_at")
+        if thread.last_activity_at is None or thread.last_activity_at < latest:
+            thread.last_activity_at = latest
+            update_fields.append("last_activity_at")
+        if thread.status != ThreadStatus.OPEN:
+            thread.status = ThreadStatus.OPEN
+            update_fields.append("status")
+        if len(update_fields) > 1:
+            thread.save(update_fields=update_fields)
+    logger.info(
+        "inbound messages processed",
+        extra={"thread_id": str(thread.pk), "count": len(pending)},
+    )
+    return len(pending)
+
+
+def attachment_download(*, attachment_id: object, final_attempt: bool = False) -> str:
+    """Fetch an attachment's media into default storage; return its download status.
+
+    Raises MediaDownloadError (for the task to retry) unless this is the final attempt, which
+    records `download_status = "failed"` instead. A stored attachment is never fetched again.
+    The message itself never waits for this: the flow already ran on it.
+    """
+    attachment = (
+        MessageAttachment.objects.select_related("message__channel")
+        .filter(pk=attachment_id)
+        .first()
+    )
+    if attachment is None or attachment.download_status == "stored":
+        return "missing" if attachment is None else "stored"
+    channel = attachment.message.channel
+    MessageAttachment.objects.filter(pk=attachment.pk).update(
+        download_attempts=attachment.download_attempts + 1
+    )
+    try:
+        media = get_provider(channel).fetch_media(
+            channel=channel, url=attachment.url, media_id=attachment.provider_media_id
+        )
+    except MediaDownloadError as exc:
+        logger.warning(
+            "media download failed",
+            extra={"attachment_id": str(attachment.pk), "code": exc.code, "final": final_attempt},
+        )
+        if final_attempt:
+            MessageAttachment.objects.filter(pk=attachment.pk).update(
+                download_status="failed", updated_at=timezone.now()
+            )
+            return "failed"
+        raise
+    content_type = (media.content_type or attachment.content_type).split(";")[0].strip()
+    extension = mimetypes.guess_extension(content_type) or ""
+    name = default_storage.save(
+        f"attachments/{attachment.message.tenant_id}/{attachment.pk}{extension}",
+        ContentFile(media.content),
+    )
+    updated = MessageAttachment.objects.filter(
+        ~Q(download_status="stored"), pk=attachment.pk
+    ).update(
+        file=name,
+        size_bytes=len(media.content),
+        content_type=content_type[:100],
+        download_status="stored",
+        updated_at=timezone.now(),
+    )
+    if not updated:  # another worker stored it meanwhile
+        default_storage.delete(name)
+    logger.info(
+        "media stored", extra={"attachment_id": str(attachment.pk), "size": len(media.content)}
+    )
+    return "stored"

@@ -1,0 +1,383 @@
+"""Storing and sending replies, and applying delivery statuses.
+
+Sending is at most once per message: `message_deliver` marks the message as in flight in a
+committed transaction before it calls the provider, records the provider's id in the same
+transaction as the new status, and never calls the provider for a message that has a provider
+id, is no longer queued, or whose earlier attempt may have reached the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from channels_app.models import ChannelInstance
+from channels_app.providers import (
+    AmbiguousSendError,
+    OutboundPayload,
+    ParsedStatus,
+    PermanentSendError,
+    TransientSendError,
+    get_provider,
+)
+from channels_app.providers.base import STATUS_RANK
+from conversations.models import (
+    ChatThread,
+    Direction,
+    Message,
+    MessageStatus,
+    Sender,
+)
+from core.tasks import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+WINDOW = timedelta(hours=24)
+MAX_SEND_ATTEMPTS = 5
+# An attempt that started longer ago than this and never finished died mid-request.
+IN_FLIGHT_STALE_AFTER = timedelta(minutes=10)
+MAX_TEXT = 4096
+
+
+class OutsideWindowError(Exception):
+    """WhatsApp only allows free-form messages within 24 hours of the contact's last message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The contact's last message is more than 24 hours old, so WhatsApp does not "
+            "allow a free-form message now. Wait for the contact to write again."
+        )
+
+
+class TransientDeliveryError(Exception):
+    """The provider did not take the message this time; the send task retries it later."""
+
+    def __init__(self, message_id: object, code: str) -> None:
+        super().__init__(f"Message {message_id} not sent yet ({code}); will retry.")
+        self.message_id = message_id
+        self.code = code
+
+
+class ReplyLike(Protocol):
+    text: str
+    sender: str
+    media_url: str | None
+    choices: tuple[tuple[str, str], ...]
+
+
+def _kind(reply: ReplyLike) -> str:
+    if reply.choices:
+        return "interactive"
+    if reply.media_url:
+        return "image"
+    return "text"
+
+
+def _schedule_send(message_ids: Sequence[object]) -> None:
+    """Send the messages in this order after commit (one task, so order holds)."""
+    if not message_ids:
+        return
+    from conversations import tasks
+
+    ids = [str(pk) for pk in message_ids]
+    enqueue_on_commit(tasks.send_message, ids[0], then=ids[1:])
+
+
+def replies_store(
+    *, thread: ChatThread, replies: Sequence[ReplyLike], consent_notice: bool = False
+) -> list[Message]:
+    """Store replies as queued outbound messages and schedule their sending after commit.
+
+    Stores nothing and sends nothing when the contact has opted out, except with
+    `consent_notice=True`: the one confirmation answering the opt-out keyword itself (marked
+    in `metadata["consent_notice"]` so that delivery lets it through). The messages keep the
+    text, the media URL and the choices (`metadata["choices"]` as `[{"id", "label"}]`) and
+    are sent in the order given.
+    """
+    if not replies:
+        return []
+    if thread.contact.is_opted_out and not consent_notice:
+        logger.info(
+            "replies skipped: contact opted out",
+            extra={"thread_id": str(thread.pk), "count": len(replies)},
+        )
+        return []
+    now = timezone.now()
+    messages = []
+    for position, reply in enumerate(replies):
+        metadata: dict[str, Any] = {}
+        if reply.choices:
+            metadata["choices"] = [{"id": cid, "label": label} for cid, label in reply.choices]
+        if reply.media_url:
+            metadata["media_url"] = reply.media_url
+        if consent_notice:
+            metadata["consent_notice"] = True
+        messages.append(
+            Message(
+                tenant_id=thread.tenant_id,
+                thread=thread,
+                channel_id=thread.channel_id,
+                direction=Direction.OUTBOUND,
+                kind=_kind(reply),
+                text=(reply.text or "")[:MAX_TEXT],
+                status=MessageStatus.QUEUED,
+                sender=reply.sender if reply.sender in Sender.values else Sender.FLOW,
+                metadata=metadata,
+                # strictly increasing, so reading by created_at gives the sending order
+                created_at=now + timedelta(microseconds=position),
+            )
+        )
+    Message.objects.bulk_create(messages)
+    ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
+    _schedule_send([m.pk for m in messages])
+    return messages
+
+
+def thread_window_open(*, thread: ChatThread, now: datetime | None = None) -> bool:
+    """True when the contact wrote within the last 24 hours (WhatsApp's service window)."""
+    now = now or timezone.now()
+    last = thread.last_inbound_at
+    latest_message = (
+        Message.objects.filter(thread=thread, direction=Direction.INBOUND)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if latest_message and (last is None or latest_message > last):
+        last = latest_message
+    return last is not None and now - last <= WINDOW
+
+
+@transaction.atomic
+def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Message:
+    """Queue a staff member's (or API client's) message and send it after commit.
+
+    Raises ValidationError for an empty or too long text and OutsideWindowError when the
+    contact's last message is more than 24 hours old (nothing is stored then).
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "This field may not be blank."})
+    if len(text) > MAX_TEXT:
+        raise ValidationError(
+            {"text": f"Ensure this field has no more than {MAX_TEXT} characters."}
+        )
+    if not thread_window_open(thread=thread):
+        raise OutsideWindowError()
+    now = timezone.now()
+    message = Message.objects.create(
+        tenant_id=thread.tenant_id,
+        thread=thread,
+        channel_id=thread.channel_id,
+        direction=Direction.OUTBOUND,
+        kind="text",
+        text=text,
+        status=MessageStatus.QUEUED,
+        sender=Sender.AGENT,
+        sent_by=user if getattr(user, "pk", None) else None,
+        created_at=now,
+    )
+    ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
+    _schedule_send([message.pk])
+    logger.info(
+        "agent message queued", extra={"message_id": str(message.pk), "thread_id": str(thread.pk)}
+    )
+    return message
+
+
+def _payload(message: Message) -> OutboundPayload:
+    choices = tuple(
+        (str(choice.get("id", "")), str(choice.get("label", "")))
+        for choice in (message.metadata or {}).get("choices", [])
+        if isinstance(choice, dict)
+    )
+    return OutboundPayload(
+        to_phone=message.thread.contact.phone,
+        text=message.text or "",
+        media_url=(message.metadata or {}).get("media_url") or None,
+        choices=choices,
+        reference=str(message.pk),
+    )
+
+
+def _fail(message: Message, *, code: str, detail: str) -> None:
+    message.status = MessageStatus.FAILED
+    message.error_code = code[:64]
+    message.error_detail = detail[:1000]
+    message.save(update_fields=["status", "error_code", "error_detail", "metadata", "updated_at"])
+
+
+def message_deliver(*, message_id: object) -> str:
+    """Send one queued outbound message through its channel's provider, at most once.
+
+    Returns "sent", "failed", "skipped" (not queued any more, already accepted, in flight
+    elsewhere) or "missing". Raises TransientDeliveryError when the provider did not take it
+    and a later attempt may (the message stays queued; after MAX_SEND_ATTEMPTS it is failed).
+    A permanent refusal records the provider's error code and reason. An attempt whose outcome
+    is unknown (a read timeout, a worker that died mid-request) is recorded as failed and never
+    repeated, because the provider may already have accepted it. Automated messages to a
+    contact who opted out are not sent.
+    """
+    # Phase 1: claim the message (committed before any network call).
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .select_related("thread__contact", "channel")
+            .filter(pk=message_id)
+            .first()
+        )
+        if message is None:
+            return "missing"
+        if (
+            message.direction != Direction.OUTBOUND
+            or message.status != MessageStatus.QUEUED
+            or message.provider_message_id
+        ):
+            return "skipped"
+        in_flight = parse_datetime(str((message.metadata or {}).get("sending_since") or ""))
+        if in_flight is not None:
+            if timezone.now() - in_flight < IN_FLIGHT_STALE_AFTER:
+                return "skipped"
+            message.metadata.pop("sending_since", None)
+            _fail(
+                message,
+                code="send_unconfirmed",
+                detail="An earlier attempt stopped mid-request; not repeated to avoid a duplicate.",
+            )
+            return "failed"
+        contact = message.thread.contact
+        automated = message.sender != Sender.AGENT and not message.metadata.get("consent_notice")
+        if automated and contact.is_opted_out:
+            _fail(message, code="opted_out", detail="The contact opted out of automated messages.")
+            return "failed"
+        if not contact.phone or contact.erased_at:
+            _fail(message, code="no_recipient", detail="The contact has no phone number.")
+            return "failed"
+        message.send_attempts += 1
+        message.metadata = {**(message.metadata or {}), "sending_since": timezone.now().isoformat()}
+        message.save(update_fields=["send_attempts", "metadata", "updated_at"])
+        payload = _payload(message)
+        channel = message.channel
+
+    # Phase 2: the provider call, outside any transaction.
+    outcome: str
+    error: Exception | None = None
+    try:
+        result = get_provider(channel).send(channel=channel, payload=payload)
+        outcome = "sent"
+    except TransientSendError as exc:
+        outcome, error = "transient", exc
+    except PermanentSendError as exc:
+        outcome, error = "permanent", exc
+    except AmbiguousSendError as exc:
+        outcome, error = "ambiguous", exc
+    except Exception as exc:  # noqa: BLE001 - an unexpected error: the outcome is unknown
+        logger.exception("provider send raised", extra={"message_id": str(message_id)})
+        outcome, error = "ambiguous", exc
+
+    # Phase 3: record the outcome.
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        message.metadata = {
+            k: v for k, v in (message.metadata or {}).items() if k != "sending_since"
+        }
+        log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
+        if outcome == "sent":
+            now = timezone.now()
+            message.provider_message_id = result.provider_message_id
+            message.status = MessageStatus.SENT
+            message.sent_at = now
+            message.error_code = ""
+            message.error_detail = ""
+            message.save(
+                update_fields=[
+                    "provider_message_id",
+                    "status",
+                    "sent_at",
+                    "error_code",
+                    "error_detail",
+                    "metadata",
+                    "updated_at",
+                ]
+            )
+            logger.info("message sent", extra=log_extra)
+            return "sent"
+        code = str(getattr(error, "code", "") or type(error).__name__)
+        detail = (
+            str(error)[:1000]
+            if isinstance(error, TransientSendError | PermanentSendError | AmbiguousSendError)
+            else ""
+        )
+        if outcome == "transient" and message.send_attempts < MAX_SEND_ATTEMPTS:
+            message.error_code = code[:64]
+            message.error_detail = detail
+            message.save(update_fields=["error_code", "error_detail", "metadata", "updated_at"])
+            logger.warning("send failed, will retry", extra={**log_extra, "code": code})
+            retry = True
+        else:
+            if outcome == "ambiguous":
+                code = code if code not in ("", "timeout", "network") else "send_unconfirmed"
+                detail = detail or "The provider's answer was lost; not repeated."
+            _fail(message, code=code, detail=detail)
+            logger.warning("send failed", extra={**log_extra, "code": code, "outcome": outcome})
+            retry = False
+    if retry:
+        raise TransientDeliveryError(message_id, code)
+    return "failed"
+
+
+@transaction.atomic
+def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> Message | None:
+    """Apply a provider status to our message with that provider id on the channel.
+
+    Never moves a message backwards (queued < sent < delivered < read); `failed` may follow any
+    state and records the provider's error code and reason. Missing earlier timestamps are
+    filled in (a `read` arriving first also dates `delivered`). An unknown id, or a status we
+    do not track, changes nothing and returns None.
+    """
+    message = (
+        Message.objects.select_for_update()
+        .filter(channel=channel, provider_message_id=status.provider_message_id)
+        .first()
+    )
+    if message is None:
+        logger.info(
+            "status for an unknown message ignored",
+            extra={"channel_id": str(channel.pk), "status": status.raw_status},
+        )
+        return None
+    if not status.status:
+        return message
+    at = status.timestamp or timezone.now()
+    fields: set[str] = set()
+    if status.status == MessageStatus.FAILED:
+        if message.status != MessageStatus.FAILED:
+            message.status = MessageStatus.FAILED
+            message.error_code = (status.error_code or status.raw_status)[:64]
+            message.error_detail = status.error_detail[:1000]
+            fields |= {"status", "error_code", "error_detail"}
+    else:
+        new_rank = STATUS_RANK[status.status]
+        current_rank = STATUS_RANK.get(message.status, -1)
+        if message.status != MessageStatus.FAILED and new_rank > current_rank:
+            message.status = status.status
+            fields.add("status")
+        stamps = (("sent_at", 1), ("delivered_at", 2), ("read_at", 3))
+        for field, rank in stamps:
+            if rank <= new_rank and getattr(message, field) is None:
+                setattr(message, field, at)
+                fields.add(field)
+    if fields:
+        message.save(update_fields=[*sorted(fields), "updated_at"])
+    logger.info(
+        "status applied",
+        extra={"message_id": str(message.pk), "status": message.status, "changed": bool(fields)},
+    )
+    return message

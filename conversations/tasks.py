@@ -1,0 +1,67 @@
+"""Celery tasks of the conversation pipeline. The bodies are services; these add retries.
+
+Without a broker they run in-process right after the transaction commits (core.tasks); a
+transient failure then leaves the work recorded (unprocessed inbound, queued outbound) for
+`process_pending` instead of blocking the request with a backoff sleep.
+"""
+
+import logging
+
+from celery import shared_task
+
+from conversations.services.inbound import thread_process_inbound
+from conversations.services.outbound import (
+    MAX_SEND_ATTEMPTS,
+    TransientDeliveryError,
+    message_deliver,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def backoff_seconds(retries: int) -> int:
+    """10 s, 30 s, 90 s, 270 s, ... capped at 15 minutes."""
+    return int(min(10 * 3**retries, 900))
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def process_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
+    """Run the flow on the thread's unprocessed inbound messages (see thread_process_inbound)."""
+    from django.db import DatabaseError
+
+    try:
+        return thread_process_inbound(thread_id=thread_id)
+    except DatabaseError as exc:
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+
+@shared_task(bind=True, max_retries=MAX_SEND_ATTEMPTS, acks_late=True)
+def send_message(self, message_id: str, then: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
+    """Deliver `message_id`, then each message of `then`, in that order.
+
+    On a transient provider error the rest waits: with a broker the task retries from that
+    message with backoff; in-process the messages stay queued for process_pending.
+    """
+    remaining = [message_id, *(then or [])]
+    outcome = "skipped"
+    while remaining:
+        current = remaining[0]
+        try:
+            outcome = message_deliver(message_id=current)
+        except TransientDeliveryError as exc:
+            if self.request.is_eager:
+                logger.info(
+                    "send left for process_pending",
+                    extra={"message_id": current, "waiting": len(remaining) - 1},
+                )
+                return "retry"
+            raise self.retry(
+                args=(current,),
+                kwargs={"then": remaining[1:]},
+                exc=exc,
+                countdown=backoff_seconds(self.request.retries),
+            ) from exc
+        remaining.pop(0)
+    return outcome
