@@ -1,0 +1,178 @@
+"""Question/input timeouts and stale sessions: flow_fire_due_timeouts and friends."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from conversations.models import ChatThread, Message
+from flows import services
+from flows.models import FlowSession, SessionStatus
+from flows.services import flow_create, flow_expire_stale_sessions, flow_fire_due_timeouts
+from flows.tasks import process_flow_timeouts
+from flows.tests.support import example, flow_doc, receive
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def thread(twilio_channel):
+    return factories.ThreadFactory(channel=twilio_channel, contact__name="Maria")
+
+
+@pytest.fixture
+def fitness(tenant, twilio_channel):
+    return flow_create(tenant=tenant, channel=twilio_channel, definition=example("fitness-welcome"))
+
+
+def _outbound_texts(thread):
+    return list(
+        Message.objects.filter(thread=thread, direction="outbound", sender="flow")
+        .order_by("created_at")
+        .values_list("text", flat=True)
+    )
+
+
+def test_due_timeout_moves_the_flow_on_and_stores_replies(fitness, thread):
+    # given the fitness menu question waiting with a one-hour timeout
+    receive(thread, "hi")
+    session = FlowSession.objects.get(thread=thread)
+    assert session.current_node == "menu"
+    due = session.wait_expires_at
+    assert due == session.waiting_since + timedelta(hours=1)
+    assert session.stale_at is None  # a timed wait does not go stale
+    before = len(_outbound_texts(thread))
+
+    # when the timer runs too early, nothing happens
+    assert flow_fire_due_timeouts(now=due - timedelta(seconds=1)) == 0
+
+    # when it runs once due
+    assert flow_fire_due_timeouts(now=due) == 1
+
+    # then the flow went on to "bye" and the reply is queued for sending
+    session.refresh_from_db()
+    assert session.status == SessionStatus.COMPLETED
+    outbound = _outbound_texts(thread)
+    assert outbound[before:] == ["Thanks for reaching out, Maria!"]
+    assert Message.objects.filter(thread=thread, status="queued").count() == len(outbound)
+    # and a second run fires nothing
+    assert flow_fire_due_timeouts(now=due + timedelta(hours=1)) == 0
+
+
+def test_timeout_fires_only_for_the_current_wait(tenant, twilio_channel, thread):
+    # given a question with a 60 s timeout, answered wrongly after 30 s (a new wait)
+    doc = flow_doc("t")
+    doc["trigger"] = {"default": True}
+    doc["nodes"][0]["timeout"] = {"seconds": 60, "next": "done_no"}
+    flow_create(tenant=tenant, channel=twilio_channel, definition=doc)
+    receive(thread, "hi")
+    FlowSession.objects.filter(thread=thread).update(
+        waiting_since=timezone.now() - timedelta(seconds=30),
+        wait_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+    session = FlowSession.objects.get(thread=thread)
+    first_wait = session.wait_seq
+    first_due = session.wait_expires_at
+    receive(thread, "maybe")
+    session.refresh_from_db()
+    assert session.wait_seq == first_wait + 1
+    assert session.wait_expires_at > first_due
+
+    # when a timer for the first wait arrives late
+    fired = services._fire_one(session.pk, thread.pk, first_wait, first_due + timedelta(days=1))
+
+    # then it does not move the conversation
+    assert fired is False
+    session.refresh_from_db()
+    assert session.status == SessionStatus.WAITING
+    assert session.wait_seq == first_wait + 1
+
+    # and the periodic run respects the new deadline
+    assert flow_fire_due_timeouts(now=first_due + timedelta(seconds=1)) == 0
+    assert flow_fire_due_timeouts(now=session.wait_expires_at) == 1
+    session.refresh_from_db()
+    assert session.status == SessionStatus.COMPLETED
+    assert _outbound_texts(thread)[-1] == "[t] You said no."
+
+
+def test_answered_question_never_times_out(fitness, thread):
+    receive(thread, "hi")
+    due = FlowSession.objects.get(thread=thread).wait_expires_at
+    receive(thread, "prices")  # now waiting at after_prices (no timeout)
+
+    assert flow_fire_due_timeouts(now=due + timedelta(minutes=1)) == 0
+    assert FlowSession.objects.get(thread=thread).current_node == "after_prices"
+
+
+def test_timeout_on_a_paused_thread_ends_the_session_silently(fitness, thread):
+    receive(thread, "hi")
+    session = FlowSession.objects.get(thread=thread)
+    ChatThread.objects.filter(pk=thread.pk).update(needs_human=True)
+    before = _outbound_texts(thread)
+
+    assert flow_fire_due_timeouts(now=session.wait_expires_at) == 0
+
+    session.refresh_from_db()
+    assert session.status == SessionStatus.INTERRUPTED
+    assert _outbound_texts(thread) == before
+
+
+def test_stale_sessions_expire_silently(tenant, twilio_channel):
+    # given two waits without node timeouts (one old, one fresh) and one timed wait
+    doc = flow_doc("s", trigger={"default": True}, settings={"session_timeout_seconds": 600})
+    flow_create(tenant=tenant, channel=twilio_channel, definition=doc)
+    old, fresh = (factories.ThreadFactory(channel=twilio_channel) for _ in range(2))
+    receive(old, "hi")
+    receive(fresh, "hi")
+    old_session = FlowSession.objects.get(thread=old)
+    FlowSession.objects.filter(pk=old_session.pk).update(
+        waiting_since=timezone.now() - timedelta(seconds=601),
+        stale_at=timezone.now() - timedelta(seconds=1),
+    )
+    messages_before = Message.objects.count()
+
+    # when
+    expired = flow_expire_stale_sessions(now=timezone.now())
+
+    # then only the old one expired, and nothing was sent
+    assert expired == 1
+    old_session.refresh_from_db()
+    assert old_session.status == SessionStatus.EXPIRED
+    assert old_session.ended_at is not None
+    assert FlowSession.objects.get(thread=fresh).status == SessionStatus.WAITING
+    assert Message.objects.count() == messages_before
+
+
+def test_stale_at_is_checked_again_by_the_engine(tenant, twilio_channel, thread):
+    doc = flow_doc("s", trigger={"default": True}, settings={"session_timeout_seconds": 600})
+    flow_create(tenant=tenant, channel=twilio_channel, definition=doc)
+    receive(thread, "hi")
+    # an index value that says "due" while the wait itself is recent (e.g. clock skew)
+    FlowSession.objects.filter(thread=thread).update(stale_at=timezone.now() - timedelta(days=1))
+
+    assert flow_expire_stale_sessions(now=timezone.now()) == 0
+    assert FlowSession.objects.get(thread=thread).status == SessionStatus.WAITING
+
+
+def test_command_and_task_fire_and_expire(fitness, thread, tenant, twilio_channel):
+    receive(thread, "hi")
+    FlowSession.objects.filter(thread=thread).update(
+        wait_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    other = factories.ThreadFactory(channel=twilio_channel)
+    receive(other, "hi")
+    receive(other, "other")  # waiting in the AI node: no node timeout
+    FlowSession.objects.filter(thread=other).update(
+        waiting_since=timezone.now() - timedelta(days=2),
+        stale_at=timezone.now() - timedelta(days=1),
+    )
+
+    out = StringIO()
+    call_command("process_flow_timeouts", stdout=out)
+
+    assert out.getvalue().strip() == "Fired 1 timeout(s), expired 1 stale session(s)."
+    assert process_flow_timeouts.name == "flows.tasks.process_flow_timeouts"
+    assert process_flow_timeouts.apply().get() == {"fired": 0, "expired": 0}
