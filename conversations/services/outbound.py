@@ -339,7 +339,8 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
 
     Never moves a message backwards (queued < sent < delivered < read); `failed` may follow any
     state and records the provider's error code and reason. Missing earlier timestamps are
-    filled in (a `read` arriving first also dates `delivered`). An unknown id, or a status we
+    filled in (a `read` arriving first also dates `delivered`, and a later `delivered` with an
+    earlier time corrects it). An unknown id, or a status we
     do not track, changes nothing and returns None.
     """
     message = (
@@ -371,7 +372,9 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
             fields.add("status")
         stamps = (("sent_at", 1), ("delivered_at", 2), ("read_at", 3))
         for field, rank in stamps:
-            if rank <= new_rank and getattr(message, field) is None:
+            current = getattr(message, field)
+            # a later status implies the earlier ones happened no later than it did
+            if rank <= new_rank and (current is None or at < current):
                 setattr(message, field, at)
                 fields.add(field)
     if fields:
