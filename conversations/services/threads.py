@@ -55,7 +55,11 @@ def thread_update(
         locked.save(update_fields=[*changed, "updated_at"])
         logger.info(
             "thread updated",
-            extra={"thread": str(locked.pk), "fields": changed, "needs_human": locked.needs_human},
+            extra={
+                "thread_id": str(locked.pk),
+                "fields": changed,
+                "needs_human": locked.needs_human,
+            },
         )
     for field in ("status", "needs_human", "handoff_reason", "updated_at"):
         setattr(thread, field, getattr(locked, field))
