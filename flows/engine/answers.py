@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from . import patterns
 from .definition import InputRule, RegexRule
 
 MAX_ANSWER_LENGTH = 4096
@@ -96,10 +97,7 @@ def check_answer(rule: InputRule, text: str | None, language: str) -> Answer:
     if not answer or len(answer) > MAX_ANSWER_LENGTH:
         return _INVALID
     if isinstance(rule, RegexRule):
-        try:
-            matched = re.fullmatch(rule.regex, answer) is not None
-        except re.error:
-            matched = False
+        matched = patterns.fullmatch(rule.regex, answer)
         return Answer(valid=True, value=answer) if matched else _INVALID
     if rule == "any":
         return Answer(valid=True, value=answer)

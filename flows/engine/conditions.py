@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from . import patterns
 from .definition import (
     AllCondition,
     AnyCondition,
@@ -79,10 +80,7 @@ def _contains(subject: object, value: object) -> bool:
 def _matches(subject: object, pattern: object) -> bool:
     if not isinstance(pattern, str):
         return False
-    try:
-        return re.search(pattern, format_value(subject).strip()) is not None
-    except re.error:
-        return False
+    return patterns.search(pattern, format_value(subject).strip())
 
 
 def _compare(op: str, subject: object, value: object) -> bool:

@@ -11,7 +11,6 @@ All models are frozen and reject unknown keys.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -30,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import patterns
 from .templates import VAR_NAME_PATTERN, template_errors
 from .text import normalize
 
@@ -75,10 +75,7 @@ def _check_keyword(value: str) -> str:
 def _check_regex(value: str) -> str:
     if len(value) > MAX_REGEX_LENGTH:
         raise ValueError(f"regex is longer than {MAX_REGEX_LENGTH} characters")
-    try:
-        re.compile(value)
-    except Exception as exc:  # re.error, but also RecursionError/OverflowError on odd patterns
-        raise ValueError(f"regex does not compile: {exc}") from None
+    patterns.compile_check(value)
     return value
 
 

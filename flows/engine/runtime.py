@@ -314,6 +314,16 @@ class _Step:
         choices: tuple[Choice, ...] = (),
         sender: str = "flow",
     ) -> None:
+        """Queue a message. A text that renders empty (a template whose variables are all
+        unset) is not sent on its own: WhatsApp refuses empty messages. Choices then carry
+        their numbered labels as the text; media goes out without a caption."""
+        if not text.strip():
+            if choices:
+                text = "\n".join(f"{n}. {c.label}" for n, c in enumerate(choices, start=1))
+            elif not media_url:
+                return
+            else:
+                text = ""
         self.outbound.append(
             OutboundMessage(text=_cut(text), media_url=media_url, choices=choices, sender=sender)
         )

@@ -201,7 +201,8 @@ def check_invariants(definition: Any, result: StepResult) -> None:
     else:
         assert state.wait_expires_at is None
     for message in result.outbound:
-        assert 0 < len(message.text) <= 4096
+        assert len(message.text) <= 4096
+        assert message.text or message.media_url
         assert message.sender in {"flow", "ai"}
 
 
