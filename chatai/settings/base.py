@@ -289,5 +289,6 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
