@@ -65,3 +65,11 @@ def send_message(self, message_id: str, then: list[str] | None = None) -> str:  
             ) from exc
         remaining.pop(0)
     return outcome
+
+
+@shared_task(name="conversations.tasks.process_pending", ignore_result=True)
+def process_pending() -> dict[str, int]:
+    """Finish stale unprocessed inbound and stuck queued outbound (every minute by beat)."""
+    from conversations.services.pending import pending_process
+
+    return pending_process().as_dict()
