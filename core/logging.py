@@ -7,6 +7,7 @@ Django attaches to some records, so headers and bodies never reach the formatter
 
 import json
 import logging
+import traceback
 from datetime import UTC, datetime
 
 from core.context import request_id_var, tenant_id_var
@@ -42,7 +43,31 @@ def _extras(record: logging.LogRecord) -> dict[str, object]:
     }
 
 
+def _redacted_traceback(exc: BaseException | None) -> str:
+    """The traceback frames and exception classes of a chain, without the exception messages.
+
+    Exception messages carry data (`float("maria@example.com")`, a driver's "Key (...)=(...)",
+    a provider's "The 'To' number ... is not valid"), so they are never logged; the frames
+    (code, not data) and the classes are enough to find the bug.
+    """
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    parts: list[str] = []
+    for item in reversed(chain):
+        if parts:
+            parts.append("\nwhich led to:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        parts.append(f"{type(item).__module__}.{type(item).__qualname__}: <message not logged>")
+    return "".join(parts)
+
+
 class JsonFormatter(logging.Formatter):
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+        return _redacted_traceback(ei[1] if ei else None)
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
