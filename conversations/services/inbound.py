@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -67,7 +67,8 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
 
     Guarantees: a delivery of a provider message id already stored on this channel changes
     nothing and schedules nothing (the insert runs in a savepoint and the unique constraint
-    decides, so concurrent duplicates are safe too). A new message gets its contact (found by
+    decides, so concurrent duplicates are safe too). Messages of one thread commit in the order
+    of their `created_at` (see _serialize_inserts). A new message gets its contact (found by
     blind index), its thread (reopened when closed or archived) and its attachments; processing
     and media downloads are scheduled after commit. Raises ValueError for a sender without a
     phone number (the webhook answers 400).
@@ -79,6 +80,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         external_id=inbound.wa_id,
     )
     thread, _ = thread_get_or_create(contact=contact, channel=channel)
+    _serialize_inserts(thread=thread)
     now = timezone.now()
     message = Message(
         tenant_id=channel.tenant_id,
@@ -142,6 +144,21 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     return message, True
 
 
+def _serialize_inserts(*, thread: ChatThread) -> None:
+    """Make a thread's inbound messages commit in the order of their `created_at`.
+
+    On PostgreSQL a transaction-scoped advisory lock per thread is held from the moment the
+    time is taken until commit, so a message that commits later always has a later time and
+    processing (which reads by created_at) never sees them out of order. It is not the thread
+    row lock, so receiving never waits for a flow that is running. SQLite serialises writers.
+    """
+    if connection.vendor != "postgresql":
+        return
+    key = int(thread.pk.hex[:16], 16) - (1 << 63)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _thread_touch(*, thread: ChatThread, at: object) -> None:
     """Record inbound activity on the thread without waiting for a thread being processed.
 
@@ -150,9 +167,7 @@ def _thread_touch(*, thread: ChatThread, at: object) -> None:
     `thread_process_inbound` records the same times when it handles the message.
     """
     free = ChatThread.objects.select_for_update(skip_locked=True).filter(pk=thread.pk)
-    if not free.values_list("pk", flat=True):
-        return
-    ChatThread.objects.filter(pk=thread.pk).update(
+    ChatThread.objects.filter(pk__in=free.values("pk")).update(
         last_inbound_at=at,
         last_activity_at=at,
         updated_at=at,
@@ -198,7 +213,12 @@ def thread_process_inbound(*, thread_id: object) -> int:
                     # The confirmation of an opt-out keyword is the one message an opted-out
                     # contact still gets.
                     just_opted_out = thread.contact.is_opted_out and not was_opted_out
-                    replies_store(thread=thread, replies=replies, consent_notice=just_opted_out)
+                    replies_store(
+                        thread=thread,
+                        replies=replies,
+                        consent_notice=just_opted_out,
+                        touch_thread=False,
+                    )
             except DatabaseError:
                 raise  # the whole batch is retried (process_pending picks it up)
             except Exception as exc:

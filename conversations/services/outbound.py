@@ -91,7 +91,11 @@ def _schedule_send(message_ids: Sequence[object]) -> None:
 
 
 def replies_store(
-    *, thread: ChatThread, replies: Sequence[ReplyLike], consent_notice: bool = False
+    *,
+    thread: ChatThread,
+    replies: Sequence[ReplyLike],
+    consent_notice: bool = False,
+    touch_thread: bool = True,
 ) -> list[Message]:
     """Store replies as queued outbound messages and schedule their sending after commit.
 
@@ -99,7 +103,8 @@ def replies_store(
     `consent_notice=True`: the one confirmation answering the opt-out keyword itself (marked
     in `metadata["consent_notice"]` so that delivery lets it through). The messages keep the
     text, the media URL and the choices (`metadata["choices"]` as `[{"id", "label"}]`) and
-    are sent in the order given.
+    are sent in the order given. With `touch_thread` the thread's `last_activity_at` moves to
+    now (`thread_process_inbound` turns it off: replies to a message share its activity time).
     """
     if not replies:
         return []
@@ -135,7 +140,8 @@ def replies_store(
             )
         )
     Message.objects.bulk_create(messages)
-    ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
+    if touch_thread:
+        ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
     _schedule_send([m.pk for m in messages])
     return messages
 
