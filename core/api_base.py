@@ -170,23 +170,28 @@ _ERROR_DESCRIPTIONS = {
 class ChataiAutoSchema(AutoSchema):
     """Adds the error envelope responses to each operation.
 
-    401 and 403 everywhere authentication applies, 404 on routes with path parameters, 400 on
-    writes and on reads with query parameters. Views add others (409, 429) with `extend_schema`.
+    401, 403 and 404 everywhere authentication applies, 400 on writes and on reads with query
+    filters. Views add others (409, 429) with `extend_schema`.
     """
 
     def _error_codes(self) -> list[str]:
         codes = []
         if self.view.authentication_classes:
-            codes += ["401", "403"]
-        if "{" in self.path:
+            # 404 too: unknown ids, another tenant (for a key), pages and cursors that do not
+            # exist, and the tenant list, which does not exist for a key.
+            codes += ["401", "403", "404"]
+        elif "{" in self.path:
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH") or self._has_query_filters():
             codes.append("400")
         return codes
 
     def _has_query_filters(self) -> bool:
-        return bool(getattr(self.view, "filterset_class", None)) or bool(
-            getattr(self.view, "query_serializer_class", None)
+        view = self.view
+        return bool(
+            getattr(view, "filterset_class", None)
+            or getattr(view, "filterset_fields", None)
+            or getattr(view, "query_serializer_class", None)
         )
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
