@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.db import transaction
 
 from conversations.models import ChatThread, Message, MessageStatus, Sender
@@ -83,3 +84,15 @@ def receive(thread: ChatThread, text: str, *, interactive_id: str | None = None)
 
 def texts(replies: list[Reply]) -> list[str]:
     return [reply.text for reply in replies]
+
+
+@pytest.fixture
+def private_cache(settings):
+    """A process-local cache, for query-count tests: a shared Redis may be flushed at any time
+    by other test processes (the root conftest clears caches around every test)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "flows-private",
+        }
+    }

@@ -7,7 +7,11 @@ from flows import selectors
 from flows.engine import FlowValidationError
 from flows.models import Flow
 from flows.services import flow_create, flow_set_active, flow_validate
-from flows.tests.support import example, flow_doc
+from flows.tests.support import (
+    example,
+    flow_doc,
+    private_cache,  # noqa: F401 - a fixture used by name
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +131,7 @@ def test_cached_candidates_follow_create_and_activation(
     assert selectors.flow_candidates_active(channel_id=twilio_channel.pk) == []
 
 
+@pytest.mark.usefixtures("private_cache")
 def test_cached_candidates_cost_no_query_when_warm(twilio_channel, django_assert_num_queries):
     selectors.flow_candidates_active(channel_id=twilio_channel.pk)
     with django_assert_num_queries(0):

@@ -15,7 +15,13 @@ from flows.services import (
     flow_create,
     flow_set_active,
 )
-from flows.tests.support import example, flow_doc, receive, texts
+from flows.tests.support import (
+    example,
+    flow_doc,
+    private_cache,  # noqa: F401 - a fixture used by name
+    receive,
+    texts,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -377,6 +383,7 @@ def test_templates_see_contact_and_tenant(tenant, twilio_channel, thread):
     assert replies[1].choices[0] == ("trial", "Book a free trial")
 
 
+@pytest.mark.usefixtures("private_cache")
 def test_fixed_query_count_while_a_flow_runs(
     tenant, twilio_channel, thread, django_assert_max_num_queries
 ):
