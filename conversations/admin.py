@@ -3,10 +3,22 @@ through the services (agent replies, erasure), never by editing rows."""
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from conversations.models import ChatThread, Contact, Message, MessageAttachment
+from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
+from conversations.services.outbound import (
+    OutsideWindowError,
+    message_send_agent,
+    thread_window_open,
+)
+from conversations.services.threads import thread_update
+from flows.models import FlowSession
+
+INBOX_MESSAGES = 200
 
 
 def mask_phone(phone: str) -> str:
@@ -53,19 +65,36 @@ class ContactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return mask_phone(obj.phone)
 
 
-class MessageInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = Message
-    fields = ["created_at", "direction", "sender", "text", "status", "error_code"]
-    readonly_fields = fields
-    ordering = ["created_at"]
-    extra = 0
-    show_change_link = True
+class AgentReplyForm(forms.Form):
+    text = forms.CharField(
+        label="Reply",
+        max_length=4096,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80, "placeholder": "Write a reply..."}),
+    )
+
+
+class ThreadActionForm(forms.Form):
+    status = forms.ChoiceField(choices=ThreadStatus.choices, required=False)
+    needs_human = forms.TypedChoiceField(
+        choices=[("", "---"), ("1", "yes"), ("0", "no")],
+        coerce=lambda value: value == "1",
+        empty_value=None,
+        required=False,
+    )
 
 
 @admin.register(ChatThread)
 class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The staff inbox: the thread list (waiting for a human first) and, on a thread's page,
+    the conversation decrypted for staff, its attachments and flow sessions, a reply box that
+    sends as an agent (`message_send_agent`) and status / handoff actions (`thread_update`).
+
+    Rows are never edited directly: every change goes through those services.
+    """
+
     list_display = [
         "__str__",
+        "contact_name",
         "tenant",
         "channel",
         "status",
@@ -74,8 +103,9 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "last_activity_at",
     ]
     list_filter = ["needs_human", "status", "tenant", "channel__provider"]
-    list_select_related = ["tenant", "channel"]
+    list_select_related = ["tenant", "channel", "contact"]
     search_fields = ["id", "contact__external_id"]
+    ordering = ["-needs_human", "-last_activity_at"]
     readonly_fields = [
         "id",
         "tenant",
@@ -90,7 +120,86 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     fields = readonly_fields
-    inlines = [MessageInline]
+    change_form_template = "admin/conversations/chatthread/inbox.html"
+
+    @admin.display(description="Contact")
+    def contact_name(self, obj: ChatThread) -> str:
+        return obj.contact.name or str(obj.contact_id)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        thread = self.get_object(request, object_id)
+        if thread is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if request.method == "POST":
+            return self._inbox_post(request, thread)
+        context = {**(extra_context or {}), **self._inbox_context(thread)}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _inbox_context(self, thread: ChatThread) -> dict[str, Any]:
+        recent = list(
+            Message.objects.filter(thread=thread)
+            .select_related("sent_by")
+            .prefetch_related(
+                Prefetch("attachments", queryset=MessageAttachment.objects.order_by("created_at"))
+            )
+            .order_by("-created_at", "-id")[:INBOX_MESSAGES]
+        )
+        sessions = list(
+            FlowSession.objects.filter(thread=thread)
+            .select_related("flow")
+            .order_by("-created_at")[:10]
+        )
+        return {
+            "inbox_messages": list(reversed(recent)),
+            "inbox_truncated": len(recent) == INBOX_MESSAGES,
+            "inbox_sessions": sessions,
+            "inbox_window_open": thread_window_open(thread=thread),
+            "reply_form": AgentReplyForm(),
+            "status_choices": ThreadStatus.choices,
+        }
+
+    def _inbox_post(self, request: HttpRequest, thread: ChatThread) -> HttpResponse:
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied
+        if not self.has_view_permission(request, thread):
+            raise PermissionDenied
+        if "_send_reply" in request.POST:
+            form = AgentReplyForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "The reply is empty or longer than 4096 characters.")
+            else:
+                try:
+                    message_send_agent(
+                        thread=thread, text=form.cleaned_data["text"], user=request.user
+                    )
+                except OutsideWindowError:
+                    messages.error(
+                        request,
+                        "Not sent: the 24-hour window is closed (the contact has not written in "
+                        "the last 24 hours), so WhatsApp only accepts approved templates.",
+                    )
+                except ValidationError as exc:
+                    messages.error(request, "Not sent: " + "; ".join(exc.messages))
+                else:
+                    messages.success(request, "Reply queued for sending.")
+        elif "_thread_action" in request.POST:
+            form = ThreadActionForm(request.POST)
+            if form.is_valid():
+                thread_update(
+                    thread=thread,
+                    status=form.cleaned_data["status"] or None,
+                    needs_human=form.cleaned_data["needs_human"],
+                )
+                messages.success(request, "Thread updated.")
+            else:
+                messages.error(request, "Unknown thread action.")
+        return HttpResponseRedirect(request.path)
 
 
 class AttachmentInline(ReadOnlyAdminMixin, admin.TabularInline):

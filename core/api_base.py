@@ -163,6 +163,7 @@ _ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but not allowed (e.g. an API key on a staff-only route).",
     "404": "Not found (also another tenant's object, for an API key).",
     "409": "Conflict with the current state.",
+    "415": "The body's content type is not accepted (or the body cannot be parsed as it).",
     "429": "Too many requests; see the Retry-After header.",
 }
 
@@ -171,7 +172,7 @@ class ChataiAutoSchema(AutoSchema):
     """Adds the error envelope responses to each operation.
 
     401, 403 and 404 everywhere authentication applies, 400 on writes and on reads with query
-    filters. Views add others (409, 429) with `extend_schema`.
+    filters, 415 on writes. Views add others (409, 429) with `extend_schema`.
     """
 
     def _error_codes(self) -> list[str]:
@@ -184,6 +185,8 @@ class ChataiAutoSchema(AutoSchema):
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH") or self._has_query_filters():
             codes.append("400")
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("415")
         return codes
 
     def _has_query_filters(self) -> bool:

@@ -22,6 +22,7 @@ from conversations.api.serializers import (
     ThreadUpdateSerializer,
 )
 from conversations.models import ChatThread, Contact, Message
+from conversations.services.outbound import OutsideWindowError, message_send_agent
 from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
 from conversations.services.threads import thread_update
@@ -146,8 +147,6 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
         return AgentMessageSerializer if self.request.method == "POST" else MessageSerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from conversations.services.outbound import OutsideWindowError, message_send_agent
-
         thread = self.get_thread()
         serializer = AgentMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,0 +1,113 @@
+"""The staff inbox in the admin: conversation decrypted for staff, replies through the
+outbound service, handoff actions through thread_update."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from conversations.models import ChatThread, Message, MessageAttachment
+from flows.models import Flow, FlowSession, SessionStatus
+from tests import factories
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def thread(tenant):
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    return factories.ThreadFactory(
+        channel=channel, needs_human=True, handoff_reason="asked", last_inbound_at=timezone.now()
+    )
+
+
+def _url(thread):
+    return reverse("admin:conversations_chatthread_change", args=[thread.pk])
+
+
+@pytest.mark.django_db
+def test_thread_page_shows_the_conversation_attachments_and_sessions(admin_client, thread):
+    message = factories.MessageFactory(thread=thread, text="I want to book a class")
+    MessageAttachment.objects.create(
+        message=message, media_type="image", content_type="image/png", url="https://x.test/a"
+    )
+    flow = Flow.objects.create(
+        tenant=thread.tenant,
+        channel=thread.channel,
+        flow_id="welcome",
+        version=3,
+        name="W",
+        definition={},
+    )
+    FlowSession.objects.create(
+        tenant=thread.tenant,
+        thread=thread,
+        flow=flow,
+        status=SessionStatus.WAITING,
+        current_node="ask_day",
+    )
+    page = admin_client.get(_url(thread))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "I want to book a class" in html
+    assert "image/png" in html
+    assert "welcome v3" in html and "ask_day" in html
+    assert thread.contact.phone in html
+    assert "Resume automation" in html
+
+
+@pytest.mark.django_db
+def test_reply_box_sends_as_agent(admin_client, staff_user, thread):
+    response = admin_client.post(_url(thread), {"_send_reply": "1", "text": "Hi, this is Ana"})
+    assert response.status_code == 302
+    message = Message.objects.get(thread=thread, direction="outbound")
+    assert (message.text, message.sender, message.status) == ("Hi, this is Ana", "agent", "queued")
+    assert message.sent_by == staff_user
+
+
+@pytest.mark.django_db
+def test_reply_outside_the_window_is_an_admin_error(admin_client, thread):
+    ChatThread.objects.filter(pk=thread.pk).update(
+        last_inbound_at=timezone.now() - timedelta(days=2)
+    )
+    response = admin_client.post(_url(thread), {"_send_reply": "1", "text": "late"}, follow=True)
+    assert "24-hour window is closed" in response.content.decode()
+    assert not Message.objects.filter(thread=thread, direction="outbound").exists()
+
+
+@pytest.mark.django_db
+def test_resume_automation_and_close(admin_client, thread):
+    admin_client.post(_url(thread), {"_thread_action": "1", "needs_human": "0"})
+    thread.refresh_from_db()
+    assert thread.needs_human is False and thread.handoff_reason == ""
+    admin_client.post(_url(thread), {"_thread_action": "1", "status": "closed"})
+    thread.refresh_from_db()
+    assert thread.status == "closed"
+
+
+@pytest.mark.django_db
+def test_thread_list_filters_with_a_flat_query_budget(
+    admin_client, tenant, thread, django_assert_max_num_queries
+):
+    url = reverse("admin:conversations_chatthread_changelist")
+    channel = thread.channel
+    for rows in (3, 30):
+        factories.ThreadFactory.create_batch(rows - ChatThread.objects.count(), channel=channel)
+        with django_assert_max_num_queries(12):
+            page = admin_client.get(url, {"needs_human__exact": "1", "status__exact": "open"})
+        assert page.status_code == 200
+    assert page.context["cl"].result_count == 1
+
+
+@pytest.mark.django_db
+def test_non_staff_cannot_post_replies(client, django_user_model, thread):
+    user = django_user_model.objects.create_user(username="u", password="pw-123456789")
+    client.force_login(user)
+    response = client.post(_url(thread), {"_send_reply": "1", "text": "x"})
+    assert response.status_code in (302, 403)
+    assert not Message.objects.filter(thread=thread, direction="outbound").exists()
