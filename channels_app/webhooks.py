@@ -36,6 +36,24 @@ def _forbidden(reason: str) -> HttpResponse:
     return HttpResponse("Forbidden", status=403, content_type="text/plain")
 
 
+def _clean(value: object) -> object:
+    """Strings without NUL and lone surrogates, recursively: PostgreSQL refuses NUL in text and
+    JSONB, and UTF-8 (the encryption, the drivers) refuses lone surrogates, so an untrusted
+    body carrying either must become a valid value or it would fail as a 500."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean(key): _clean(item) for key, item in value.items()}
+    return value
+
+
 def _bad_request(reason: str) -> HttpResponse:
     logger.warning("webhook body rejected", extra={"reason": reason})
     return HttpResponse(f"Bad request: {reason}", status=400, content_type="text/plain")
@@ -77,7 +95,8 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     if not signature:
         return _forbidden("missing twilio signature")
     params = request.POST
-    ours, _theirs = twilio.channel_identifiers(params)
+    cleaned = {key: _clean(value) for key, value in params.items()}
+    ours, _theirs = twilio.channel_identifiers(cleaned)
     channel = (
         ChannelInstance.objects.select_related("tenant")
         .filter(identifier=ours, provider=Provider.TWILIO)
@@ -90,7 +109,7 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     if not twilio.signature_valid(url=url, params=params, signature=signature, token=token):
         return _forbidden("twilio signature mismatch")
     try:
-        parsed = twilio.parse_form(params)
+        parsed = twilio.parse_form(cleaned)
     except twilio.TwilioParseError as exc:
         return _bad_request(str(exc))
     if channel is None or not channel.is_active:
@@ -105,7 +124,7 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         return _forbidden("missing hub signature")
     body = request.body
     try:
-        payload = json.loads(body)
+        payload = _clean(json.loads(body))
     except (ValueError, UnicodeDecodeError):
         payload = None
     secrets = [settings.META_APP_SECRET]

@@ -77,13 +77,23 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
+def _list(value: Any) -> list[Any]:
+    """`value` when it is a list, else [] (webhook bodies are untrusted JSON)."""
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` when it is an object, else {}."""
+    return value if isinstance(value, dict) else {}
+
+
 def phone_number_ids(payload: Any) -> set[str]:
     """The `metadata.phone_number_id` of every change (for finding per-channel secrets)."""
     found: set[str] = set()
     if not isinstance(payload, dict):
         return found
-    for entry in payload.get("entry") or []:
-        for change in (entry or {}).get("changes") or [] if isinstance(entry, dict) else []:
+    for entry in _list(payload.get("entry")):
+        for change in _list(_dict(entry).get("changes")):
             value = change.get("value") if isinstance(change, dict) else None
             metadata = value.get("metadata") if isinstance(value, dict) else None
             if isinstance(metadata, dict) and metadata.get("phone_number_id"):
@@ -114,17 +124,17 @@ def parse_payload(payload: Any) -> list[CloudItem]:
             if change.get("field", "messages") != "messages":
                 logger.info("cloud api webhook: field skipped", extra={"field": change["field"]})
                 continue
-            number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
+            number_id = str(_dict(value.get("metadata")).get("phone_number_id") or "")
             profiles = {
-                str(c.get("wa_id")): str((c.get("profile") or {}).get("name") or "")
-                for c in value.get("contacts") or []
+                str(c.get("wa_id")): str(_dict(c.get("profile")).get("name") or "")
+                for c in _list(value.get("contacts"))
                 if isinstance(c, dict)
             }
-            for raw in value.get("messages") or []:
+            for raw in _list(value.get("messages")):
                 parsed = _parse_message(raw, profiles)
                 if parsed is not None:
                     items.append(CloudItem(number_id, parsed))
-            for raw in value.get("statuses") or []:
+            for raw in _list(value.get("statuses")):
                 status = _parse_status(raw)
                 if status is not None:
                     items.append(CloudItem(number_id, status))
@@ -144,7 +154,7 @@ def _parse_message(raw: Any, profiles: dict[str, str]) -> ParsedInbound | None:
         "profile_name": profiles.get(sender, "")[:200],
         "raw_type": raw_type,
         "timestamp": _timestamp(raw.get("timestamp")),
-        "context_id": str((raw.get("context") or {}).get("id") or ""),
+        "context_id": str(_dict(raw.get("context")).get("id") or ""),
     }
     body = raw.get(raw_type) if isinstance(raw.get(raw_type), dict) else {}
     if raw_type == "text":
@@ -199,7 +209,7 @@ def _parse_status(raw: Any) -> ParsedStatus | None:
         return None
     raw_status = str(raw["status"]).lower()
     error_code, error_detail = "", ""
-    errors = raw.get("errors") or []
+    errors = _list(raw.get("errors"))
     if errors and isinstance(errors[0], dict):
         error_code = str(errors[0].get("code") or "")
         details = (

@@ -106,6 +106,8 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
             "duplicate delivery ignored",
             extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
         )
+        # A duplicate id from another sender must not leave the contact/thread it created.
+        transaction.set_rollback(True)
         return existing, False
     attachments = [
         MessageAttachment(
