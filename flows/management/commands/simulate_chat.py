@@ -5,7 +5,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.test.utils import override_settings
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
@@ -22,6 +21,7 @@ from channels_app.providers.base import numbered_choices
 from conversations.models import ChatThread
 from conversations.services.inbound import message_receive, thread_process_inbound
 from core.crypto import normalize_phone
+from core.tasks import in_process
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 PICK = re.compile(r"^/pick\s+(\S+)\s*$")
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         needs_human = False
         # Tasks run in-process right after each commit, whatever CELERY_BROKER_URL says, so a
         # worker never sends the simulator's replies through a real provider.
-        with override_settings(CELERY_BROKER_URL=""), override_provider(PrintingProvider(write)):
+        with in_process(), override_provider(PrintingProvider(write)):
             for raw in sys.stdin:
                 line = raw.rstrip("\r\n")
                 if not line.strip():
