@@ -5,11 +5,13 @@ Usage: python bench/standin.py PORT   (prints "ready" when listening; counts in 
 
 import itertools
 import json
+import secrets
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 counter = itertools.count(1)
+run = secrets.token_hex(6)  # sids stay unique across runs against the same database
 lock = threading.Lock()
 received = {"posts": 0}
 
@@ -22,7 +24,7 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(length)
         with lock:
             received["posts"] += 1
-            sid = f"SM{next(counter):032d}"
+            sid = f"SM{run}{next(counter):020d}"
         body = json.dumps({"sid": sid, "status": "queued"}).encode()
         self.send_response(201)
         self.send_header("Content-Type", "application/json")

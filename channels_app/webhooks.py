@@ -20,6 +20,7 @@ from channels_app.models import ChannelInstance, Provider
 from channels_app.providers import ParsedInbound, ParsedStatus, cloud_api, twilio
 from conversations.services.inbound import message_receive
 from conversations.services.outbound import message_status_update
+from core import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,13 @@ def whatsapp_webhook(request: HttpRequest) -> HttpResponse:
     Twilio form post (incoming message or status callback)."""
     if request.method == "GET":
         return _verify_subscription(request)
-    if len(request.body) > MAX_BODY_BYTES:
-        return _bad_request("body too large")
-    if request.content_type == "application/json":
-        return _cloud_api(request)
-    return _twilio(request)
+    is_json = request.content_type == "application/json"
+    with metrics.webhook_timer("cloud_api" if is_json else "twilio"):
+        if len(request.body) > MAX_BODY_BYTES:
+            return _bad_request("body too large")
+        if is_json:
+            return _cloud_api(request)
+        return _twilio(request)
 
 
 @csrf_exempt

@@ -243,3 +243,27 @@ def test_replies_go_out_in_order(thread):
     assert [form(call)["Body"] for call in responses.calls] == ["one", "two", "three"]
     ordered = Message.objects.filter(direction="outbound").order_by("created_at")
     assert [m.provider_message_id for m in ordered] == [f"SM{n:032d}" for n in range(3)]
+
+
+@responses.activate
+def test_a_provider_id_already_held_is_recorded_as_sent_without_the_id(thread):
+    # given: a message already holding the id the provider will answer with
+    factories.MessageFactory(
+        thread=thread,
+        direction="outbound",
+        sender="flow",
+        status="sent",
+        provider_message_id="SM0123456789abcdef0123456789abcdef",
+    )
+    responses.post(MESSAGES_URL, json=created(), status=201)
+    (message,) = replies_store(thread=thread, replies=[Reply(text="hi")])
+
+    # when
+    assert message_deliver(message_id=message.pk) == "sent"
+
+    # then: not queued for another attempt
+    message.refresh_from_db()
+    assert (message.status, message.provider_message_id) == ("sent", None)
+    assert message.metadata["provider_id_conflict"] == "SM0123456789abcdef0123456789abcdef"
+    assert message_deliver(message_id=message.pk) == "skipped"
+    assert len(responses.calls) == 1

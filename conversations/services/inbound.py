@@ -33,6 +33,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.services.contacts import contact_get_or_create, thread_get_or_create
+from core import metrics
 from core.tasks import enqueue_on_commit
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     enqueue_on_commit(tasks.process_thread, str(thread.pk))
     for attachment in attachments:
         enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    metrics.message_received(channel.provider)
     logger.info(
         "inbound message stored",
         extra={

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -35,6 +35,7 @@ from conversations.models import (
     MessageStatus,
     Sender,
 )
+from core import metrics
 from core.tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ def replies_store(
             )
         )
     Message.objects.bulk_create(messages)
+    metrics.message_queued(len(messages))
     if touch_thread:
         ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
     _schedule_send([m.pk for m in messages])
@@ -192,6 +194,7 @@ def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Me
     )
     ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
     _schedule_send([message.pk])
+    metrics.message_queued(1)
     logger.info(
         "agent message queued", extra={"message_id": str(message.pk), "thread_id": str(thread.pk)}
     )
@@ -302,20 +305,21 @@ def message_deliver(*, message_id: object) -> str:
             message.sent_at = now
             message.error_code = ""
             message.error_detail = ""
-            message.save(
-                update_fields=[
-                    "provider_message_id",
-                    "status",
-                    "sent_at",
-                    "error_code",
-                    "error_detail",
-                    "metadata",
-                    "updated_at",
-                ]
-            )
+            fields = ["status", "sent_at", "error_code", "error_detail", "metadata", "updated_at"]
+            try:
+                with transaction.atomic():
+                    message.save(update_fields=[*fields, "provider_message_id"])
+            except IntegrityError:
+                # The provider reused an id we already hold: the message did go out, so it is
+                # recorded as sent (never retried) without the id, and the conflict is noted.
+                message.metadata["provider_id_conflict"] = message.provider_message_id
+                message.provider_message_id = None
+                message.save(update_fields=fields)
+                logger.error("provider returned an id already in use", extra=log_extra)
             logger.info("message sent", extra=log_extra)
             return "sent"
         code = str(getattr(error, "code", "") or type(error).__name__)
+        metrics.send_failed(channel.provider, code)
         detail = (
             str(error)[:1000]
             if isinstance(error, TransientSendError | PermanentSendError | AmbiguousSendError)
