@@ -13,10 +13,11 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -63,32 +64,41 @@ def _label(value: object) -> str:
     return text
 
 
-def _safe(update: object) -> None:
+def _safe(update: Callable[[], object]) -> None:
     try:
-        update()  # type: ignore[operator]
+        update()
     except Exception:  # noqa: BLE001 - metrics must never break the caller
         logger.warning("metrics update failed", exc_info=False)
 
 
+def _on_commit(update: Callable[[], object]) -> None:
+    """Count work once its transaction commits (now, outside one): rolled-back work, such as
+    a webhook retried after a database error, is not counted twice."""
+    try:
+        transaction.on_commit(lambda: _safe(update))
+    except Exception:  # noqa: BLE001
+        _safe(update)
+
+
 def message_received(provider: str = "") -> None:
     """An inbound message was stored (call once per new message, not for duplicates)."""
-    _safe(lambda: MESSAGES.labels(direction="inbound").inc())
+    _on_commit(lambda: MESSAGES.labels(direction="inbound").inc())
 
 
 def message_queued(count: int = 1) -> None:
     """`count` outbound messages were stored for sending."""
     if count > 0:
-        _safe(lambda: MESSAGES.labels(direction="outbound").inc(count))
+        _on_commit(lambda: MESSAGES.labels(direction="outbound").inc(count))
 
 
 def send_failed(provider: str, reason: str) -> None:
     """A send attempt failed; `reason` is an error code or class, never provider text."""
-    _safe(lambda: SEND_FAILURES.labels(provider=_label(provider), reason=_label(reason)).inc())
+    _on_commit(lambda: SEND_FAILURES.labels(provider=_label(provider), reason=_label(reason)).inc())
 
 
 def flow_outcome(outcome: str) -> None:
     """A flow session ended with `outcome`."""
-    _safe(lambda: FLOW_OUTCOMES.labels(outcome=_label(outcome)).inc())
+    _on_commit(lambda: FLOW_OUTCOMES.labels(outcome=_label(outcome)).inc())
 
 
 def webhook_observed(provider: str, seconds: float) -> None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Message
 from conversations.services.consent import contact_opt_in, contact_opt_out
+from core import metrics
 from flows import ai, selectors
 from flows.engine import (
     EventType,
@@ -281,7 +282,20 @@ def _end_session(session: FlowSession, result: StepResult, now: datetime) -> Non
     _log_events(session, result)
 
 
+_OUTCOMES = {
+    EventType.HANDOFF: "handed_off",
+    EventType.SESSION_COMPLETED: "completed",
+    EventType.SESSION_EXPIRED: "expired",
+    EventType.SESSION_FAILED: "failed",
+    EventType.SESSION_INTERRUPTED: "interrupted",
+}
+
+
 def _log_events(session: FlowSession, result: StepResult) -> None:
+    # One outcome per ending; a handoff ends its session too and counts as a handoff.
+    outcomes = [_OUTCOMES[e.type] for e in result.events if e.type in _OUTCOMES]
+    if outcomes:
+        metrics.flow_outcome("handed_off" if "handed_off" in outcomes else outcomes[0])
     for event in result.events:
         extra = {
             "flow": str(session.flow_id),

@@ -40,12 +40,15 @@ def test_no_token_configured_means_no_bearer_access(client, settings):
 
 
 @pytest.mark.django_db
-def test_metrics_with_the_token_are_prometheus_text(client, settings):
+def test_metrics_with_the_token_are_prometheus_text(
+    client, settings, django_capture_on_commit_callbacks
+):
     # given
     settings.METRICS_TOKEN = "secret-metrics-token"
-    metrics.message_received("twilio")
-    metrics.send_failed("cloud_api", "131047")
-    metrics.flow_outcome("completed")
+    with django_capture_on_commit_callbacks(execute=True):
+        metrics.message_received("twilio")
+        metrics.send_failed("cloud_api", "131047")
+        metrics.flow_outcome("completed")
     with metrics.webhook_timer("twilio"):
         pass
 
@@ -118,3 +121,17 @@ def test_webhook_timer_records_even_when_the_body_raises():
         raise ValueError("boom")
 
     assert _value("chatai_webhook_latency_seconds_count", provider="cloud_api") == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_of_rolled_back_work_are_dropped():
+    from django.db import transaction
+
+    before = _value("chatai_messages_total", direction="inbound")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        metrics.message_received("twilio")
+        raise RuntimeError("rolled back")
+    with transaction.atomic():
+        metrics.message_received("twilio")
+
+    assert _value("chatai_messages_total", direction="inbound") == before + 1
