@@ -8,6 +8,8 @@ content types, bodies) as a staff session sees them, with path ids of real objec
 import pytest
 import schemathesis
 from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -43,6 +45,19 @@ def test_docs_are_served_without_internet(client):
 # (fuzzing) phase runs, bounded by max_examples below.
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 schema.config.phases.update(phases=["fuzzing"])
+
+
+@pytest.fixture
+def keep_test_connection(staff_session, real_ids):
+    """Calling the WSGI handler directly fires request_started/finished, whose
+    close_old_connections would close the test transaction's connection (on PostgreSQL);
+    Django's own test client disconnects it the same way, but reconnects it after each of its
+    requests, so this runs after the fixtures that use it."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
@@ -96,7 +111,7 @@ def real_ids(db):
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_api_honours_its_schema(case, staff_session, real_ids):
+def test_api_honours_its_schema(case, keep_test_connection, staff_session, real_ids):
     if case.path_parameters:
         for name in case.path_parameters:
             if name in real_ids:
