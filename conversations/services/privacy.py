@@ -335,8 +335,9 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
     - waiting flow sessions are interrupted and every session's variables cleared;
     - open threads are closed, with handoff state and metadata cleared.
 
-    The given instance is refreshed. No other contact is touched. A second run changes nothing and reports zeros. With
-    `dry_run` nothing is changed and the report says what would be.
+    The given instance is refreshed. No other contact is touched. A second run changes
+    nothing and reports zeros. With `dry_run` nothing is changed and the report says what
+    would be.
     """
     given = contact
     with transaction.atomic():
