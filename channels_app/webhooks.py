@@ -16,8 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from channels_app.models import ChannelInstance, Provider
+from channels_app.models import ChannelInstance
 from channels_app.providers import ParsedInbound, ParsedStatus, cloud_api, twilio
+from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
 from conversations.services.inbound import message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
@@ -100,13 +101,7 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     params = request.POST
     cleaned = {key: _clean(value) for key, value in params.items()}
     ours, _theirs = twilio.channel_identifiers(cleaned)
-    channel = (
-        ChannelInstance.objects.select_related("tenant")
-        .filter(identifier=ours, provider=Provider.TWILIO)
-        .first()
-        if ours
-        else None
-    )
+    channel = channel_for_twilio(identifier=ours) if ours else None
     url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
     token = twilio.auth_token_for(channel)
     if not twilio.signature_valid(url=url, params=params, signature=signature, token=token):
@@ -133,14 +128,8 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
     secrets = [settings.META_APP_SECRET]
     if payload is not None:
         # A tenant with its own Meta app keeps its app secret on the channel.
-        ids = cloud_api.phone_number_ids(payload)
-        if ids:
-            secrets += [
-                (channel.secrets or {}).get("app_secret", "")
-                for channel in ChannelInstance.objects.filter(
-                    provider=Provider.CLOUD_API, phone_number_id__in=ids
-                )
-            ]
+        known = channels_for_cloud_api(phone_number_ids=cloud_api.phone_number_ids(payload))
+        secrets += [(channel.secrets or {}).get("app_secret", "") for channel in known.values()]
     if not any(
         cloud_api.signature_valid(body=body, header=header, secret=secret)
         for secret in secrets
@@ -153,17 +142,10 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         items = cloud_api.parse_payload(payload)
     except cloud_api.CloudParseError as exc:
         return _bad_request(str(exc))
-    channels = {
-        channel.phone_number_id: channel
-        for channel in ChannelInstance.objects.select_related("tenant").filter(
-            provider=Provider.CLOUD_API,
-            phone_number_id__in={item.phone_number_id for item in items},
-            is_active=True,
-        )
-    }
+    channels = channels_for_cloud_api(phone_number_ids=[item.phone_number_id for item in items])
     for item in items:
         channel = channels.get(item.phone_number_id)
-        if channel is None:
+        if channel is None or not channel.is_active:
             logger.warning("cloud api delivery for an unknown channel skipped")
             continue
         _dispatch(channel, item.item)

@@ -1,5 +1,7 @@
 """Contacts found by phone through the blind index, and threads per contact and channel."""
 
+from datetime import datetime
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -49,17 +51,25 @@ def contact_get_or_create(
                 created = True
         except IntegrityError:
             contact = Contact.objects.get(tenant=tenant, phone_lookup=lookup)
-    if not created and name and contact.name != name:
-        contact.name = name
-        contact.save(update_fields=["name", "updated_at"])
+    if not created:
+        _contact_rename(contact=contact, name=name)
     return contact, created
 
 
-def thread_get_or_create(*, contact: Contact, channel: ChannelInstance) -> tuple[ChatThread, bool]:
+def _contact_rename(*, contact: Contact, name: str) -> None:
+    if name and contact.name != name:
+        contact.name = name
+        contact.save(update_fields=["name", "updated_at"])
+
+
+def thread_get_or_create(
+    *, contact: Contact, channel: ChannelInstance, inbound_at: datetime | None = None
+) -> tuple[ChatThread, bool]:
     """The contact's live thread on the channel, created when missing. Safe under races.
 
     Two concurrent callers get the same thread: the loser of the insert race hits the
-    one-live-thread constraint and reads the winner's row.
+    one-live-thread constraint and reads the winner's row. A thread created for an inbound
+    message (`inbound_at`) starts with that time as its last inbound and last activity.
     """
     thread = ChatThread.objects.filter(contact=contact, channel=channel).first()
     if thread is not None:
@@ -71,8 +81,46 @@ def thread_get_or_create(*, contact: Contact, channel: ChannelInstance) -> tuple
                 contact=contact,
                 channel=channel,
                 status=ThreadStatus.OPEN,
-                last_activity_at=timezone.now(),
+                last_activity_at=inbound_at or timezone.now(),
+                last_inbound_at=inbound_at,
             )
             return thread, True
     except IntegrityError:
         return ChatThread.objects.get(contact=contact, channel=channel), False
+
+
+def contact_thread_for_inbound(
+    *,
+    channel: ChannelInstance,
+    phone: str,
+    name: str = "",
+    external_id: str = "",
+    inbound_at: datetime | None = None,
+) -> tuple[ChatThread, bool]:
+    """The thread (with its contact loaded) that an inbound message from `phone` belongs to,
+    and whether the thread was created now.
+
+    The common case, a known contact writing again on the channel, costs one query (the
+    thread joined with its contact by blind index); otherwise the contact and the thread are
+    found or created as by `contact_get_or_create` and `thread_get_or_create`.
+    """
+    normalized = normalize_phone(phone)
+    if not normalized:
+        raise ValueError("A contact needs a phone number.")
+    thread = (
+        ChatThread.objects.select_related("contact")
+        .filter(
+            channel=channel,
+            contact__tenant_id=channel.tenant_id,
+            contact__phone_lookup=phone_lookup(normalized),
+            contact__deleted_at__isnull=True,
+        )
+        .first()
+    )
+    if thread is not None:
+        _contact_rename(contact=thread.contact, name=name)
+        return thread, False
+    contact, _ = contact_get_or_create(
+        tenant=channel.tenant, phone=normalized, name=name, external_id=external_id
+    )
+    return thread_get_or_create(contact=contact, channel=channel, inbound_at=inbound_at)

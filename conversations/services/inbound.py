@@ -32,7 +32,7 @@ from conversations.models import (
     Sender,
     ThreadStatus,
 )
-from conversations.services.contacts import contact_get_or_create, thread_get_or_create
+from conversations.services.contacts import contact_thread_for_inbound
 from core import metrics
 from core.tasks import enqueue_on_commit
 
@@ -74,13 +74,13 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     and media downloads are scheduled after commit. Raises ValueError for a sender without a
     phone number (the webhook answers 400).
     """
-    contact, _ = contact_get_or_create(
-        tenant=channel.tenant,
+    thread, thread_created = contact_thread_for_inbound(
+        channel=channel,
         phone=inbound.from_phone,
         name=inbound.profile_name,
         external_id=inbound.wa_id,
+        inbound_at=timezone.now(),
     )
-    thread, _ = thread_get_or_create(contact=contact, channel=channel)
     _serialize_inserts(thread=thread)
     now = timezone.now()
     message = Message(
@@ -126,7 +126,8 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     ]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-    _thread_touch(thread=thread, at=now)
+    if not thread_created:
+        _thread_touch(thread=thread, at=now)
 
     from channels_app import tasks as channel_tasks
     from conversations import tasks
@@ -207,6 +208,8 @@ def thread_process_inbound(*, thread_id: object) -> int:
         )
         if not pending:
             return 0
+        if thread.contact.erased_at is not None:
+            return _discard_for_erased_contact(thread=thread, pending=pending)
         for message in pending:
             message.thread = thread
             message.channel = thread.channel
@@ -257,6 +260,25 @@ def thread_process_inbound(*, thread_id: object) -> int:
         extra={"thread_id": str(thread.pk), "count": len(pending)},
     )
     return len(pending)
+
+
+def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message]) -> int:
+    """Messages that raced with the erasure of their contact (stored from a snapshot taken
+    before the erasure committed) keep no text, metadata or media, and run no flow.
+
+    Requires the thread row lock (held by `thread_process_inbound`).
+    """
+    now = timezone.now()
+    ids = [message.pk for message in pending]
+    MessageAttachment.objects.filter(message_id__in=ids).delete()
+    Message.objects.filter(pk__in=ids).update(
+        text="", metadata={"erased": True}, processed_at=now, updated_at=now
+    )
+    logger.info(
+        "inbound messages of an erased contact discarded",
+        extra={"thread_id": str(thread.pk), "count": len(ids)},
+    )
+    return len(ids)
 
 
 def attachment_download(*, attachment_id: object, final_attempt: bool = False) -> str:

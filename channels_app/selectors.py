@@ -1,0 +1,111 @@
+"""Channel lookups for the webhooks' hot path, memoised per process.
+
+Every webhook request starts by finding its channel (Twilio by `To`, the Cloud API by
+`phone_number_id`). Channels change rarely, so each process keeps the channels it has looked
+up, valid while the shared stamp in the default cache is unchanged. Every write to a channel
+or a tenant replaces the stamp (`channels_invalidate`, right away and again after commit), so
+a lookup never returns a channel older than the last committed change once the stamp is seen.
+Entries also expire after `MEMO_SECONDS`, which bounds staleness where the cache is not shared
+between processes (the embedded default without Redis).
+
+The memoised instances are shared between requests of a process: read them, never change them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from django.core.cache import cache
+from django.db import transaction
+
+from channels_app.models import ChannelInstance, Provider
+
+MEMO_SECONDS = 60.0
+MEMO_SIZE = 1024
+_STAMP_KEY = "channels:stamp"
+
+
+class _Memo:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stamp: str | None = None
+        self._entries: OrderedDict[tuple[str, str], tuple[float, ChannelInstance | None]] = (
+            OrderedDict()
+        )
+
+    def sync(self, stamp: str) -> None:
+        with self._lock:
+            if stamp != self._stamp:
+                self._entries.clear()
+                self._stamp = stamp
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, ChannelInstance | None]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < time.monotonic():
+                return False, None
+            self._entries.move_to_end(key)
+            return True, entry[1]
+
+    def put(self, key: tuple[str, str], channel: ChannelInstance | None) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic() + MEMO_SECONDS, channel)
+            self._entries.move_to_end(key)
+            while len(self._entries) > MEMO_SIZE:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._stamp = None
+
+
+_memo = _Memo()
+
+
+def _current_stamp() -> str:
+    stamp = cache.get(_STAMP_KEY)
+    if stamp is None:
+        cache.add(_STAMP_KEY, uuid.uuid4().hex, timeout=None)
+        stamp = cache.get(_STAMP_KEY) or uuid.uuid4().hex
+    return str(stamp)
+
+
+def channels_invalidate() -> None:
+    """Make every process forget its memoised channels: now, and once the change commits."""
+    _memo.clear()
+    cache.set(_STAMP_KEY, uuid.uuid4().hex, timeout=None)
+    transaction.on_commit(lambda: cache.set(_STAMP_KEY, uuid.uuid4().hex, timeout=None))
+
+
+def _lookup(key: tuple[str, str], query: dict[str, object]) -> ChannelInstance | None:
+    found, channel = _memo.get(key)
+    if found:
+        return channel
+    channel = ChannelInstance.objects.select_related("tenant").filter(**query).first()
+    _memo.put(key, channel)
+    return channel
+
+
+def channel_for_twilio(*, identifier: str) -> ChannelInstance | None:
+    """The live Twilio channel with this identifier (`whatsapp:+1...`), active or not."""
+    _memo.sync(_current_stamp())
+    return _lookup(("twilio", identifier), {"identifier": identifier, "provider": Provider.TWILIO})
+
+
+def channels_for_cloud_api(*, phone_number_ids: Iterable[str]) -> dict[str, ChannelInstance]:
+    """The live Cloud API channels (active or not) by `phone_number_id`, for the given ids."""
+    _memo.sync(_current_stamp())
+    found: dict[str, ChannelInstance] = {}
+    for phone_number_id in sorted(set(phone_number_ids)):
+        channel = _lookup(
+            ("cloud_api", phone_number_id),
+            {"phone_number_id": phone_number_id, "provider": Provider.CLOUD_API},
+        )
+        if channel is not None:
+            found[phone_number_id] = channel
+    return found
