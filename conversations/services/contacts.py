@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
@@ -107,14 +108,15 @@ def contact_thread_for_inbound(
     normalized = normalize_phone(phone)
     if not normalized:
         raise ValueError("A contact needs a phone number.")
+    # The contact is found first (a scalar subquery on the blind index), so the thread is an
+    # exact lookup on (contact, channel) whatever the planner thinks of the tables' sizes.
+    contact_id = Contact.objects.filter(
+        tenant_id=channel.tenant_id, phone_lookup=phone_lookup(normalized)
+    ).values("pk")[:1]
     thread = (
         ChatThread.objects.select_related("contact")
-        .filter(
-            channel=channel,
-            contact__tenant_id=channel.tenant_id,
-            contact__phone_lookup=phone_lookup(normalized),
-            contact__deleted_at__isnull=True,
-        )
+        .filter(contact_id=Subquery(contact_id), channel=channel)
+        .order_by()
         .first()
     )
     if thread is not None:
