@@ -70,11 +70,14 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     nothing and schedules nothing (the insert runs in a savepoint and the unique constraint
     decides, so concurrent duplicates are safe too). Messages of one thread commit in the order
     of their `created_at` (see _serialize_inserts). A new message gets its contact (found by
-    blind index), its thread (reopened when closed or archived) and its attachments; processing
-    and media downloads are scheduled after commit. Raises ValueError for a sender without a
-    phone number (the webhook answers 400).
+    blind index), its thread and its attachments; processing and media downloads are scheduled
+    after commit. The thread itself is not written here (a flow may hold its row lock for a
+    model call, and the webhook must not wait): `thread_process_inbound` reopens it and records
+    its last inbound and activity times, and the 24-hour window also reads the latest inbound
+    message, so nothing depends on those fields before processing. Raises ValueError for a
+    sender without a phone number (the webhook answers 400).
     """
-    thread, thread_created = contact_thread_for_inbound(
+    thread, _ = contact_thread_for_inbound(
         channel=channel,
         phone=inbound.from_phone,
         name=inbound.profile_name,
@@ -126,8 +129,6 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     ]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-    if not thread_created:
-        _thread_touch(thread=thread, at=now)
 
     from channels_app import tasks as channel_tasks
     from conversations import tasks
@@ -162,22 +163,6 @@ def _serialize_inserts(*, thread: ChatThread) -> None:
     key = int(thread.pk.hex[:16], 16) - (1 << 63)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
-
-
-def _thread_touch(*, thread: ChatThread, at: object) -> None:
-    """Record inbound activity on the thread without waiting for a thread being processed.
-
-    The processing transaction may hold the thread's row lock for a while (a model call); the
-    webhook must not wait for it, so the update is skipped when the row is locked and
-    `thread_process_inbound` records the same times when it handles the message.
-    """
-    free = ChatThread.objects.select_for_update(skip_locked=True).filter(pk=thread.pk)
-    ChatThread.objects.filter(pk__in=free.values("pk")).update(
-        last_inbound_at=at,
-        last_activity_at=at,
-        updated_at=at,
-        status=ThreadStatus.OPEN,
-    )
 
 
 def thread_process_inbound(*, thread_id: object) -> int:
