@@ -57,12 +57,16 @@ def setup(standin_url: str) -> None:
         flow_create(tenant=tenant, channel=channel, definition=json.loads(FLOW.read_text()))
 
 
-def build(out: Path, target: str, path: str, count: int, offset: int) -> None:
+def build(
+    out: Path, target: str, path: str, count: int, offset: int, senders: int = 0, skip: int = 0
+) -> None:
+    """`senders` > 0: that many contacts write in turn (an ongoing conversation for each);
+    0: every request comes from a new contact. `skip` starts later in the same sequence."""
     validator = RequestValidator(TOKEN)
     url = f"{settings.PUBLIC_BASE_URL}{path}"
     lines = []
-    for n in range(offset, offset + count):
-        sender = f"+1999{n:08d}"
+    for n in range(offset + skip, offset + skip + count):
+        sender = f"+1999{(offset + (n - offset) % senders) if senders else n:08d}"
         params = {
             "SmsMessageSid": f"SMbench{n:025d}",
             "NumMedia": "0",
@@ -91,5 +95,8 @@ if __name__ == "__main__":
     # distinct senders and sids per target, so targets never see each other's messages
     build(out_dir, "baseline", "/bench/baseline", count, 0)
     build(out_dir, "ack", "/api/webhooks/whatsapp", count, 1_000_000)
+    # the first message of each of 500 contacts (sent before measuring), then their next ones
+    build(out_dir, "ack_known_warm", "/api/webhooks/whatsapp", 500, 3_000_000, senders=500)
+    build(out_dir, "ack_known", "/api/webhooks/whatsapp", count, 3_000_000, 500, skip=500)
     build(out_dir, "pipeline", "/api/webhooks/whatsapp", count, 2_000_000)
     print(f"prepared {count} signed requests per target in {out_dir}")

@@ -3,7 +3,9 @@
 #
 # Three targets, measured in the same run against gunicorn + PostgreSQL (database chatai_bench):
 #   baseline  POST /bench/baseline: parse the form and insert one row (the floor)
-#   ack       POST /api/webhooks/whatsapp with a Redis broker: verify, store, queue the task
+#   ack       POST /api/webhooks/whatsapp with a Redis broker: verify, store, queue the task;
+#             every request from a new contact (contact and thread created)
+#   ack_known the same, from 500 contacts writing in turn (contact and thread found)
 #   pipeline  POST /api/webhooks/whatsapp with in-process tasks: verify, store, run the
 #             fitness flow, send both replies to a local stand-in for Twilio's API
 # Each request is a pre-built Twilio delivery with its own MessageSid and sender.
@@ -81,6 +83,10 @@ echo "gunicorn: $WORKERS sync workers; wrk: $THREADS threads, $CONNECTIONS conne
 start_server "$REDIS"
 measure baseline /bench/baseline
 measure ack /api/webhooks/whatsapp
+# warm the 500 returning contacts so the measured requests find contact and thread
+wrk --threads 1 --connections 4 --duration 5s -s bench/replay.lua \
+  "http://127.0.0.1:$PORT" -- "$WORK/ack_known_warm.txt" /api/webhooks/whatsapp 1 >/dev/null
+measure ack_known /api/webhooks/whatsapp
 stop_server
 start_server ""
 measure pipeline /api/webhooks/whatsapp
@@ -97,7 +103,7 @@ for line in open(sys.argv[1]):
     rows[name] = json.loads(data)
 base = rows["baseline"]["requests"] / (rows["baseline"]["duration_us"] / 1e6)
 print(f"{'target':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12} {'errors':>7}")
-for name in ("baseline", "ack", "pipeline"):
+for name in ("baseline", "ack", "ack_known", "pipeline"):
     r = rows[name]
     rps = r["requests"] / (r["duration_us"] / 1e6)
     errors = r["non_2xx"] + r["socket_errors"]
