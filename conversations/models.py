@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from core.fields import EncryptedTextField
+from core.fields import EncryptedJSONField, EncryptedTextField
 from core.models import BaseModel
 
 
@@ -122,6 +122,8 @@ class Message(BaseModel):
     direction = models.CharField(max_length=10, choices=Direction.choices)
     kind = models.CharField(max_length=20, default="text")
     text = EncryptedTextField(blank=True, default="")
+    # Personal content other than the text (a shared location), encrypted like the text.
+    private_data = EncryptedJSONField()
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     # NULL until the provider accepts the message; unique per channel when set.
     provider_message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001

@@ -84,7 +84,7 @@ def test_every_kind_is_stored_and_none_dropped(
     }
     assert by_id["wamid.REACTION01"].metadata["provider_type"] == "reaction"
     assert by_id["wamid.IMAGE0001"].text == "Here is my card"
-    assert by_id["wamid.LOCATION1"].metadata["location"]["latitude"] == 37.483307
+    assert by_id["wamid.LOCATION1"].private_data["location"]["latitude"] == 37.483307
     attachments = {a.message.provider_message_id: a for a in MessageAttachment.objects.all()}
     assert set(attachments) == {
         "wamid.IMAGE0001",

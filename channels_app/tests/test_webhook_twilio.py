@@ -2,6 +2,7 @@
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
 from conversations.services.contacts import contact_external_id
@@ -160,12 +161,16 @@ def test_location_and_button_messages(client, wa_twilio_channel, no_flow):
     assert post_twilio(client, twilio_params("inbound_button"), token=TOKEN).status_code == 200
     location, button = Message.objects.order_by("created_at")
     assert location.kind == "location"
-    assert location.metadata["location"] == {
+    assert location.private_data["location"] == {
         "latitude": -23.5613,
         "longitude": -46.6565,
         "name": "Paulista gym",
         "address": "Av. Paulista, 1000",
     }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT metadata, private_data FROM conversations_message")
+        raw = " ".join(str(column) for row in cursor.fetchall() for column in row)
+    assert "-23.5613" not in raw and "Paulista" not in raw  # where a contact is: encrypted
     assert button.kind == "button"
     assert button.metadata["interactive_id"] == "trial"
     assert button.text == "Book a free trial"

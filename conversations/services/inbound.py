@@ -48,18 +48,25 @@ def _metadata(inbound: ParsedInbound) -> dict[str, object]:
     metadata: dict[str, object] = {"provider_type": inbound.raw_type or inbound.kind}
     if inbound.interactive_id:
         metadata["interactive_id"] = inbound.interactive_id
-    if inbound.location is not None:
-        metadata["location"] = {
-            "latitude": inbound.location.latitude,
-            "longitude": inbound.location.longitude,
-            "name": inbound.location.name,
-            "address": inbound.location.address,
-        }
     if inbound.timestamp is not None:
         metadata["provider_timestamp"] = inbound.timestamp.isoformat()
     if inbound.context_id:
         metadata["context_id"] = inbound.context_id
     return metadata
+
+
+def _private_data(inbound: ParsedInbound) -> dict[str, object]:
+    """Where a contact is (a shared location) is personal data: stored encrypted."""
+    if inbound.location is None:
+        return {}
+    return {
+        "location": {
+            "latitude": inbound.location.latitude,
+            "longitude": inbound.location.longitude,
+            "name": inbound.location.name,
+            "address": inbound.location.address,
+        }
+    }
 
 
 @transaction.atomic
@@ -97,6 +104,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         provider_message_id=inbound.provider_message_id,
         sender=Sender.CONTACT,
         metadata=_metadata(inbound),
+        private_data=_private_data(inbound),
         created_at=now,
     )
     try:
@@ -257,7 +265,11 @@ def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message
     ids = [message.pk for message in pending]
     MessageAttachment.objects.filter(message_id__in=ids).delete()
     Message.objects.filter(pk__in=ids).update(
-        text="", metadata={"erased": True}, processed_at=now, updated_at=now
+        text="",
+        metadata={"erased": True},
+        private_data={},
+        processed_at=now,
+        updated_at=now,
     )
     logger.info(
         "inbound messages of an erased contact discarded",

@@ -128,6 +128,7 @@ def _export_message(message: Message, attachments: list[MessageAttachment]) -> d
         "error_code": message.error_code,
         "error_detail": message.error_detail,
         "metadata": message.metadata,
+        "private_data": message.private_data,
         "created_at": _iso(message.created_at),
         "sent_at": _iso(message.sent_at),
         "delivered_at": _iso(message.delivered_at),
@@ -376,7 +377,9 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
             updated_at=now,
         )
         unprocessed.update(processed_at=now, updated_at=now)
-        _messages_with_pii(thread_ids).update(text="", metadata={}, error_detail="", updated_at=now)
+        _messages_with_pii(thread_ids).update(
+            text="", metadata={}, private_data={}, error_detail="", updated_at=now
+        )
         attachments.delete()
         _sessions_to_end(thread_ids).filter(status=SessionStatus.WAITING).update(
             status=SessionStatus.INTERRUPTED,
