@@ -171,3 +171,17 @@ class Provider(ABC):
     @abstractmethod
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         """Download inbound media. Raises MediaDownloadError."""
+
+
+MAX_MEDIA_BYTES = 100 * 1024 * 1024
+
+
+def read_limited(response: Any) -> bytes:
+    """The body of a streamed `requests` response, refused past MAX_MEDIA_BYTES."""
+    chunks, total = [], 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        total += len(chunk)
+        if total > MAX_MEDIA_BYTES:
+            raise MediaDownloadError("media is larger than the limit", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)

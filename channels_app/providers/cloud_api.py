@@ -32,9 +32,9 @@ from channels_app.providers.base import (
     SendResult,
     TransientSendError,
     numbered_choices,
+    read_limited,
     scrub,
 )
-from channels_app.providers.twilio import _read_limited
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -397,6 +397,6 @@ class CloudApiProvider(Provider):
                 raise MediaDownloadError(
                     f"media answered {response.status_code}", status=response.status_code
                 )
-            content = _read_limited(response)
+            content = read_limited(response)
             content_type = info.get("mime_type") or response.headers.get("Content-Type", "")
             return MediaFile(content=content, content_type=content_type)

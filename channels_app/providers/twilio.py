@@ -34,13 +34,13 @@ from channels_app.providers.base import (
     SendResult,
     TransientSendError,
     numbered_choices,
+    read_limited,
     scrub,
 )
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
 
-MAX_MEDIA_BYTES = 100 * 1024 * 1024
 STATUS_MAP = {
     "accepted": "queued",
     "scheduled": "queued",
@@ -270,18 +270,8 @@ class TwilioProvider(Provider):
                 raise MediaDownloadError(
                     f"media answered {response.status_code}", status=response.status_code
                 )
-            content = _read_limited(response)
+            content = read_limited(response)
             return MediaFile(content=content, content_type=response.headers.get("Content-Type", ""))
-
-
-def _read_limited(response: requests.Response) -> bytes:
-    chunks, total = [], 0
-    for chunk in response.iter_content(chunk_size=64 * 1024):
-        total += len(chunk)
-        if total > MAX_MEDIA_BYTES:
-            raise MediaDownloadError("media is larger than the limit", code="too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_date(value: str) -> datetime | None:
