@@ -159,6 +159,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "inbox_messages": list(reversed(recent)),
             "inbox_truncated": len(recent) == INBOX_MESSAGES,
             "inbox_sessions": sessions,
+            "inbox_contact_phone": mask_phone(thread.contact.phone),
             "inbox_window_open": thread_window_open(thread=thread),
             "reply_form": AgentReplyForm(),
             "status_choices": ThreadStatus.choices,
