@@ -1,6 +1,11 @@
 from django import forms
 
-from tenants.models import Tenant, TenantProjectConfig
+from tenants.models import (
+    Tenant,
+    TenantProjectConfig,
+    default_opt_in_keywords,
+    default_opt_out_keywords,
+)
 
 
 class KeywordListField(forms.CharField):
@@ -25,9 +30,15 @@ class TenantAdminForm(forms.ModelForm):
         error_messages={"invalid": "Use E.164, e.g. +5511988887777."},
     )
     opt_out_keywords = KeywordListField(
-        required=False, help_text="Comma-separated; a whole message equal to one opts out."
+        required=False,
+        initial=default_opt_out_keywords,
+        help_text="Comma-separated; a whole message equal to one opts out.",
     )
-    opt_in_keywords = KeywordListField(required=False, help_text="Comma-separated.")
+    opt_in_keywords = KeywordListField(
+        required=False,
+        initial=default_opt_in_keywords,
+        help_text="Comma-separated; a whole message equal to one opts back in.",
+    )
 
     class Meta:
         model = Tenant
