@@ -13,7 +13,7 @@ from conversations.services.inbound import thread_process_inbound
 from conversations.services.outbound import (
     MAX_SEND_ATTEMPTS,
     TransientDeliveryError,
-    message_deliver,
+    thread_deliver_queued,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,33 +38,19 @@ def process_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
 
 
 @shared_task(bind=True, max_retries=MAX_SEND_ATTEMPTS, acks_late=True)
-def send_message(self, message_id: str, then: list[str] | None = None) -> str:  # type: ignore[no-untyped-def]
-    """Deliver `message_id`, then each message of `then`, in that order.
+def send_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
+    """Send the thread's queued replies in order (see thread_deliver_queued).
 
-    On a transient provider error the rest waits: with a broker the task retries from that
-    message with backoff; in-process the messages stay queued for process_pending.
+    On a transient provider error the rest waits: with a broker the task retries with backoff;
+    in-process the messages stay queued for process_pending.
     """
-    remaining = [message_id, *(then or [])]
-    outcome = "skipped"
-    while remaining:
-        current = remaining[0]
-        try:
-            outcome = message_deliver(message_id=current)
-        except TransientDeliveryError as exc:
-            if self.request.is_eager:
-                logger.info(
-                    "send left for process_pending",
-                    extra={"message_id": current, "waiting": len(remaining) - 1},
-                )
-                return "retry"
-            raise self.retry(
-                args=(current,),
-                kwargs={"then": remaining[1:]},
-                exc=exc,
-                countdown=backoff_seconds(self.request.retries),
-            ) from exc
-        remaining.pop(0)
-    return outcome
+    try:
+        return thread_deliver_queued(thread_id=thread_id)
+    except TransientDeliveryError as exc:
+        if self.request.is_eager:
+            logger.info("send left for process_pending", extra={"thread_id": thread_id})
+            return 0
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task(name="conversations.tasks.process_pending", ignore_result=True)

@@ -248,7 +248,7 @@ def sends_lost(monkeypatch):
     lost = []
 
     def run_task(task, *args, **kwargs):
-        if task.name == "conversations.tasks.send_message":
+        if task.name == "conversations.tasks.send_thread":
             lost.append(args)
             return
         real(task, *args, **kwargs)

@@ -9,12 +9,14 @@ id, is no longer queued, or whose earlier attempt may have reached the provider.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -37,6 +39,8 @@ from conversations.models import (
 )
 from core import metrics
 from core.tasks import enqueue_on_commit
+
+_SEND_LOCK_CLASS = 7041  # advisory lock namespace of the per-thread sender
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +85,11 @@ def _kind(reply: ReplyLike) -> str:
     return "text"
 
 
-def _schedule_send(message_ids: Sequence[object]) -> None:
-    """Send the messages in this order after commit (one task, so order holds)."""
-    if not message_ids:
-        return
+def _schedule_send(thread: ChatThread) -> None:
+    """After commit, send the thread's queued messages in order (see thread_deliver_queued)."""
     from conversations import tasks
 
-    ids = [str(pk) for pk in message_ids]
-    enqueue_on_commit(tasks.send_message, ids[0], then=ids[1:])
+    enqueue_on_commit(tasks.send_thread, str(thread.pk))
 
 
 def replies_store(
@@ -144,7 +145,7 @@ def replies_store(
     metrics.message_queued(len(messages))
     if touch_thread:
         ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
-    _schedule_send([m.pk for m in messages])
+    _schedule_send(thread)
     return messages
 
 
@@ -193,7 +194,7 @@ def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Me
         created_at=now,
     )
     ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
-    _schedule_send([message.pk])
+    _schedule_send(thread)
     metrics.message_queued(1)
     logger.info(
         "agent message queued", extra={"message_id": str(message.pk), "thread_id": str(thread.pk)}
@@ -221,6 +222,61 @@ def _fail(message: Message, *, code: str, detail: str) -> None:
     message.error_code = code[:64]
     message.error_detail = detail[:1000]
     message.save(update_fields=["status", "error_code", "error_detail", "metadata", "updated_at"])
+
+
+@contextmanager
+def _thread_send_lock(thread_id: object) -> Iterator[bool]:
+    """Try to become the one sender of a thread (a session-level advisory lock on PostgreSQL,
+    held across the provider calls); yields whether it did. SQLite serialises anyway."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = int(uuid.UUID(str(thread_id)).hex[16:24], 16) - (1 << 31)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_SEND_LOCK_CLASS, key])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SEND_LOCK_CLASS, key])
+
+
+def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
+    """Ids of the thread's queued outbound messages not tried yet, oldest first."""
+    return list(
+        Message.objects.filter(
+            thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED
+        )
+        .exclude(pk__in=tried)
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def thread_deliver_queued(*, thread_id: object) -> int:
+    """Send the thread's queued outbound messages, oldest first; return how many went out.
+
+    Guarantees: one sender per thread at a time, so replies reach the provider in the order
+    they were stored even when several workers run send tasks for the same thread. A caller
+    that finds another sender at work returns at once: that sender looks for queued messages
+    again after letting go, so a message queued meanwhile is never left behind. Raises
+    TransientDeliveryError at the first message that cannot go now; the later ones wait
+    behind it (for the task's retry, or `process_pending`).
+    """
+    sent = 0
+    tried: set[object] = set()
+    while True:
+        with _thread_send_lock(thread_id) as acquired:
+            if not acquired:
+                return sent
+            for message_id in _queued(thread_id, tried=tried):
+                tried.add(message_id)
+                if message_deliver(message_id=message_id) == "sent":
+                    sent += 1
+        if not _queued(thread_id, tried=tried):
+            return sent
 
 
 def message_deliver(*, message_id: object) -> str:

@@ -1,0 +1,80 @@
+"""Replies leave in the order they were stored, whatever number of workers send them."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from channels_app.providers import Provider, SendResult, override_provider
+from conversations.models import Message, MessageStatus
+from conversations.services.outbound import replies_store, thread_deliver_queued
+from flows.services import Reply
+from tests import factories
+
+
+class SlowRecordingProvider(Provider):
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self._lock = threading.Lock()
+
+    def send(self, *, channel, payload):
+        # the first reply is slow at the provider: a second worker would overtake it
+        time.sleep(0.3 if payload.text.endswith("0") else 0.01)
+        with self._lock:
+            self.sent.append(payload.text)
+            return SendResult(provider_message_id=f"SM{len(self.sent)}")
+
+    def fetch_media(self, *, channel, url, media_id):  # pragma: no cover - not used here
+        raise NotImplementedError
+
+
+@pytest.mark.django_db
+def test_a_thread_sends_its_queued_replies_oldest_first():
+    thread = factories.ThreadFactory()
+    replies_store(thread=thread, replies=[Reply(text="first"), Reply(text="second")])
+    replies_store(thread=thread, replies=[Reply(text="third")])
+    provider = SlowRecordingProvider()
+    with override_provider(provider):
+        assert thread_deliver_queued(thread_id=thread.pk) == 3
+        assert thread_deliver_queued(thread_id=thread.pk) == 0
+    assert provider.sent == ["first", "second", "third"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_senders_keep_the_order_and_send_each_reply_once():
+    # given a thread with replies to two inbound messages, queued in two batches
+    thread = factories.ThreadFactory()
+    texts = [f"reply {n}" for n in range(6)]
+    replies_store(thread=thread, replies=[Reply(text=t) for t in texts[:3]])
+    replies_store(thread=thread, replies=[Reply(text=t) for t in texts[3:]])
+    provider = SlowRecordingProvider()
+    barrier = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            thread_deliver_queued(thread_id=thread.pk)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # when four workers send for the thread at once
+    with override_provider(provider):
+        workers = [threading.Thread(target=worker) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    # then every reply went out once, in the order stored
+    assert not errors, errors
+    assert provider.sent == texts
+    assert set(Message.objects.filter(direction="outbound").values_list("status", flat=True)) == {
+        MessageStatus.SENT
+    }
