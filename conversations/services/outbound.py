@@ -225,7 +225,7 @@ def _fail(message: Message, *, code: str, detail: str) -> None:
 
 
 @contextmanager
-def _thread_send_lock(thread_id: object) -> Iterator[bool]:
+def thread_send_lock(thread_id: object) -> Iterator[bool]:
     """Try to become the one sender of a thread (a session-level advisory lock on PostgreSQL,
     held across the provider calls); yields whether it did. SQLite serialises anyway."""
     if connection.vendor != "postgresql":
@@ -268,7 +268,7 @@ def thread_deliver_queued(*, thread_id: object) -> int:
     sent = 0
     tried: set[object] = set()
     while True:
-        with _thread_send_lock(thread_id) as acquired:
+        with thread_send_lock(thread_id) as acquired:
             if not acquired:
                 return sent
             for message_id in _queued(thread_id, tried=tried):

@@ -22,7 +22,11 @@ from django.utils import timezone
 
 from conversations.models import Direction, Message, MessageStatus
 from conversations.services.inbound import thread_process_inbound
-from conversations.services.outbound import TransientDeliveryError, message_deliver
+from conversations.services.outbound import (
+    TransientDeliveryError,
+    message_deliver,
+    thread_send_lock,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,23 +99,28 @@ def pending_process(
                 "pending: thread processing failed", extra={"thread_id": str(thread_id)}
             )
 
-    blocked_threads: set[object] = set()
+    stuck: dict[object, list[object]] = {}
     for message_id, thread_id in _stuck_outbound(cutoff=cutoff, limit=limit):
-        if thread_id in blocked_threads:
-            report.outbound_retry_later += 1
-            continue
-        try:
-            outcome = message_deliver(message_id=message_id)
-        except TransientDeliveryError:
-            blocked_threads.add(thread_id)
-            report.outbound_retry_later += 1
-            continue
-        if outcome == "sent":
-            report.outbound_sent += 1
-        elif outcome == "failed":
-            report.outbound_failed += 1
-        else:
-            report.outbound_skipped += 1
+        stuck.setdefault(thread_id, []).append(message_id)
+    for thread_id, message_ids in stuck.items():
+        # The thread's sender lock: a worker sending this thread right now is never overtaken.
+        with thread_send_lock(thread_id) as acquired:
+            if not acquired:
+                report.outbound_retry_later += len(message_ids)
+                continue
+            for position, message_id in enumerate(message_ids):
+                try:
+                    outcome = message_deliver(message_id=message_id)
+                except TransientDeliveryError:
+                    # the thread's later messages wait behind this one, so order holds
+                    report.outbound_retry_later += len(message_ids) - position
+                    break
+                if outcome == "sent":
+                    report.outbound_sent += 1
+                elif outcome == "failed":
+                    report.outbound_failed += 1
+                else:
+                    report.outbound_skipped += 1
 
     if any(asdict(report).values()):
         logger.info("pending work finished", extra=report.as_dict())
