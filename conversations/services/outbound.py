@@ -8,6 +8,7 @@ id, is no longer queued, or whose earlier attempt may have reached the provider.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -373,6 +375,8 @@ def message_deliver(*, message_id: object) -> str:
                 message.save(update_fields=fields)
                 logger.error("provider returned an id already in use", extra=log_extra)
             logger.info("message sent", extra=log_extra)
+            if message.provider_message_id:
+                _apply_early_statuses(message)
             return "sent"
         code = str(getattr(error, "code", "") or type(error).__name__)
         metrics.send_failed(channel.provider, code)
@@ -399,6 +403,25 @@ def message_deliver(*, message_id: object) -> str:
     return "failed"
 
 
+EARLY_STATUS_SECONDS = 600
+
+
+def _early_status_key(channel_id: object, provider_message_id: str) -> str:
+    digest = hashlib.sha256(provider_message_id.encode()).hexdigest()[:32]
+    return f"status-early:{channel_id}:{digest}"
+
+
+def _apply_early_statuses(message: Message) -> None:
+    """Apply statuses that arrived before `message`'s provider id was recorded."""
+    key = _early_status_key(message.channel_id, message.provider_message_id or "")
+    early = cache.get(key)
+    if not early:
+        return
+    cache.delete(key)
+    for status in early:
+        message_status_update(channel=message.channel, status=status)
+
+
 @transaction.atomic
 def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> Message | None:
     """Apply a provider status to our message with that provider id on the channel.
@@ -415,8 +438,12 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
         .first()
     )
     if message is None:
+        # Possibly a callback that overtook the recording of the provider id (the provider
+        # answers the send, then calls back at once): kept briefly, applied once recorded.
+        key = _early_status_key(channel.pk, status.provider_message_id)
+        cache.set(key, [*(cache.get(key) or []), status], timeout=EARLY_STATUS_SECONDS)
         logger.info(
-            "status for an unknown message ignored",
+            "status for an unknown message kept for a while",
             extra={"channel_id": str(channel.pk), "status": status.raw_status},
         )
         return None

@@ -6,9 +6,13 @@ import time
 import pytest
 from django.db import connection
 
-from channels_app.providers import Provider, SendResult, override_provider
+from channels_app.providers import ParsedStatus, Provider, SendResult, override_provider
 from conversations.models import Message, MessageStatus
-from conversations.services.outbound import replies_store, thread_deliver_queued
+from conversations.services.outbound import (
+    message_status_update,
+    replies_store,
+    thread_deliver_queued,
+)
 from flows.services import Reply
 from tests import factories
 
@@ -78,3 +82,27 @@ def test_concurrent_senders_keep_the_order_and_send_each_reply_once():
     assert set(Message.objects.filter(direction="outbound").values_list("status", flat=True)) == {
         MessageStatus.SENT
     }
+
+
+class FixedIdProvider(SlowRecordingProvider):
+    def send(self, *, channel, payload):
+        self.sent.append(payload.text)
+        return SendResult(provider_message_id="SMearly0001")
+
+
+@pytest.mark.django_db
+def test_a_status_that_overtakes_the_send_is_applied_once_the_id_is_recorded():
+    # given the provider's "delivered" callback arrives before we recorded its message id
+    thread = factories.ThreadFactory()
+    replies_store(thread=thread, replies=[Reply(text="hello")])
+    early = ParsedStatus(provider_message_id="SMearly0001", status="delivered")
+    assert message_status_update(channel=thread.channel, status=early) is None
+
+    # when the send completes
+    with override_provider(FixedIdProvider()):
+        thread_deliver_queued(thread_id=thread.pk)
+
+    # then the message is delivered, not stuck at sent
+    message = Message.objects.get(direction="outbound")
+    assert (message.provider_message_id, message.status) == ("SMearly0001", "delivered")
+    assert message.delivered_at is not None
