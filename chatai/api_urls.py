@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from channels_app.api import urls as channel_urls
 from conversations.api import urls as conversation_urls
 from core.api_base import api_not_found
+from core.api_root import ApiRootView
 from flows.api import urls as flow_urls
 from tenants.api import urls as tenant_urls
 
@@ -22,6 +23,7 @@ tenant_scoped = [
 ]
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     *tenant_urls.controller_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
