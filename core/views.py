@@ -77,6 +77,5 @@ def readyz(request: HttpRequest) -> JsonResponse:
     }
     ready = checks["database"] == "ok"
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
+        {"status": "ok" if ready else "unavailable", **checks}, status=200 if ready else 503
     )
