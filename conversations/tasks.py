@@ -45,7 +45,7 @@ def send_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
     in-process the messages stay queued for process_pending.
     """
     try:
-        return thread_deliver_queued(thread_id=thread_id)
+        return thread_deliver_queued(thread_id=thread_id)["sent"]
     except TransientDeliveryError as exc:
         if self.request.is_eager:
             logger.info("send left for process_pending", extra={"thread_id": thread_id})

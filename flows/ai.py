@@ -24,7 +24,7 @@ from django.conf import settings
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from flows.engine import AIError, AIRequest
+from flows.engine import AIAnswerNeeded, AIError, AIRequest
 
 logger = logging.getLogger(__name__)
 
@@ -128,10 +128,12 @@ class ThreadResponder:
         config: Any,
         history: Callable[[int], list[tuple[str, str]]],
         log_extra: dict[str, Any] | None = None,
+        answers: dict[tuple[Any, ...], str | AIError] | None = None,
     ) -> None:
         self._config = config
         self._history = history
         self._log_extra = dict(log_extra or {})
+        self._answers = answers
 
     def messages(self, request: AIRequest) -> list[BaseMessage]:
         """The prompt for `request`: system, history (oldest first), then the reply."""
@@ -157,36 +159,81 @@ class ThreadResponder:
         return prompt
 
     def __call__(self, request: AIRequest) -> str:
-        try:
-            model = chat_model_factory()
-        except Exception as exc:
-            self._log("llm factory failed", request, exc)
-            raise AIError("the language model could not be built") from exc
-        if model is None:
-            raise AIError("no language model is configured")
-        prompt = self.messages(request)
-        timeout = float(settings.LLM_TIMEOUT_SECONDS)
-        future = _executor.submit(model.invoke, prompt)
-        try:
-            result = future.result(timeout=timeout)
-        except FutureTimeout as exc:
-            future.cancel()
-            self._log("llm call timed out", request, exc)
-            raise AIError(f"the model did not answer within {timeout:g} seconds") from exc
-        except Exception as exc:
-            self._log("llm call failed", request, exc)
-            raise AIError(f"the model call failed: {type(exc).__name__}") from exc
-        text = _content_text(getattr(result, "content", result))
-        if not text.strip():
-            raise AIError("the model returned an empty answer")
-        return text
+        """The model's answer to `request`.
 
-    def _log(self, message: str, request: AIRequest, exc: BaseException) -> None:
-        # The exception text may echo the prompt: only its type is logged.
-        logger.warning(
-            message,
-            extra={**self._log_extra, "node_id": request.node_id, "error": type(exc).__name__},
-        )
+        With `answers` (a dict, see `answer_key`) the model is not called here: a known answer
+        (or its recorded AIError) is returned, and an unknown one raises AIAnswerNeeded with
+        the prompt as payload, for the caller to obtain with `answer_needed` outside its
+        transaction and run the step again.
+        """
+        if self._answers is not None:
+            known = self._answers.get(answer_key(request), _MISSING)
+            if isinstance(known, AIError):
+                raise known
+            if isinstance(known, str):
+                return known
+            raise AIAnswerNeeded(request, payload=self.messages(request))
+        return invoke_model(request, self.messages(request), log_extra=self._log_extra)
+
+
+_MISSING = object()
+
+
+def answer_key(request: AIRequest) -> tuple[Any, ...]:
+    """What makes two requests the same question to the model."""
+    return (
+        request.node_id,
+        request.instructions,
+        request.language,
+        request.history_messages,
+        request.reply,
+    )
+
+
+def answer_needed(
+    needed: AIAnswerNeeded, *, log_extra: dict[str, Any] | None = None
+) -> str | AIError:
+    """Call the model for a suspended step (outside any transaction); never raises."""
+    try:
+        return invoke_model(needed.request, needed.payload, log_extra=log_extra or {})
+    except AIError as exc:
+        return exc
+
+
+def invoke_model(request: AIRequest, prompt: Any, *, log_extra: dict[str, Any]) -> str:
+    """The configured chat model's answer to `prompt`, within LLM_TIMEOUT_SECONDS.
+
+    Every failure (not configured, provider error, timeout, empty answer) raises AIError.
+    """
+    try:
+        model = chat_model_factory()
+    except Exception as exc:
+        _log("llm factory failed", request, exc, log_extra)
+        raise AIError("the language model could not be built") from exc
+    if model is None:
+        raise AIError("no language model is configured")
+    timeout = float(settings.LLM_TIMEOUT_SECONDS)
+    future = _executor.submit(model.invoke, prompt)
+    try:
+        result = future.result(timeout=timeout)
+    except FutureTimeout as exc:
+        future.cancel()
+        _log("llm call timed out", request, exc, log_extra)
+        raise AIError(f"the model did not answer within {timeout:g} seconds") from exc
+    except Exception as exc:
+        _log("llm call failed", request, exc, log_extra)
+        raise AIError(f"the model call failed: {type(exc).__name__}") from exc
+    text = _content_text(getattr(result, "content", result))
+    if not text.strip():
+        raise AIError("the model returned an empty answer")
+    return text
+
+
+def _log(message: str, request: AIRequest, exc: BaseException, log_extra: dict[str, Any]) -> None:
+    # The exception text may echo the prompt: only its type is logged.
+    logger.warning(
+        message, extra={**log_extra, "node_id": request.node_id, "error": type(exc).__name__}
+    )
 
 
 def _content_text(content: Any) -> str:

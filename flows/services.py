@@ -331,7 +331,14 @@ def _replies(result: StepResult) -> list[Reply]:
 class _Runner:
     """What one call needs to run steps for a thread: context, persistence, event handling."""
 
-    def __init__(self, *, thread: ChatThread, now: datetime, message: Message | None) -> None:
+    def __init__(
+        self,
+        *,
+        thread: ChatThread,
+        now: datetime,
+        message: Message | None,
+        ai_answers: dict[tuple[Any, ...], Any] | None = None,
+    ) -> None:
         self.thread = thread
         self.now = now
         self.message = message
@@ -346,6 +353,7 @@ class _Runner:
                 config=_LazyConfig(tenant),
                 history=self._history,
                 log_extra={"chat_thread": str(thread.pk), "tenant": str(tenant.pk)},
+                answers=ai_answers,
             ),
         )
 
@@ -415,7 +423,12 @@ def _definition_or_none(flow_pk: Any, definition: dict | None = None) -> FlowDef
         return None
 
 
-def flow_handle_inbound(*, thread: ChatThread, message: Message) -> list[Reply]:
+def flow_handle_inbound(
+    *,
+    thread: ChatThread,
+    message: Message,
+    ai_answers: dict[tuple[Any, ...], Any] | None = None,
+) -> list[Reply]:
     """Run the thread's automation for one stored inbound message; return the replies.
 
     Requires: called inside a transaction while holding the thread row lock
@@ -428,6 +441,10 @@ def flow_handle_inbound(*, thread: ChatThread, message: Message) -> list[Reply]:
     interrupted by another active flow's keyword (unless its flow ignores keywords), else
     resumed; without a session a flow is selected (keyword, else weighted sticky default) and
     started. Never raises for model errors (the AI node falls back).
+
+    With `ai_answers` (see `flows.ai.answer_key`) the model is never called here: a step that
+    needs an answer not in the dict raises `AIAnswerNeeded` (the caller rolls back what this
+    call wrote, gets the answer outside its transaction, and calls again).
     """
     now = timezone.now()
     contact = thread.contact
@@ -457,7 +474,7 @@ def flow_handle_inbound(*, thread: ChatThread, message: Message) -> list[Reply]:
     if thread.needs_human or not tenant.is_active:
         return []
 
-    runner = _Runner(thread=thread, now=now, message=message)
+    runner = _Runner(thread=thread, now=now, message=message, ai_answers=ai_answers)
 
     # (5) a waiting session: expire, interrupt, or resume.
     session = selectors.flow_session_waiting(thread_id=thread.pk)

@@ -41,7 +41,7 @@ def channel(tenant):
 def echo_flow(monkeypatch):
     seen = []
 
-    def handle(*, thread, message):
+    def handle(*, thread, message, **_):
         seen.append(message.pk)
         return [Reply(text=f"echo {len(seen)}")]
 

@@ -229,7 +229,7 @@ def test_an_exception_inside_the_flow_logs_no_pii(client, tenant, all_logs, monk
     # given a flow that blows up with the message text in the exception
     factories.TwilioChannelFactory(tenant=tenant, phone_number="+15550000001")
 
-    def explode(*, thread, message):
+    def explode(*, thread, message, **_):
         raise RuntimeError(f"cannot handle {message.text!r}")
 
     monkeypatch.setattr("flows.services.flow_handle_inbound", explode)

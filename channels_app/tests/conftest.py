@@ -16,7 +16,7 @@ def no_flow(monkeypatch):
     """Processing without a flow: records the messages the flow saw, answers nothing."""
     seen = []
 
-    def handle(*, thread, message):
+    def handle(*, thread, message, **_):
         seen.append(message.pk)
         return []
 

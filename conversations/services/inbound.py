@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
@@ -35,11 +38,14 @@ from conversations.models import (
 from conversations.services.contacts import contact_thread_for_inbound
 from core import metrics
 from core.tasks import enqueue_on_commit
+from flows.engine import AIAnswerNeeded
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
+
+_PROCESS_LOCK_CLASS = 7042  # advisory lock namespace of the per-thread processor
 
 MAX_DOWNLOAD_ATTEMPTS = 5
 
@@ -173,18 +179,88 @@ def _serialize_inserts(*, thread: ChatThread) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
+MAX_MODEL_ROUNDS = 5
+
+
 def thread_process_inbound(*, thread_id: object) -> int:
     """Run the flow on the thread's unprocessed inbound messages; return how many it handled.
 
-    Guarantees: per thread, one caller at a time (a SELECT ... FOR UPDATE on the thread row,
-    held for the whole transaction, across processes and workers) and messages in arrival
-    order (created_at, id). Each message's replies are stored and `processed_at` is set in the
-    same transaction, so a message is handled exactly once; sending happens after commit.
-    A missing or deleted thread handles nothing.
+    Guarantees: per thread, one caller at a time (a SELECT ... FOR UPDATE on the thread row for
+    each transaction, and on PostgreSQL a session-level advisory lock for the whole run, so a
+    second worker leaves the thread to the first) and messages in arrival order (created_at,
+    id). Each message's replies are stored and `processed_at` is set in the same transaction,
+    so a message is handled exactly once; sending happens after commit. A language model is
+    never called inside a transaction: a step that needs one is rolled back, the model is
+    called with the prompt built in the transaction, and the step runs again with the answer
+    (the messages before it are committed first, the ones after it wait). A missing or
+    deleted thread handles nothing.
     """
+    handled = 0
+    while True:
+        with _thread_processor_lock(thread_id) as acquired:
+            if not acquired:
+                return handled  # the holder looks again after letting go
+            handled += _process_rounds(thread_id=thread_id)
+        if not _has_unprocessed(thread_id):
+            return handled
+
+
+def _has_unprocessed(thread_id: object) -> bool:
+    return Message.objects.filter(
+        thread_id=thread_id, direction=Direction.INBOUND, processed_at__isnull=True
+    ).exists()
+
+
+@contextmanager
+def _thread_processor_lock(thread_id: object) -> Iterator[bool]:
+    """Try to become the one processor of a thread (PostgreSQL advisory lock, session level,
+    held across model calls); yields whether it did. SQLite serialises anyway."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = int(uuid.UUID(str(thread_id)).hex[16:24], 16) - (1 << 31)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_PROCESS_LOCK_CLASS, key])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PROCESS_LOCK_CLASS, key])
+
+
+def _process_rounds(*, thread_id: object) -> int:
+    """Process until nothing is pending; each round ends at a model call or when done."""
+    from flows.ai import answer_key, answer_needed
+
+    answers: dict[tuple[object, ...], object] = {}
+    handled = 0
+    for _ in range(MAX_MODEL_ROUNDS):
+        count, needed = _process_round(thread_id=thread_id, answers=answers)
+        handled += count
+        if needed is None:
+            return handled
+        # Outside any transaction: the model may take up to LLM_TIMEOUT_SECONDS.
+        answers[answer_key(needed.request)] = answer_needed(
+            needed, log_extra={"thread_id": str(thread_id)}
+        )
+    logger.warning(
+        "model answers kept changing; the rest is left for process_pending",
+        extra={"thread_id": str(thread_id)},
+    )
+    return handled
+
+
+def _process_round(
+    *, thread_id: object, answers: dict[tuple[object, ...], object]
+) -> tuple[int, AIAnswerNeeded | None]:
+    """One transaction under the thread row lock: the pending messages in order, up to the
+    first that needs a model answer not in `answers` (returned, with nothing of it kept)."""
     from conversations.services.outbound import replies_store
     from flows.services import flow_handle_inbound
 
+    needed: AIAnswerNeeded | None = None
     with transaction.atomic():
         thread = (
             ChatThread.objects.select_for_update(of=("self",))
@@ -193,23 +269,26 @@ def thread_process_inbound(*, thread_id: object) -> int:
             .first()
         )
         if thread is None:
-            return 0
-        pending: Sequence[Message] = list(
+            return 0, None
+        pending: list[Message] = list(
             Message.objects.filter(
                 thread=thread, direction=Direction.INBOUND, processed_at__isnull=True
             ).order_by("created_at", "id")
         )
         if not pending:
-            return 0
+            return 0, None
         if thread.contact.erased_at is not None:
-            return _discard_for_erased_contact(thread=thread, pending=pending)
+            return _discard_for_erased_contact(thread=thread, pending=pending), None
+        done: list[Message] = []
         for message in pending:
             message.thread = thread
             message.channel = thread.channel
             try:
                 with transaction.atomic():
                     was_opted_out = thread.contact.is_opted_out
-                    replies = flow_handle_inbound(thread=thread, message=message)
+                    replies = flow_handle_inbound(
+                        thread=thread, message=message, ai_answers=answers
+                    )
                     # The confirmation of an opt-out keyword is the one message an opted-out
                     # contact still gets.
                     just_opted_out = thread.contact.is_opted_out and not was_opted_out
@@ -219,6 +298,9 @@ def thread_process_inbound(*, thread_id: object) -> int:
                         consent_notice=just_opted_out,
                         touch_thread=False,
                     )
+            except AIAnswerNeeded as exc:
+                needed = exc  # rolled back; this message and the later ones wait for it
+                break
             except DatabaseError:
                 raise  # the whole batch is retried (process_pending picks it up)
             except Exception as exc:
@@ -231,28 +313,34 @@ def thread_process_inbound(*, thread_id: object) -> int:
                 Message.objects.filter(pk=message.pk).update(
                     metadata={**message.metadata, "processing_error": type(exc).__name__}
                 )
-        now = timezone.now()
-        Message.objects.filter(pk__in=[m.pk for m in pending]).update(
-            processed_at=now, updated_at=now
+            done.append(message)
+        if done:
+            _mark_processed(thread=thread, messages=done)
+    if done:
+        logger.info(
+            "inbound messages processed",
+            extra={"thread_id": str(thread.pk), "count": len(done)},
         )
-        latest = max(m.created_at for m in pending)
-        update_fields = ["updated_at"]
-        if thread.last_inbound_at is None or thread.last_inbound_at < latest:
-            thread.last_inbound_at = latest
-            update_fields.append("last_inbound_at")
-        if thread.last_activity_at is None or thread.last_activity_at < latest:
-            thread.last_activity_at = latest
-            update_fields.append("last_activity_at")
-        if thread.status != ThreadStatus.OPEN:
-            thread.status = ThreadStatus.OPEN
-            update_fields.append("status")
-        if len(update_fields) > 1:
-            thread.save(update_fields=update_fields)
-    logger.info(
-        "inbound messages processed",
-        extra={"thread_id": str(thread.pk), "count": len(pending)},
-    )
-    return len(pending)
+    return len(done), needed
+
+
+def _mark_processed(*, thread: ChatThread, messages: Sequence[Message]) -> None:
+    """Set `processed_at` and bring the thread's times and status up to these messages."""
+    now = timezone.now()
+    Message.objects.filter(pk__in=[m.pk for m in messages]).update(processed_at=now, updated_at=now)
+    latest = max(m.created_at for m in messages)
+    update_fields = ["updated_at"]
+    if thread.last_inbound_at is None or thread.last_inbound_at < latest:
+        thread.last_inbound_at = latest
+        update_fields.append("last_inbound_at")
+    if thread.last_activity_at is None or thread.last_activity_at < latest:
+        thread.last_activity_at = latest
+        update_fields.append("last_activity_at")
+    if thread.status != ThreadStatus.OPEN:
+        thread.status = ThreadStatus.OPEN
+        update_fields.append("status")
+    if len(update_fields) > 1:
+        thread.save(update_fields=update_fields)
 
 
 def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message]) -> int:

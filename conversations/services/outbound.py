@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -257,28 +258,30 @@ def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
     )
 
 
-def thread_deliver_queued(*, thread_id: object) -> int:
-    """Send the thread's queued outbound messages, oldest first; return how many went out.
+def thread_deliver_queued(*, thread_id: object) -> Counter[str]:
+    """Send the thread's queued outbound messages, oldest first; count the outcomes.
 
-    Guarantees: one sender per thread at a time, so replies reach the provider in the order
-    they were stored even when several workers run send tasks for the same thread. A caller
-    that finds another sender at work returns at once: that sender looks for queued messages
-    again after letting go, so a message queued meanwhile is never left behind. Raises
-    TransientDeliveryError at the first message that cannot go now; the later ones wait
-    behind it (for the task's retry, or `process_pending`).
+    The counter has one entry per `message_deliver` outcome ("sent", "failed", "skipped",
+    "missing"), and "busy" when another sender had the thread. Guarantees: one sender per
+    thread at a time, so replies reach the provider in the order they were stored even when
+    several workers send for the same thread. A caller that finds another sender at work
+    returns at once: that sender looks for queued messages again after letting go, so a
+    message queued meanwhile is never left behind. Raises TransientDeliveryError at the first
+    message that cannot go now; the later ones wait behind it (for the task's retry, or
+    `process_pending`).
     """
-    sent = 0
+    outcomes: Counter[str] = Counter()
     tried: set[object] = set()
     while True:
         with thread_send_lock(thread_id) as acquired:
             if not acquired:
-                return sent
+                outcomes["busy"] += 1
+                return outcomes
             for message_id in _queued(thread_id, tried=tried):
                 tried.add(message_id)
-                if message_deliver(message_id=message_id) == "sent":
-                    sent += 1
+                outcomes[message_deliver(message_id=message_id)] += 1
         if not _queued(thread_id, tried=tried):
-            return sent
+            return outcomes
 
 
 def message_deliver(*, message_id: object) -> str:

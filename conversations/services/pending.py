@@ -22,11 +22,7 @@ from django.utils import timezone
 
 from conversations.models import Direction, Message, MessageStatus
 from conversations.services.inbound import thread_process_inbound
-from conversations.services.outbound import (
-    TransientDeliveryError,
-    message_deliver,
-    thread_send_lock,
-)
+from conversations.services.outbound import TransientDeliveryError, thread_deliver_queued
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +68,12 @@ def _stuck_outbound(*, cutoff: datetime, limit: int) -> list[tuple[object, objec
     )
 
 
+def _queued_count(thread_id: object) -> int:
+    return Message.objects.filter(
+        thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED
+    ).count()
+
+
 def pending_process(
     *,
     now: datetime | None = None,
@@ -81,8 +83,10 @@ def pending_process(
     """Finish unprocessed inbound and stuck outbound messages older than `grace`.
 
     Inbound first (its replies are queued and, after commit, sent by the normal send task),
-    then outbound, in creation order; when one message of a thread cannot be sent now
-    (a transient provider error) the thread's later messages wait too, so order holds. A
+    then every thread with an outbound message stuck past `grace`: its whole queue goes out
+    in order through the thread's own sender (`thread_deliver_queued`, under the thread's
+    sender lock, so a worker sending it right now is never overtaken); when one message cannot
+    be sent now (a transient provider error) the thread's later messages wait too. A
     database error on one thread is logged and the others still run. At most `limit` threads
     and `limit` outbound messages per run; the periodic task picks up the rest.
     """
@@ -99,28 +103,24 @@ def pending_process(
                 "pending: thread processing failed", extra={"thread_id": str(thread_id)}
             )
 
-    stuck: dict[object, list[object]] = {}
-    for message_id, thread_id in _stuck_outbound(cutoff=cutoff, limit=limit):
-        stuck.setdefault(thread_id, []).append(message_id)
-    for thread_id, message_ids in stuck.items():
-        # The thread's sender lock: a worker sending this thread right now is never overtaken.
-        with thread_send_lock(thread_id) as acquired:
-            if not acquired:
-                report.outbound_retry_later += len(message_ids)
-                continue
-            for position, message_id in enumerate(message_ids):
-                try:
-                    outcome = message_deliver(message_id=message_id)
-                except TransientDeliveryError:
-                    # the thread's later messages wait behind this one, so order holds
-                    report.outbound_retry_later += len(message_ids) - position
-                    break
-                if outcome == "sent":
-                    report.outbound_sent += 1
-                elif outcome == "failed":
-                    report.outbound_failed += 1
-                else:
-                    report.outbound_skipped += 1
+    stuck_threads: list[object] = []
+    for _message_id, thread_id in _stuck_outbound(cutoff=cutoff, limit=limit):
+        if thread_id not in stuck_threads:
+            stuck_threads.append(thread_id)
+    for thread_id in stuck_threads:
+        # The thread's own sender: in order, under the thread's sender lock, so a worker
+        # sending this thread right now is never overtaken (it is left to finish instead).
+        try:
+            outcomes = thread_deliver_queued(thread_id=thread_id)
+        except TransientDeliveryError:
+            # the thread's later messages wait behind this one, so order holds
+            report.outbound_retry_later += _queued_count(thread_id)
+            continue
+        report.outbound_sent += outcomes["sent"]
+        report.outbound_failed += outcomes["failed"]
+        report.outbound_skipped += outcomes["skipped"] + outcomes["missing"]
+        if outcomes["busy"]:
+            report.outbound_retry_later += _queued_count(thread_id)
 
     if any(asdict(report).values()):
         logger.info("pending work finished", extra=report.as_dict())

@@ -100,7 +100,7 @@ def test_concurrent_messages_of_one_thread_are_handled_in_order_once(tenant, mon
     responses.add_callback(responses.POST, TWILIO_URL, callback=api)
     seen, inside = [], []
 
-    def handle(*, thread, message):
+    def handle(*, thread, message, **_):
         inside.append(1)
         assert len(inside) == 1, "two messages of one thread were handled at the same time"
         seen.append(message.text)

@@ -26,8 +26,9 @@ TWILIO_URL = f"https://api.twilio.test/2010-04-01/Accounts/{SID}/Messages.json"
 # The webhook (channel, contact, thread, insert, thread touch), the flow step (thread lock,
 # pending messages, waiting session, session write, reply insert, thread activity, processed
 # mark) and the send (the thread's queued replies, claim and record, each a locked read and a
-# write, and a last look for replies queued meanwhile).
-BUDGET = 18
+# write, and a last look for replies queued meanwhile); on PostgreSQL also the per-thread
+# processor lock (take, release) and a last look for messages that came in meanwhile.
+BUDGET = 21
 
 
 def _history(thread, count):
@@ -88,6 +89,8 @@ def test_inbound_text_in_a_running_flow_has_a_fixed_query_count(client, tenant):
     # then
     assert len(short) == len(long), "\n".join(long)
     assert len(short) <= BUDGET, "\n".join(short)
-    # receiving and running the flow (the webhook request without the send task): <= 12
+    # receiving and running the flow (the webhook request without the send task): <= 12, plus
+    # on PostgreSQL the processor lock's three statements (take, release, last look)
     first_send = next(i for i, sql in enumerate(short) if "sending_since" in sql) - 1
-    assert first_send <= 12, "\n".join(short[:first_send])
+    allowed = 12 + (3 if connection.vendor == "postgresql" else 0)
+    assert first_send <= allowed, "\n".join(short[:first_send])

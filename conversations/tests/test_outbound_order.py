@@ -42,8 +42,8 @@ def test_a_thread_sends_its_queued_replies_oldest_first():
     replies_store(thread=thread, replies=[Reply(text="third")])
     provider = SlowRecordingProvider()
     with override_provider(provider):
-        assert thread_deliver_queued(thread_id=thread.pk) == 3
-        assert thread_deliver_queued(thread_id=thread.pk) == 0
+        assert thread_deliver_queued(thread_id=thread.pk)["sent"] == 3
+        assert thread_deliver_queued(thread_id=thread.pk)["sent"] == 0
     assert provider.sent == ["first", "second", "third"]
 
 

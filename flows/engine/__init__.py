@@ -25,6 +25,7 @@ from .definition import (
 )
 from .runtime import (
     MAX_NODES_PER_STEP,
+    AIAnswerNeeded,
     AIError,
     AIRequest,
     AIResponder,
@@ -53,6 +54,7 @@ from .validation import FlowValidationError, ValidationIssue, parse_flow, valida
 
 __all__ = [
     "MAX_NODES_PER_STEP",
+    "AIAnswerNeeded",
     "AIError",
     "AINode",
     "AIRequest",

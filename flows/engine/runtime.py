@@ -137,6 +137,20 @@ class AIError(Exception):
     """Raised by an AI responder when the model is not configured, fails or times out."""
 
 
+class AIAnswerNeeded(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an AI responder that answers later (outside the caller's transaction).
+
+    The engine lets it through untouched, so the step is abandoned as a whole: the caller
+    discards it, obtains the answer for `request`, and runs the same step again with a
+    responder that returns that answer. Steps never change the state they were given.
+    """
+
+    def __init__(self, request: AIRequest, payload: object = None) -> None:
+        super().__init__(request.node_id)
+        self.request = request
+        self.payload = payload
+
+
 AIResponder = Callable[[AIRequest], str]
 
 
@@ -510,6 +524,8 @@ class _Step:
             answer = self.ctx.ai(request)
             if not isinstance(answer, str) or not answer.strip():
                 raise AIError("the model returned an empty answer")
+        except AIAnswerNeeded:
+            raise
         except Exception as exc:  # any responder failure: the webhook never fails for the model
             self.emit(EventType.AI_ERROR, node_id=node.id, error=_describe_error(exc))
             if node.fallback_text is not None:

@@ -1,0 +1,97 @@
+"""The language model is called outside any database transaction, and the conversation is the
+same as if it had been called inline."""
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from conversations.models import Message
+from conversations.services.inbound import thread_process_inbound
+from flows import ai
+from flows.services import flow_create
+from tests import factories
+
+AI_FLOW = {
+    "schema_version": 1,
+    "flow_id": "assistant",
+    "name": "Assistant",
+    "trigger": {"default": True},
+    "start": "bot",
+    "nodes": [
+        {
+            "id": "bot",
+            "type": "ai",
+            "text": "Ask me anything.",
+            "instructions": "Answer about the gym.",
+            "max_turns": 2,
+            "fallback_text": "Sorry, try later.",
+            "next": "bye",
+        },
+        {"id": "bye", "type": "end", "text": "Bye!"},
+    ],
+}
+
+
+def watching(model: Any, seen: list[bool]) -> Any:
+    """A model factory that records, for each call, whether the caller had a transaction open
+    (the model itself runs on a worker thread with a connection of its own)."""
+
+    def factory() -> Any:
+        seen.append(connection.in_atomic_block)
+        return model
+
+    return factory
+
+
+def inbound(thread, text):
+    return factories.MessageFactory(thread=thread, text=text)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_model_answers_come_from_outside_the_transaction(monkeypatch):
+    # given a thread waiting in an AI node, and two questions already stored
+    seen: list[bool] = []
+    model = FakeListChatModel(responses=["We open at 6am.", "Classes all day."])
+    monkeypatch.setattr(ai, "chat_model_factory", watching(model, seen))
+    thread = factories.ThreadFactory()
+    flow_create(tenant=thread.tenant, channel=thread.channel, definition=AI_FLOW)
+    inbound(thread, "hello")
+    thread_process_inbound(thread_id=thread.pk)
+    inbound(thread, "when do you open?")
+    inbound(thread, "and classes?")
+
+    # when both are processed in one run
+    handled = thread_process_inbound(thread_id=thread.pk)
+
+    # then the model was asked twice, never inside a transaction, and the replies are in order
+    assert handled == 2
+    assert seen == [False, False]
+    outbound = Message.objects.filter(thread=thread, direction="outbound").order_by("created_at")
+    assert [(m.text, m.sender) for m in outbound] == [
+        ("Ask me anything.", "flow"),
+        ("We open at 6am.", "ai"),
+        ("Classes all day.", "ai"),
+        ("Bye!", "flow"),
+    ]
+    assert not Message.objects.filter(
+        thread=thread, direction="inbound", processed_at__isnull=True
+    ).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_model_still_answers_with_the_fallback(monkeypatch):
+    def broken():
+        raise RuntimeError("provider down")
+
+    monkeypatch.setattr(ai, "chat_model_factory", broken)
+    thread = factories.ThreadFactory()
+    flow_create(tenant=thread.tenant, channel=thread.channel, definition=AI_FLOW)
+    inbound(thread, "hello")
+    inbound(thread, "question")
+
+    thread_process_inbound(thread_id=thread.pk)
+
+    outbound = Message.objects.filter(thread=thread, direction="outbound").order_by("created_at")
+    assert [m.text for m in outbound] == ["Ask me anything.", "Sorry, try later."]
