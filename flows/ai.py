@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -129,11 +130,13 @@ class ThreadResponder:
         history: Callable[[int], list[tuple[str, str]]],
         log_extra: dict[str, Any] | None = None,
         answers: dict[tuple[Any, ...], str | AIError] | None = None,
+        scope: object = None,
     ) -> None:
         self._config = config
         self._history = history
         self._log_extra = dict(log_extra or {})
         self._answers = answers
+        self._scope = scope
 
     def messages(self, request: AIRequest) -> list[BaseMessage]:
         """The prompt for `request`: system, history (oldest first), then the reply."""
@@ -161,22 +164,32 @@ class ThreadResponder:
     def __call__(self, request: AIRequest) -> str:
         """The model's answer to `request`.
 
-        With `answers` (a dict, see `answer_key`) the model is not called here: a known answer
-        (or its recorded AIError) is returned, and an unknown one raises AIAnswerNeeded with
-        the prompt as payload, for the caller to obtain with `answer_needed` outside its
-        transaction and run the step again.
+        With `answers` the model is not called here: a known answer (or its recorded AIError)
+        is returned, and an unknown one raises AIAnswerNeeded whose payload is a `PendingAnswer`
+        (the key to store the answer under, and the prompt), for the caller to obtain with
+        `answer_needed` outside its transaction and run the step again. Keys are scoped (to
+        the inbound message), so the same words later in the conversation are asked afresh.
         """
         if self._answers is not None:
-            known = self._answers.get(answer_key(request), _MISSING)
+            key = (self._scope, *answer_key(request))
+            known = self._answers.get(key, _MISSING)
             if isinstance(known, AIError):
                 raise known
             if isinstance(known, str):
                 return known
-            raise AIAnswerNeeded(request, payload=self.messages(request))
+            raise AIAnswerNeeded(request, payload=PendingAnswer(key, self.messages(request)))
         return invoke_model(request, self.messages(request), log_extra=self._log_extra)
 
 
 _MISSING = object()
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """What a suspended step needs: where to store the answer, and the prompt to send."""
+
+    key: tuple[Any, ...]
+    prompt: list[BaseMessage]
 
 
 def answer_key(request: AIRequest) -> tuple[Any, ...]:
@@ -194,8 +207,10 @@ def answer_needed(
     needed: AIAnswerNeeded, *, log_extra: dict[str, Any] | None = None
 ) -> str | AIError:
     """Call the model for a suspended step (outside any transaction); never raises."""
+    pending = needed.payload
+    assert isinstance(pending, PendingAnswer)
     try:
-        return invoke_model(needed.request, needed.payload, log_extra=log_extra or {})
+        return invoke_model(needed.request, pending.prompt, log_extra=log_extra or {})
     except AIError as exc:
         return exc
 

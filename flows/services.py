@@ -354,6 +354,7 @@ class _Runner:
                 history=self._history,
                 log_extra={"chat_thread": str(thread.pk), "tenant": str(tenant.pk)},
                 answers=ai_answers,
+                scope=message.pk if message is not None else None,
             ),
         )
 

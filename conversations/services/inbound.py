@@ -232,7 +232,7 @@ def _thread_processor_lock(thread_id: object) -> Iterator[bool]:
 
 def _process_rounds(*, thread_id: object) -> int:
     """Process until nothing is pending; each round ends at a model call or when done."""
-    from flows.ai import answer_key, answer_needed
+    from flows.ai import PendingAnswer, answer_needed
 
     answers: dict[tuple[object, ...], object] = {}
     handled = 0
@@ -242,9 +242,9 @@ def _process_rounds(*, thread_id: object) -> int:
         if needed is None:
             return handled
         # Outside any transaction: the model may take up to LLM_TIMEOUT_SECONDS.
-        answers[answer_key(needed.request)] = answer_needed(
-            needed, log_extra={"thread_id": str(thread_id)}
-        )
+        pending = needed.payload
+        assert isinstance(pending, PendingAnswer)
+        answers[pending.key] = answer_needed(needed, log_extra={"thread_id": str(thread_id)})
     logger.warning(
         "model answers kept changing; the rest is left for process_pending",
         extra={"thread_id": str(thread_id)},

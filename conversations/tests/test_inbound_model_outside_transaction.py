@@ -95,3 +95,30 @@ def test_a_failing_model_still_answers_with_the_fallback(monkeypatch):
 
     outbound = Message.objects.filter(thread=thread, direction="outbound").order_by("created_at")
     assert [m.text for m in outbound] == ["Ask me anything.", "Sorry, try later."]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_words_twice_are_asked_twice(monkeypatch):
+    # given two identical questions waiting in one run
+    seen: list[bool] = []
+    model = FakeListChatModel(responses=["First answer.", "Second answer."])
+    monkeypatch.setattr(ai, "chat_model_factory", watching(model, seen))
+    thread = factories.ThreadFactory()
+    flow_create(tenant=thread.tenant, channel=thread.channel, definition=AI_FLOW)
+    inbound(thread, "hello")
+    thread_process_inbound(thread_id=thread.pk)
+    inbound(thread, "tell me more")
+    inbound(thread, "tell me more")
+
+    # when
+    thread_process_inbound(thread_id=thread.pk)
+
+    # then each got its own answer (the history differs between them)
+    texts = [
+        m.text
+        for m in Message.objects.filter(thread=thread, direction="outbound", sender="ai").order_by(
+            "created_at"
+        )
+    ]
+    assert texts == ["First answer.", "Second answer."]
+    assert seen == [False, False]
