@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,7 +33,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.services.contacts import contact_thread_for_inbound
-from core import metrics
+from core import locks, metrics
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
 
@@ -45,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_PROCESS_LOCK_CLASS = 7042  # advisory lock namespace of the per-thread processor
 
 MAX_DOWNLOAD_ATTEMPTS = 5
 
@@ -172,11 +168,7 @@ def _serialize_inserts(*, thread: ChatThread) -> None:
     processing (which reads by created_at) never sees them out of order. It is not the thread
     row lock, so receiving never waits for a flow that is running. SQLite serialises writers.
     """
-    if connection.vendor != "postgresql":
-        return
-    key = int(thread.pk.hex[:16], 16) - (1 << 63)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    locks.advisory_xact_lock(locks.THREAD_INSERT_ORDER, thread.pk)
 
 
 MAX_MODEL_ROUNDS = 5
@@ -197,7 +189,7 @@ def thread_process_inbound(*, thread_id: object) -> int:
     """
     handled = 0
     while True:
-        with _thread_processor_lock(thread_id) as acquired:
+        with locks.try_advisory_lock(locks.THREAD_PROCESSOR, thread_id) as acquired:
             if not acquired:
                 return handled  # the holder looks again after letting go
             handled += _process_rounds(thread_id=thread_id)
@@ -209,25 +201,6 @@ def _has_unprocessed(thread_id: object) -> bool:
     return Message.objects.filter(
         thread_id=thread_id, direction=Direction.INBOUND, processed_at__isnull=True
     ).exists()
-
-
-@contextmanager
-def _thread_processor_lock(thread_id: object) -> Iterator[bool]:
-    """Try to become the one processor of a thread (PostgreSQL advisory lock, session level,
-    held across model calls); yields whether it did. SQLite serialises anyway."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = int(uuid.UUID(str(thread_id)).hex[16:24], 16) - (1 << 31)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_PROCESS_LOCK_CLASS, key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PROCESS_LOCK_CLASS, key])
 
 
 def _process_rounds(*, thread_id: object) -> int:

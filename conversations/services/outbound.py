@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -40,10 +38,8 @@ from conversations.models import (
     MessageStatus,
     Sender,
 )
-from core import metrics
+from core import locks, metrics
 from core.tasks import enqueue_on_commit
-
-_SEND_LOCK_CLASS = 7041  # advisory lock namespace of the per-thread sender
 
 logger = logging.getLogger(__name__)
 
@@ -227,25 +223,6 @@ def _fail(message: Message, *, code: str, detail: str) -> None:
     message.save(update_fields=["status", "error_code", "error_detail", "metadata", "updated_at"])
 
 
-@contextmanager
-def thread_send_lock(thread_id: object) -> Iterator[bool]:
-    """Try to become the one sender of a thread (a session-level advisory lock on PostgreSQL,
-    held across the provider calls); yields whether it did. SQLite serialises anyway."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    key = int(uuid.UUID(str(thread_id)).hex[16:24], 16) - (1 << 31)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_SEND_LOCK_CLASS, key])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_SEND_LOCK_CLASS, key])
-
-
 def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
     """Ids of the thread's queued outbound messages not tried yet, oldest first."""
     return list(
@@ -273,7 +250,7 @@ def thread_deliver_queued(*, thread_id: object) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     tried: set[object] = set()
     while True:
-        with thread_send_lock(thread_id) as acquired:
+        with locks.try_advisory_lock(locks.THREAD_SENDER, thread_id) as acquired:
             if not acquired:
                 outcomes["busy"] += 1
                 return outcomes
