@@ -205,14 +205,17 @@ def answer_key(request: AIRequest) -> tuple[Any, ...]:
 
 def answer_needed(
     needed: AIAnswerNeeded, *, log_extra: dict[str, Any] | None = None
-) -> str | AIError:
-    """Call the model for a suspended step (outside any transaction); never raises."""
+) -> tuple[tuple[Any, ...], str | AIError]:
+    """Call the model for a step suspended by a ThreadResponder (outside any transaction);
+    return the key to store the outcome under and the answer or its AIError (a model failure
+    is returned, never raised)."""
     pending = needed.payload
-    assert isinstance(pending, PendingAnswer)
+    if not isinstance(pending, PendingAnswer):
+        raise TypeError("AIAnswerNeeded was not raised by a ThreadResponder")
     try:
-        return invoke_model(needed.request, pending.prompt, log_extra=log_extra or {})
+        return pending.key, invoke_model(needed.request, pending.prompt, log_extra=log_extra or {})
     except AIError as exc:
-        return exc
+        return pending.key, exc
 
 
 def invoke_model(request: AIRequest, prompt: Any, *, log_extra: dict[str, Any]) -> str:

@@ -205,7 +205,7 @@ def _has_unprocessed(thread_id: object) -> bool:
 
 def _process_rounds(*, thread_id: object) -> int:
     """Process until nothing is pending; each round ends at a model call or when done."""
-    from flows.ai import PendingAnswer, answer_needed
+    from flows.ai import answer_needed
 
     answers: dict[tuple[object, ...], object] = {}
     handled = 0
@@ -215,9 +215,8 @@ def _process_rounds(*, thread_id: object) -> int:
         if needed is None:
             return handled
         # Outside any transaction: the model may take up to LLM_TIMEOUT_SECONDS.
-        pending = needed.payload
-        assert isinstance(pending, PendingAnswer)
-        answers[pending.key] = answer_needed(needed, log_extra={"thread_id": str(thread_id)})
+        key, outcome = answer_needed(needed, log_extra={"thread_id": str(thread_id)})
+        answers[key] = outcome
     logger.warning(
         "model answers kept changing; the rest is left for process_pending",
         extra={"thread_id": str(thread_id)},
