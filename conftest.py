@@ -4,17 +4,20 @@ import pytest
 from django.core.cache import caches
 from django.db import connection
 
+from channels_app.selectors import channels_memo_clear
 from tests import factories
 
 
 @pytest.fixture(autouse=True)
 def _clear_caches():
-    """Lockout counters and rate limits must not leak from one test into the next."""
+    """Lockout counters, rate limits and memoised channels must not leak from one test into
+    the next."""
     for alias in ("default", "local"):
         try:
             caches[alias].clear()
         except Exception:  # noqa: BLE001 - an alias that is not configured
             pass
+    channels_memo_clear()
     yield
 
 

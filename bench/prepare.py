@@ -70,7 +70,7 @@ def build(
         params = {
             "SmsMessageSid": f"SMbench{n:025d}",
             "NumMedia": "0",
-            "ProfileName": f"Bench {n}",
+            "ProfileName": f"Bench {sender[-8:]}",  # a contact keeps its name
             "MessageType": "text",
             "SmsSid": f"SMbench{n:025d}",
             "WaId": sender.lstrip("+"),

@@ -3,10 +3,11 @@
 Every webhook request starts by finding its channel (Twilio by `To`, the Cloud API by
 `phone_number_id`). Channels change rarely, so each process keeps the channels it has looked
 up, valid while the shared stamp in the default cache is unchanged. Every write to a channel
-or a tenant replaces the stamp (`channels_invalidate`, right away and again after commit), so
-a lookup never returns a channel older than the last committed change once the stamp is seen.
-Entries also expire after `MEMO_SECONDS`, which bounds staleness where the cache is not shared
-between processes (the embedded default without Redis).
+or a tenant replaces the stamp (`channels_invalidate`, right away and again after commit). The
+process that made the change forgets its memo at once; the others read the stamp at most every
+`STAMP_CHECK_SECONDS` (one cache round trip per second instead of one per webhook), so they see
+a committed change within that time. Entries also expire after `MEMO_SECONDS`, which bounds
+staleness where the cache is not shared between processes (the embedded default without Redis).
 
 The memoised instances are shared between requests of a process: read them, never change them.
 """
@@ -26,6 +27,7 @@ from channels_app.models import ChannelInstance, Provider
 
 MEMO_SECONDS = 60.0
 MEMO_SIZE = 1024
+STAMP_CHECK_SECONDS = 1.0
 _STAMP_KEY = "channels:stamp"
 
 
@@ -33,12 +35,17 @@ class _Memo:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stamp: str | None = None
+        self._stamp_checked_at = float("-inf")
         self._entries: OrderedDict[tuple[str, str], tuple[float, ChannelInstance | None]] = (
             OrderedDict()
         )
 
+    def stamp_due(self) -> bool:
+        return time.monotonic() - self._stamp_checked_at >= STAMP_CHECK_SECONDS
+
     def sync(self, stamp: str) -> None:
         with self._lock:
+            self._stamp_checked_at = time.monotonic()
             if stamp != self._stamp:
                 self._entries.clear()
                 self._stamp = stamp
@@ -62,6 +69,7 @@ class _Memo:
         with self._lock:
             self._entries.clear()
             self._stamp = None
+            self._stamp_checked_at = float("-inf")
 
 
 _memo = _Memo()
@@ -75,11 +83,21 @@ def _current_stamp() -> str:
     return str(stamp)
 
 
+def channels_memo_clear() -> None:
+    """Forget this process's memoised channels (and read the stamp on the next lookup)."""
+    _memo.clear()
+
+
 def channels_invalidate() -> None:
     """Make every process forget its memoised channels: now, and once the change commits."""
     _memo.clear()
     cache.set(_STAMP_KEY, uuid.uuid4().hex, timeout=None)
     transaction.on_commit(lambda: cache.set(_STAMP_KEY, uuid.uuid4().hex, timeout=None))
+
+
+def _sync_memo() -> None:
+    if _memo.stamp_due():
+        _memo.sync(_current_stamp())
 
 
 def _lookup(key: tuple[str, str], query: dict[str, object]) -> ChannelInstance | None:
@@ -93,13 +111,13 @@ def _lookup(key: tuple[str, str], query: dict[str, object]) -> ChannelInstance |
 
 def channel_for_twilio(*, identifier: str) -> ChannelInstance | None:
     """The live Twilio channel with this identifier (`whatsapp:+1...`), active or not."""
-    _memo.sync(_current_stamp())
+    _sync_memo()
     return _lookup(("twilio", identifier), {"identifier": identifier, "provider": Provider.TWILIO})
 
 
 def channels_for_cloud_api(*, phone_number_ids: Iterable[str]) -> dict[str, ChannelInstance]:
     """The live Cloud API channels (active or not) by `phone_number_id`, for the given ids."""
-    _memo.sync(_current_stamp())
+    _sync_memo()
     found: dict[str, ChannelInstance] = {}
     for phone_number_id in sorted(set(phone_number_ids)):
         channel = _lookup(

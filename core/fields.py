@@ -31,7 +31,8 @@ class EncryptedTextField(models.TextField):
 
 
 class EncryptedJSONField(models.TextField):
-    """A JSON-serialisable value (typically a dict of secrets) stored encrypted."""
+    """A JSON-serialisable value (typically a dict of secrets) stored encrypted; an empty dict
+    is stored as ''."""
 
     description = "JSON encrypted with the PII keys"
 
@@ -43,6 +44,8 @@ class EncryptedJSONField(models.TextField):
     def get_prep_value(self, value: Any) -> Any:
         if value is None:
             return None
+        if value == {}:
+            return ""  # nothing to hide, and read back as {}; saves a Fernet token per row
         return encrypt_str(json.dumps(value, sort_keys=True))
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:

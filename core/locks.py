@@ -3,6 +3,7 @@
 On other databases (SQLite serialises writers) the locks are no-ops that always succeed.
 """
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,13 @@ THREAD_PROCESSOR = 7042
 def _key(object_id: object) -> int:
     """A signed 32-bit key from a UUID (collisions only serialise two unrelated rows)."""
     return int(uuid.UUID(str(object_id)).hex[16:24], 16) - (1 << 31)
+
+
+def key_for(*parts: object) -> int:
+    """A signed 32-bit key from several values (e.g. a channel id and a blind index), for
+    locks on something that has no row yet."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @contextmanager
@@ -39,9 +47,10 @@ def try_advisory_lock(namespace: int, object_id: object) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
 
 
-def advisory_xact_lock(namespace: int, object_id: object) -> None:
-    """Wait for a lock held until the current transaction ends. Call inside a transaction."""
+def advisory_xact_lock(namespace: int, key: int) -> None:
+    """Wait for a lock (`key` from `key_for`) held until the current transaction ends. Call
+    inside a transaction."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, _key(object_id)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key])

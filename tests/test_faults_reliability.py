@@ -49,13 +49,23 @@ def echo_flow(monkeypatch):
     return seen
 
 
+INBOUND_STORE_TABLES = (
+    "conversations_message",
+    "conversations_contact",
+    "conversations_chatthread",
+)
+
+
 @contextmanager
 def database_fails_at(table: str):
     """Every INSERT into `table` on this connection raises OperationalError, as when the
-    server goes away mid-request."""
+    server goes away mid-request. On PostgreSQL inbound messages, their contacts and threads
+    are inserted by the function `conversations_inbound_store`, so calling it fails too."""
 
     def wrapper(execute, sql, params, many, context):
-        if sql.lstrip().upper().startswith("INSERT") and table in sql:
+        inserts = sql.lstrip().upper().startswith("INSERT") and table in sql
+        stores = "conversations_inbound_store(" in sql and table in INBOUND_STORE_TABLES
+        if inserts or stores:
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
 

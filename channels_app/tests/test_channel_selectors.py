@@ -1,7 +1,11 @@
-"""The webhooks' channel memo never serves a channel older than the last committed change."""
+"""The webhooks' channel memo: the process that changes a channel sees it at once, the others
+within `STAMP_CHECK_SECONDS`."""
 
 import pytest
+from django.core.cache import cache
 
+from channels_app import selectors
+from channels_app.models import ChannelInstance
 from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
 from channels_app.services import channel_update
 from tests import factories
@@ -36,3 +40,23 @@ def test_a_tenant_change_is_seen_through_the_memo():
     channel.tenant.is_active = False
     channel.tenant.save()
     assert channel_for_twilio(identifier=channel.identifier).tenant.is_active is False
+
+
+@pytest.mark.django_db
+def test_a_change_made_by_another_process_is_seen_within_the_stamp_interval(monkeypatch):
+    # given: a memoised channel, and a clock this test moves
+    now = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
+    selectors._memo.clear()
+    channel = factories.TwilioChannelFactory()
+    assert channel_for_twilio(identifier=channel.identifier).is_active
+
+    # when: another process deactivates it (the row and the shared stamp change; this
+    # process's memo is not told)
+    ChannelInstance.objects.filter(pk=channel.pk).update(is_active=False)
+    cache.set(selectors._STAMP_KEY, "changed-elsewhere", timeout=None)
+
+    # then: the memo answers until the stamp is read again, at most STAMP_CHECK_SECONDS later
+    assert channel_for_twilio(identifier=channel.identifier).is_active
+    now[0] += selectors.STAMP_CHECK_SECONDS
+    assert channel_for_twilio(identifier=channel.identifier).is_active is False

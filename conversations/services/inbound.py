@@ -2,9 +2,9 @@
 
 Receiving is split in two so that the webhook answers fast and every message is handled once:
 
-1. `message_receive` stores the message in one short transaction (duplicates hit the unique
-   (channel, provider_message_id) constraint and change nothing) and schedules processing
-   and media downloads after commit.
+1. `message_receive` stores the message in one short transaction (one statement on
+   PostgreSQL; duplicates hit the unique (channel, provider_message_id) constraint and change
+   nothing) and schedules processing and media downloads after commit.
 2. `thread_process_inbound` runs the flow on a thread's unprocessed inbound messages, one
    thread at a time and in order, under a row lock on the thread.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from channels_app.models import ChannelInstance
 from channels_app.providers import MediaDownloadError, ParsedInbound, get_provider
 from conversations.models import (
     ChatThread,
+    Contact,
     Direction,
     Message,
     MessageAttachment,
@@ -32,8 +33,10 @@ from conversations.models import (
     Sender,
     ThreadStatus,
 )
-from conversations.services.contacts import contact_thread_for_inbound
+from conversations.services import inbound_pg
+from conversations.services.contacts import contact_external_id, contact_thread_for_inbound
 from core import locks, metrics
+from core.crypto import normalize_phone, phone_lookup
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
 
@@ -71,33 +74,70 @@ def _private_data(inbound: ParsedInbound) -> dict[str, object]:
     }
 
 
-@transaction.atomic
 def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tuple[Message, bool]:
     """Store an inbound message once; return it and whether this call created it.
 
     Guarantees: a delivery of a provider message id already stored on this channel changes
-    nothing and schedules nothing (the insert runs in a savepoint and the unique constraint
-    decides, so concurrent duplicates are safe too). Messages of one thread commit in the order
-    of their `created_at` (see _serialize_inserts). A new message gets its contact (found by
-    blind index), its thread and its attachments; processing and media downloads are scheduled
-    after commit. The thread itself is not written here (a flow may hold its row lock for a
-    model call, and the webhook must not wait): `thread_process_inbound` reopens it and records
-    its last inbound and activity times, and the 24-hour window also reads the latest inbound
-    message, so nothing depends on those fields before processing. Raises ValueError for a
-    sender without a phone number (the webhook answers 400).
+    nothing and schedules nothing (the unique (channel, provider_message_id) constraint
+    decides, so concurrent duplicates are safe too). Messages of one thread commit in the
+    order of their `created_at` (see `inbound_pg.insert_order_key`). A new message gets its
+    contact (found by blind index; a changed profile name replaces the stored one), its thread
+    and its attachments; processing and media downloads are scheduled after commit. The
+    thread itself is not written here (a flow may hold its row lock for a model call, and the
+    webhook must not wait): `thread_process_inbound` reopens it and records its last inbound
+    and activity times, and the 24-hour window also reads the latest inbound message, so
+    nothing depends on those fields before processing. Raises ValueError for a sender without
+    a phone number (the webhook answers 400).
+
+    On PostgreSQL a message without media is stored with one round trip (`inbound_pg`); media,
+    and other databases, take the ORM path with the same guarantees in one transaction.
     """
-    thread, _ = contact_thread_for_inbound(
-        channel=channel,
-        phone=inbound.from_phone,
-        name=inbound.profile_name,
-        external_id=inbound.wa_id,
-        inbound_at=timezone.now(),
+    phone = normalize_phone(inbound.from_phone)
+    if not phone:
+        raise ValueError("A contact needs a phone number.")
+    message = _new_message(channel=channel, inbound=inbound)
+    if connection.vendor == "postgresql" and not inbound.media:
+        created = _store_in_one_statement(
+            channel=channel, inbound=inbound, phone=phone, message=message
+        )
+        attachments: list[MessageAttachment] = []
+    else:
+        created, attachments = _store_with_orm(
+            channel=channel, inbound=inbound, phone=phone, message=message
+        )
+    if not created:
+        existing = Message.objects.get(
+            channel=channel, provider_message_id=inbound.provider_message_id
+        )
+        logger.info(
+            "duplicate delivery ignored",
+            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
+        )
+        return existing, False
+
+    from channels_app import tasks as channel_tasks
+    from conversations import tasks
+
+    enqueue_on_commit(tasks.process_thread, str(message.thread_id))
+    for attachment in attachments:
+        enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    metrics.message_received(channel.provider)
+    logger.info(
+        "inbound message stored",
+        extra={
+            "message_id": str(message.pk),
+            "thread_id": str(message.thread_id),
+            "channel_id": str(channel.pk),
+            "kind": inbound.kind,
+            "attachments": len(attachments),
+        },
     )
-    _serialize_inserts(thread=thread)
-    now = timezone.now()
-    message = Message(
+    return message, True
+
+
+def _new_message(*, channel: ChannelInstance, inbound: ParsedInbound) -> Message:
+    return Message(
         tenant_id=channel.tenant_id,
-        thread=thread,
         channel=channel,
         direction=Direction.INBOUND,
         kind=inbound.kind,
@@ -107,22 +147,74 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         sender=Sender.CONTACT,
         metadata=_metadata(inbound),
         private_data=_private_data(inbound),
-        created_at=now,
     )
+
+
+def _store_in_one_statement(
+    *, channel: ChannelInstance, inbound: ParsedInbound, phone: str, message: Message
+) -> bool:
+    """PostgreSQL: contact, thread and message found or created by one statement. Returns
+    whether the message was stored now (False: a duplicate). Requires a message without
+    media (attachments are rows of their own)."""
+    now = timezone.now()
+    contact = Contact(
+        tenant_id=channel.tenant_id,
+        phone=phone,
+        phone_lookup=phone_lookup(phone),
+        name=inbound.profile_name,
+        external_id=contact_external_id(inbound.wa_id or phone),
+    )
+    thread = ChatThread(
+        tenant_id=channel.tenant_id,
+        channel=channel,
+        status=ThreadStatus.OPEN,
+        last_activity_at=now,
+        last_inbound_at=now,
+    )
+    outcome = inbound_pg.message_store(contact=contact, thread=thread, message=message)
+    if outcome.stored_id is None:
+        return False
+    message.thread_id = outcome.in_thread
+    message.created_at = message.updated_at = outcome.stored_at
+    message._state.adding = False
+    message._state.db = connection.alias
+    if outcome.stored_name is not None and inbound.profile_name:
+        stored = Contact._meta.get_field("name").from_db_value(
+            outcome.stored_name, None, connection
+        )
+        if stored != inbound.profile_name:
+            Contact.objects.filter(pk=outcome.of_contact).update(
+                name=inbound.profile_name, updated_at=now
+            )
+    return True
+
+
+@transaction.atomic
+def _store_with_orm(
+    *, channel: ChannelInstance, inbound: ParsedInbound, phone: str, message: Message
+) -> tuple[bool, list[MessageAttachment]]:
+    """Any database: the same work as `_store_in_one_statement` in one transaction, plus the
+    message's attachments. Returns whether the message was stored now, and its attachments."""
+    thread, _ = contact_thread_for_inbound(
+        channel=channel,
+        phone=phone,
+        name=inbound.profile_name,
+        external_id=inbound.wa_id,
+        inbound_at=timezone.now(),
+    )
+    locks.advisory_xact_lock(
+        locks.THREAD_INSERT_ORDER,
+        inbound_pg.insert_order_key(channel_id=channel.pk, phone_lookup=phone_lookup(phone)),
+    )
+    message.thread = thread
+    message.created_at = message.updated_at = timezone.now()
     try:
         with transaction.atomic():
             message.save(force_insert=True)
     except IntegrityError:
-        existing = Message.objects.get(
-            channel=channel, provider_message_id=inbound.provider_message_id
-        )
-        logger.info(
-            "duplicate delivery ignored",
-            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
-        )
         # A duplicate id from another sender must not leave the contact/thread it created.
         transaction.set_rollback(True)
-        return existing, False
+        return False, []
     attachments = [
         MessageAttachment(
             message=message,
@@ -139,36 +231,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     ]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-
-    from channels_app import tasks as channel_tasks
-    from conversations import tasks
-
-    enqueue_on_commit(tasks.process_thread, str(thread.pk))
-    for attachment in attachments:
-        enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
-    metrics.message_received(channel.provider)
-    logger.info(
-        "inbound message stored",
-        extra={
-            "message_id": str(message.pk),
-            "thread_id": str(thread.pk),
-            "channel_id": str(channel.pk),
-            "kind": inbound.kind,
-            "attachments": len(attachments),
-        },
-    )
-    return message, True
-
-
-def _serialize_inserts(*, thread: ChatThread) -> None:
-    """Make a thread's inbound messages commit in the order of their `created_at`.
-
-    On PostgreSQL a transaction-scoped advisory lock per thread is held from the moment the
-    time is taken until commit, so a message that commits later always has a later time and
-    processing (which reads by created_at) never sees them out of order. It is not the thread
-    row lock, so receiving never waits for a flow that is running. SQLite serialises writers.
-    """
-    locks.advisory_xact_lock(locks.THREAD_INSERT_ORDER, thread.pk)
+    return True, attachments
 
 
 MAX_MODEL_ROUNDS = 5

@@ -23,11 +23,13 @@ if not FITNESS.exists():
     FITNESS = Path("/work/shared/examples/flows/fitness-welcome.json")
 SID = "AC11111111111111111111111111111111"
 TWILIO_URL = f"https://api.twilio.test/2010-04-01/Accounts/{SID}/Messages.json"
-# The webhook (channel, contact, thread, insert, thread touch), the flow step (thread lock,
-# pending messages, waiting session, session write, reply insert, thread activity, processed
-# mark) and the send (the thread's queued replies, claim and record, each a locked read and a
-# write, and a last look for replies queued meanwhile); on PostgreSQL also the per-thread
-# processor lock (take, release) and a last look for messages that came in meanwhile.
+# The webhook (the channel is memoised; the contact's thread and the insert, which on
+# PostgreSQL are one call of `conversations_inbound_store` running them server-side, see
+# test_inbound_store_pg), the flow step (thread lock, pending messages, waiting session,
+# session write, reply insert, processed mark, thread activity) and the send (the thread's
+# queued replies, claim and record, each a locked read and a write, and a last look for
+# replies queued meanwhile); on PostgreSQL also the per-thread processor lock (take, release)
+# and a last look for messages that came in meanwhile.
 BUDGET = 21
 
 
