@@ -16,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=chatai.settings.production \
-    PORT=8000
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/chatai-metrics
 RUN groupadd --system chatai && useradd --system --gid chatai --home /app chatai
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
