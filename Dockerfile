@@ -25,7 +25,8 @@ COPY --chown=chatai:chatai . /app
 # collectstatic needs settings but no secrets or database: give it throwaway values.
 RUN DEBUG=false SECRET_KEY=build-only PII_ENCRYPTION_KEYS=build-only PII_LOOKUP_KEY=build-only \
     python manage.py collectstatic --no-input \
-    && mkdir -p /app/media && chown -R chatai:chatai /app/media /app/staticfiles
+    && mkdir -p /app/media "$PROMETHEUS_MULTIPROC_DIR" \
+    && chown -R chatai:chatai /app/media /app/staticfiles "$PROMETHEUS_MULTIPROC_DIR"
 USER chatai
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \

@@ -264,6 +264,10 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
 ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Multiprocess metrics (see core/prometheus_multiprocess.py): every process writes its values
+# there from its first metric on, so the directory must exist before any app is loaded.
+if PROMETHEUS_MULTIPROC_DIR := env.str("PROMETHEUS_MULTIPROC_DIR", default=""):
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 
 # --- Logging: one JSON object per line, with request id and tenant id, never PII ---------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
