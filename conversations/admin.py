@@ -1,12 +1,13 @@
 """Staff views of contacts, threads and messages. Conversations are read-only here; staff act
 through the services (agent replies, erasure), never by editing rows."""
 
+import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
@@ -138,32 +139,52 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if request.method == "POST":
             return self._inbox_post(request, thread)
-        context = {**(extra_context or {}), **self._inbox_context(thread)}
+        context = {**(extra_context or {}), **self._inbox_context(request, thread)}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
-    def _inbox_context(self, thread: ChatThread) -> dict[str, Any]:
-        recent = list(
-            Message.objects.filter(thread=thread)
-            .select_related("sent_by")
-            .prefetch_related(
-                Prefetch("attachments", queryset=MessageAttachment.objects.order_by("created_at"))
-            )
-            .order_by("-created_at", "-id")[:INBOX_MESSAGES]
-        )
+    def _inbox_context(self, request: HttpRequest, thread: ChatThread) -> dict[str, Any]:
+        page, older = self._inbox_page(request, thread)
         sessions = list(
             FlowSession.objects.filter(thread=thread)
             .select_related("flow")
             .order_by("-created_at")[:10]
         )
         return {
-            "inbox_messages": list(reversed(recent)),
-            "inbox_truncated": len(recent) == INBOX_MESSAGES,
+            "inbox_messages": list(reversed(page)),
+            "inbox_older_than": page[-1].pk if older else None,
+            "inbox_paged": "before" in request.GET,
             "inbox_sessions": sessions,
             "inbox_contact_phone": mask_phone(thread.contact.phone),
             "inbox_window_open": thread_window_open(thread=thread),
             "reply_form": AgentReplyForm(),
             "status_choices": ThreadStatus.choices,
         }
+
+    def _inbox_page(self, request: HttpRequest, thread: ChatThread) -> tuple[list[Message], bool]:
+        """Up to INBOX_MESSAGES messages, newest first: the latest, or with `?before=<message
+        id>` the ones before that message (keyset paging, so a page costs the same however
+        deep). Returns the page and whether older messages exist. An unknown or malformed id
+        shows the latest page with a warning."""
+        queryset = Message.objects.filter(thread=thread)
+        before = request.GET.get("before", "")
+        if before:
+            try:
+                anchor = queryset.only("created_at").get(pk=uuid.UUID(before))
+            except (ValueError, Message.DoesNotExist):
+                messages.warning(request, "That message is not in this thread; showing the latest.")
+            else:
+                queryset = queryset.filter(
+                    Q(created_at__lt=anchor.created_at)
+                    | Q(created_at=anchor.created_at, id__lt=anchor.pk)
+                )
+        page = list(
+            queryset.select_related("sent_by")
+            .prefetch_related(
+                Prefetch("attachments", queryset=MessageAttachment.objects.order_by("created_at"))
+            )
+            .order_by("-created_at", "-id")[: INBOX_MESSAGES + 1]
+        )
+        return page[:INBOX_MESSAGES], len(page) > INBOX_MESSAGES
 
     def _inbox_post(self, request: HttpRequest, thread: ChatThread) -> HttpResponse:
         if not (request.user.is_active and request.user.is_staff):

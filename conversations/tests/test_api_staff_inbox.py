@@ -113,3 +113,66 @@ def test_non_staff_cannot_post_replies(client, django_user_model, thread):
     response = client.post(_url(thread), {"_send_reply": "1", "text": "x"})
     assert response.status_code in (302, 403)
     assert not Message.objects.filter(thread=thread, direction="outbound").exists()
+
+
+def _conversation(thread, count):
+    start = timezone.now() - timedelta(hours=1)
+    return Message.objects.bulk_create(
+        [
+            Message(
+                tenant=thread.tenant,
+                thread=thread,
+                channel=thread.channel,
+                direction="inbound",
+                sender="contact",
+                status="received",
+                text=f"message number {n:03d}",
+                created_at=start + timedelta(seconds=n),
+            )
+            for n in range(count)
+        ]
+    )
+
+
+@pytest.mark.django_db
+def test_a_long_conversation_pages_back_to_its_first_message(
+    admin_client, thread, django_assert_max_num_queries
+):
+    # given: 205 messages, more than a page
+    _conversation(thread, 205)
+
+    # when: the thread page, then its "older messages" link
+    latest = admin_client.get(_url(thread)).content.decode()
+    older_than = latest.split('href="?before=')[1].split('"')[0]
+    with django_assert_max_num_queries(20):
+        older = admin_client.get(_url(thread), {"before": older_than}).content.decode()
+
+    # then: the latest 200, then the 5 before them, oldest first on each page
+    assert "message number 204" in latest and "message number 005" in latest
+    assert "message number 004" not in latest
+    assert latest.index("message number 005") < latest.index("message number 204")
+    assert [f"message number {n:03d}" in older for n in range(6)] == [True] * 5 + [False]
+    assert "?before=" not in older  # nothing older
+    assert "Latest messages" in older
+
+
+@pytest.mark.django_db
+def test_a_paging_position_from_another_thread_or_malformed_shows_the_latest(
+    admin_client, thread, tenant
+):
+    # given
+    _conversation(thread, 3)
+    elsewhere = factories.MessageFactory(
+        thread=factories.ThreadFactory(channel=factories.TwilioChannelFactory(tenant=tenant))
+    )
+
+    for before in (str(elsewhere.pk), "not-a-uuid"):
+        # when
+        page = admin_client.get(_url(thread), {"before": before}, follow=True)
+
+        # then: a clear warning, the latest messages, and nothing of the other thread
+        html = page.content.decode()
+        assert page.status_code == 200
+        assert "not in this thread" in html
+        assert "message number 002" in html
+        assert elsewhere.text not in html
