@@ -1,4 +1,5 @@
-"""PostgreSQL advisory locks keyed by a row's UUID, in separate namespaces per purpose.
+"""PostgreSQL advisory locks keyed by a row's UUID (or by several values, `key_for`), in
+separate namespaces per purpose.
 
 On other databases (SQLite serialises writers) the locks are no-ops that always succeed.
 """
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 # Namespaces (the first key of the two-key form): one per kind of lock.
-THREAD_INSERT_ORDER = 7040
+THREAD_INSERT_ORDER = 7040  # keyed by (channel, phone lookup): the thread may not exist yet
 THREAD_SENDER = 7041
 THREAD_PROCESSOR = 7042
 
