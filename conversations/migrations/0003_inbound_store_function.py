@@ -10,8 +10,7 @@ from django.db import migrations
 
 CREATE = r"""
 CREATE OR REPLACE FUNCTION conversations_inbound_store(
-    contact_row jsonb, thread_row jsonb, message_row jsonb, lock_namespace integer, lock_key integer,
-    notify_channel text
+    contact_row jsonb, thread_row jsonb, message_row jsonb, lock_namespace integer, lock_key integer
 ) RETURNS TABLE (
     stored_id uuid, stored_at timestamptz, duplicate_of uuid, in_thread uuid, of_contact uuid,
     stored_name text
@@ -90,16 +89,13 @@ BEGIN
         DELETE FROM conversations_contact WHERE id = v_new_contact;
         SELECT m.id INTO duplicate_of FROM conversations_message m
         WHERE m.channel_id = v_channel AND m.provider_message_id = v_provider_id;
-    ELSIF notify_channel IS NOT NULL THEN
-        -- Delivered to listeners at commit, only if the transaction commits.
-        PERFORM pg_notify(notify_channel, in_thread::text);
     END IF;
     RETURN NEXT;
 END;
 $fn$;
 """
 
-DROP = "DROP FUNCTION IF EXISTS conversations_inbound_store(jsonb, jsonb, jsonb, integer, integer, text);"
+DROP = "DROP FUNCTION IF EXISTS conversations_inbound_store(jsonb, jsonb, jsonb, integer, integer);"
 
 
 def create_function(apps, schema_editor):

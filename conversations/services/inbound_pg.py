@@ -68,9 +68,7 @@ def insert_order_key(*, channel_id: object, phone_lookup: str) -> int:
     return locks.key_for(channel_id, phone_lookup)
 
 
-def message_store(
-    *, contact: Contact, thread: ChatThread, message: Message, notify: str | None = None
-) -> StoreOutcome:
+def message_store(*, contact: Contact, thread: ChatThread, message: Message) -> StoreOutcome:
     """Store `message` in the live thread of the contact with `contact.phone_lookup` on
     `message.channel`, creating the contact (as `contact`) and the thread (as `thread`) when
     they are missing; nothing is created for a duplicate provider message id.
@@ -79,21 +77,18 @@ def message_store(
     function sets the foreign keys between them and the message's `created_at`. Safe under
     concurrent deliveries: a contact, thread or message inserted first by another delivery
     is found instead, and a duplicate keeps nothing of this call. One statement: in
-    autocommit it is its own transaction. With `notify`, a stored message's thread id is
-    sent on that NOTIFY channel when the transaction commits.
+    autocommit it is its own transaction.
     """
     key = insert_order_key(channel_id=message.channel_id, phone_lookup=contact.phone_lookup or "")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM conversations_inbound_store("
-            "%s::jsonb, %s::jsonb, %s::jsonb, %s, %s, %s)",
+            "SELECT * FROM conversations_inbound_store(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)",
             [
                 _row(contact),
                 _row(thread, skip=("contact_id",)),
                 _row(message, skip=("thread_id", "created_at", "updated_at")),
                 locks.THREAD_INSERT_ORDER,
                 key,
-                notify,
             ],
         )
         outcome = StoreOutcome(*cursor.fetchone())
