@@ -114,8 +114,15 @@ class Message(BaseModel):
     channel, which makes duplicate webhook deliveries hit a constraint instead of a second row.
     """
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="messages")
-    thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="messages")
+    # No single-column indexes on tenant and thread: the (tenant, created_at) and (thread,
+    # created_at) indexes below serve those lookups, and every message insert would maintain
+    # two more indexes for nothing.
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    thread = models.ForeignKey(
+        ChatThread, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     channel = models.ForeignKey(
         "channels_app.ChannelInstance", on_delete=models.CASCADE, related_name="messages"
     )
