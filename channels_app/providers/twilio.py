@@ -103,7 +103,7 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
     """Parse a Twilio webhook form into an inbound message or a status. Raises TwilioParseError."""
     sid = str(params.get("MessageSid") or params.get("SmsSid") or params.get("SmsMessageSid") or "")
     if not sid or len(sid) > 128:
-        raise TwilioParseError("MessageSid is missing.")
+        raise TwilioParseError("MessageSid is missing or longer than 128 characters.")
     if is_status_callback(params):
         raw = str(params.get("MessageStatus")).lower()
         return ParsedStatus(
