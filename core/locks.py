@@ -1,10 +1,8 @@
-"""PostgreSQL advisory locks keyed by a row's UUID (or by several values, `key_for`), in
-separate namespaces per purpose.
+"""PostgreSQL advisory locks keyed by a row's UUID, in separate namespaces per purpose.
 
 On other databases (SQLite serialises writers) the locks are no-ops that always succeed.
 """
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,21 +10,17 @@ from contextlib import contextmanager
 from django.db import connection
 
 # Namespaces (the first key of the two-key form): one per kind of lock.
-THREAD_INSERT_ORDER = 7040  # keyed by (channel, phone lookup): the thread may not exist yet
+THREAD_INSERT_ORDER = 7040
 THREAD_SENDER = 7041
 THREAD_PROCESSOR = 7042
 
 
 def _key(object_id: object) -> int:
-    """A signed 32-bit key from a UUID (collisions only serialise two unrelated rows)."""
+    """A signed 32-bit key from a UUID (collisions only serialise two unrelated rows).
+
+    conversations_inbound_store (migration conversations/0003) computes the same key in SQL.
+    """
     return int(uuid.UUID(str(object_id)).hex[16:24], 16) - (1 << 31)
-
-
-def key_for(*parts: object) -> int:
-    """A signed 32-bit key from several values (e.g. a channel id and a blind index), for
-    locks on something that has no row yet."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 @contextmanager
@@ -48,10 +42,9 @@ def try_advisory_lock(namespace: int, object_id: object) -> Iterator[bool]:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
 
 
-def advisory_xact_lock(namespace: int, key: int) -> None:
-    """Wait for a lock (`key` from `key_for`) held until the current transaction ends. Call
-    inside a transaction."""
+def advisory_xact_lock(namespace: int, object_id: object) -> None:
+    """Wait for a lock held until the current transaction ends. Call inside a transaction."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, _key(object_id)])

@@ -10,7 +10,7 @@ from django.db import migrations
 
 CREATE = r"""
 CREATE OR REPLACE FUNCTION conversations_inbound_store(
-    contact_row jsonb, thread_row jsonb, message_row jsonb, lock_namespace integer, lock_key integer
+    contact_row jsonb, thread_row jsonb, message_row jsonb, lock_namespace integer
 ) RETURNS TABLE (
     stored_id uuid, stored_at timestamptz, duplicate_of uuid, in_thread uuid, of_contact uuid,
     stored_name text
@@ -71,8 +71,12 @@ BEGIN
     END IF;
 
     -- Held until commit and taken before the message's time is read, so the messages of a
-    -- thread commit in the order of their created_at.
-    PERFORM pg_advisory_xact_lock(lock_namespace, lock_key);
+    -- thread commit in the order of their created_at. The key is the one core.locks derives
+    -- from the thread's UUID, so the ORM path takes the same lock.
+    PERFORM pg_advisory_xact_lock(
+        lock_namespace,
+        (('x' || substr(replace(in_thread::text, '-', ''), 17, 8))::bit(32)::bigint - 2147483648)::integer
+    );
     v_now := clock_timestamp();
     INSERT INTO conversations_message
     SELECT * FROM jsonb_populate_record(
@@ -95,7 +99,7 @@ END;
 $fn$;
 """
 
-DROP = "DROP FUNCTION IF EXISTS conversations_inbound_store(jsonb, jsonb, jsonb, integer, integer);"
+DROP = "DROP FUNCTION IF EXISTS conversations_inbound_store(jsonb, jsonb, jsonb, integer);"
 
 
 def create_function(apps, schema_editor):

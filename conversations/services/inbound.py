@@ -80,7 +80,8 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     Guarantees: a delivery of a provider message id already stored on this channel changes
     nothing and schedules nothing (the unique (channel, provider_message_id) constraint
     decides, so concurrent duplicates are safe too). Messages of one thread commit in the
-    order of their `created_at` (see `inbound_pg.insert_order_key`). A new message gets its
+    order of their `created_at` (a per-thread advisory lock is held from the moment a
+    message takes its time until it commits). A new message gets its
     contact (found by blind index; a changed profile name replaces the stored one), its thread
     and its attachments; processing and media downloads are scheduled after commit. The
     thread itself is not written here (a flow may hold its row lock for a model call, and the
@@ -202,10 +203,9 @@ def _store_with_orm(
         external_id=inbound.wa_id,
         inbound_at=timezone.now(),
     )
-    locks.advisory_xact_lock(
-        locks.THREAD_INSERT_ORDER,
-        inbound_pg.insert_order_key(channel_id=channel.pk, phone_lookup=phone_lookup(phone)),
-    )
+    # Held until commit, taken before the message's time: the thread's messages commit in the
+    # order of their created_at (processing reads them in that order).
+    locks.advisory_xact_lock(locks.THREAD_INSERT_ORDER, thread.pk)
     message.thread = thread
     message.created_at = message.updated_at = timezone.now()
     try:

@@ -59,15 +59,6 @@ def _row(instance: Model, *, skip: tuple[str, ...] = ()) -> str:
     return json.dumps(row, default=_json_default)
 
 
-def insert_order_key(*, channel_id: object, phone_lookup: str) -> int:
-    """The advisory lock key that orders the inserts of one contact's messages on a channel
-    (that is, of one thread). It is held from the moment a message takes its `created_at`
-    until it commits, so a message that commits later always has a later time, and
-    processing (which reads by created_at) never sees them out of order. It is not the
-    thread's row lock, so receiving never waits for a flow that is running."""
-    return locks.key_for(channel_id, phone_lookup)
-
-
 def message_store(*, contact: Contact, thread: ChatThread, message: Message) -> StoreOutcome:
     """Store `message` in the live thread of the contact with `contact.phone_lookup` on
     `message.channel`, creating the contact (as `contact`) and the thread (as `thread`) when
@@ -79,16 +70,14 @@ def message_store(*, contact: Contact, thread: ChatThread, message: Message) -> 
     is found instead, and a duplicate keeps nothing of this call. One statement: in
     autocommit it is its own transaction.
     """
-    key = insert_order_key(channel_id=message.channel_id, phone_lookup=contact.phone_lookup or "")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT * FROM conversations_inbound_store(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)",
+            "SELECT * FROM conversations_inbound_store(%s::jsonb, %s::jsonb, %s::jsonb, %s)",
             [
                 _row(contact),
                 _row(thread, skip=("contact_id",)),
                 _row(message, skip=("thread_id", "created_at", "updated_at")),
                 locks.THREAD_INSERT_ORDER,
-                key,
             ],
         )
         outcome = StoreOutcome(*cursor.fetchone())
