@@ -4,9 +4,11 @@ import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
 from channels_app.models import ChannelInstance, ChannelType, Provider
+from core.storable import unstorable
 from tenants.models import Tenant
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -18,6 +20,24 @@ SETTINGS_KEYS = {
     Provider.TWILIO: {"api_base_url", "messaging_service_sid"},
     Provider.CLOUD_API: {"phone_number_id", "api_base_url", "waba_id"},
 }
+
+
+def _unstorable(value: dict[str, Any], *, echo: bool = True) -> str:
+    """The first string of `value` the database cannot store, as an error message ('' when
+    all can be). With `echo` off the message names no key (secrets' keys are harmless, but
+    nothing of a secrets object is repeated back)."""
+    for loc, problem in unstorable(value):
+        where = ".".join(str(part) for part in loc)
+        return f"{where}: {problem}." if echo and where else f"A value {problem}."
+    return ""
+
+
+def _http_url(value: object) -> bool:
+    try:
+        URLValidator(schemes=["http", "https"])(str(value))
+    except ValidationError:
+        return False
+    return isinstance(value, str) and len(value) <= 500
 
 
 def channel_validate(
@@ -41,12 +61,19 @@ def channel_validate(
         errors["identifier"] = "Must be 'whatsapp:' followed by the phone number."
     if not isinstance(settings, dict):
         errors["settings"] = "Must be an object."
+    elif bad := _unstorable(settings):
+        errors["settings"] = bad
     elif provider in SETTINGS_KEYS:
         unknown = sorted(set(settings) - SETTINGS_KEYS[Provider(provider)])
+        base_url = settings.get("api_base_url")
         if unknown:
             errors["settings"] = f"Unknown keys: {', '.join(unknown)}."
+        elif base_url is not None and not _http_url(base_url):
+            errors["settings"] = "settings.api_base_url must be an http(s) URL."
         elif provider == Provider.CLOUD_API and not str(settings.get("phone_number_id", "")):
             errors["settings"] = "settings.phone_number_id is required for the Cloud API."
+        elif provider == Provider.CLOUD_API and len(str(settings["phone_number_id"])) > 64:
+            errors["settings"] = "settings.phone_number_id is longer than 64 characters."
         elif provider == Provider.CLOUD_API:
             taken = ChannelInstance.objects.filter(
                 provider=Provider.CLOUD_API, phone_number_id=str(settings["phone_number_id"])
@@ -55,6 +82,8 @@ def channel_validate(
                 errors["settings"] = "Another channel already uses this phone_number_id."
     if not isinstance(secrets, dict):
         errors["secrets"] = "Must be an object."
+    elif bad := _unstorable(secrets, echo=False):
+        errors["secrets"] = bad
     elif provider in SECRET_KEYS:
         unknown = sorted(set(secrets) - SECRET_KEYS[Provider(provider)])
         if unknown:

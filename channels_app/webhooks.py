@@ -22,6 +22,7 @@ from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
 from conversations.services.inbound import message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
+from core.storable import clean
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +37,6 @@ def _twiml() -> HttpResponse:
 def _forbidden(reason: str) -> HttpResponse:
     logger.warning("webhook refused", extra={"reason": reason})
     return HttpResponse("Forbidden", status=403, content_type="text/plain")
-
-
-def _clean(value: object) -> object:
-    """Strings without NUL and lone surrogates, recursively: PostgreSQL refuses NUL in text and
-    JSONB, and UTF-8 (the encryption, the drivers) refuses lone surrogates, so an untrusted
-    body carrying either must become a valid value or it would fail as a 500."""
-    if isinstance(value, str):
-        value = value.replace("\x00", "")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        return value
-    if isinstance(value, list):
-        return [_clean(item) for item in value]
-    if isinstance(value, dict):
-        return {_clean(key): _clean(item) for key, item in value.items()}
-    return value
 
 
 def _bad_request(reason: str) -> HttpResponse:
@@ -99,7 +82,7 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     if not signature:
         return _forbidden("missing twilio signature")
     params = request.POST
-    cleaned = {key: _clean(value) for key, value in params.items()}
+    cleaned = {key: clean(value) for key, value in params.items()}
     ours, _theirs = twilio.channel_identifiers(cleaned)
     channel = channel_for_twilio(identifier=ours) if ours else None
     url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
@@ -122,7 +105,7 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         return _forbidden("missing hub signature")
     body = request.body
     try:
-        payload = _clean(json.loads(body))
+        payload = clean(json.loads(body))
     except (ValueError, UnicodeDecodeError):
         payload = None
     secrets = [settings.META_APP_SECRET]

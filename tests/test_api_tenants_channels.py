@@ -209,3 +209,69 @@ def test_channel_list_patch_delete_and_isolation(
     assert client.delete(detail).status_code == 204
     assert ChannelInstance.all_objects.get(pk=channel.pk).deleted_at is not None
     assert client.get(detail).status_code == 404
+
+
+@pytest.mark.django_db
+def test_only_staff_choose_where_a_channel_sends(tenant, staff_client):
+    # given: a tenant's Twilio channel
+    client = key_client(tenant)
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    url = reverse("channel-detail", kwargs={"tenant": tenant.pk, "channel": channel.pk})
+    override = {"settings": {"api_base_url": "https://evil.test"}}
+
+    # when: the tenant's key tries to point it elsewhere, on update and on create
+    patched = client.patch(url, override, format="json")
+    created = client.post(
+        reverse("channel-list", kwargs={"tenant": tenant.pk}),
+        {"provider": "twilio", "phone_number": "+14155230000", **override},
+        format="json",
+    )
+
+    # then: refused with a clear error, nothing changed; staff may set it
+    assert patched.status_code == created.status_code == 400
+    assert "Only staff" in error_of(patched)["details"][0]["message"]
+    channel.refresh_from_db()
+    assert "api_base_url" not in channel.settings
+    assert ChannelInstance.objects.filter(tenant=tenant).count() == 1
+    staff = staff_client.patch(
+        url, {"settings": {"api_base_url": "https://twilio-proxy.test"}}, format="json"
+    )
+    assert staff.status_code == 200
+    assert client.patch(url, {"settings": {}}, format="json").status_code == 200  # removing
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "settings",
+    [
+        r'{"messaging_service_sid": "MG\u0000"}',
+        r'{"messaging_service_sid": "MG\ud800"}',
+        r'{"bad\u0000key": "x"}',
+    ],
+)
+def test_channel_settings_the_database_cannot_store_are_400(tenant, settings):
+    # JSON escapes, as a client would send them: valid JSON, not storable text
+    body = '{"provider": "twilio", "phone_number": "+14155230000", "settings": ' + settings + "}"
+    response = key_client(tenant).post(
+        reverse("channel-list", kwargs={"tenant": tenant.pk}),
+        body,
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert error_of(response)["details"][0]["path"] == "settings"
+    assert not ChannelInstance.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_cloud_phone_number_id_longer_than_the_column_is_400(tenant):
+    response = key_client(tenant).post(
+        reverse("channel-list", kwargs={"tenant": tenant.pk}),
+        {
+            "provider": "cloud_api",
+            "phone_number": "+14155230000",
+            "settings": {"phone_number_id": "1" * 65},
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "64 characters" in error_of(response)["details"][0]["message"]

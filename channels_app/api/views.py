@@ -2,11 +2,16 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 
 from channels_app.api.serializers import ChannelSerializer
 from channels_app.models import ChannelInstance
 from channels_app.services import channel_create, channel_update
-from core.api_base import UUID_PATTERN, TenantScopedMixin
+from core.api_base import UUID_PATTERN, TenantScopedMixin, request_is_staff
+
+# Settings only staff may set or change: where the server sends requests (with the channel's
+# credentials) must not be chosen by a tenant's API key.
+STAFF_ONLY_SETTINGS = ("api_base_url",)
 
 
 @extend_schema_view(
@@ -24,11 +29,29 @@ class ChannelViewSet(TenantScopedMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def perform_create(self, serializer: ChannelSerializer) -> None:
+        self._check_staff_only_settings(serializer.validated_data.get("settings"), {})
         serializer.instance = channel_create(tenant=self.tenant, **serializer.validated_data)
 
     def perform_update(self, serializer: ChannelSerializer) -> None:
         data: dict[str, Any] = dict(serializer.validated_data)
+        self._check_staff_only_settings(data.get("settings"), serializer.instance.settings or {})
         serializer.instance = channel_update(channel=serializer.instance, data=data)
+
+    def _check_staff_only_settings(
+        self, settings: dict[str, Any] | None, current: dict[str, Any]
+    ) -> None:
+        """An API key may keep or remove a staff-only setting, not set or change one."""
+        if settings is None or request_is_staff(self.request):
+            return
+        changed = [
+            key
+            for key in STAFF_ONLY_SETTINGS
+            if settings.get(key) and settings.get(key) != current.get(key)
+        ]
+        if changed:
+            raise ValidationError(
+                {"settings": f"Only staff can set {', '.join(changed)}; ask your provider."}
+            )
 
     def perform_destroy(self, instance: ChannelInstance) -> None:
         instance.soft_delete()

@@ -139,7 +139,14 @@ class AmbiguousSendError(ProviderError):
 
 
 class MediaDownloadError(ProviderError):
-    """The media could not be fetched (the task retries it)."""
+    """The media could not be fetched: the task retries it, unless `retryable` is False
+    (another attempt cannot succeed, e.g. a URL we refuse to fetch)."""
+
+    def __init__(
+        self, message: str, *, code: str = "", status: int | None = None, retryable: bool = True
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.retryable = retryable
 
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d \-]{5,}\d")

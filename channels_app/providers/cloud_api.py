@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -381,7 +382,9 @@ class CloudApiProvider(Provider):
         timeout = settings.PROVIDER_HTTP_TIMEOUT_SECONDS
         try:
             meta = requests.get(
-                f"{self.base_url(channel)}/{media_id}", headers=headers, timeout=timeout
+                f"{self.base_url(channel)}/{quote(media_id, safe='')}",
+                headers=headers,
+                timeout=timeout,
             )
             if meta.status_code != 200:
                 raise MediaDownloadError(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import requests
 from django.conf import settings
@@ -194,6 +195,30 @@ def credentials(channel: ChannelInstance) -> tuple[str, str]:
     return sid, token
 
 
+# Twilio serves inbound media from its REST API host whatever TWILIO_API_BASE_URL says.
+TWILIO_MEDIA_HOST = "api.twilio.com"
+
+
+def api_base_url(channel: ChannelInstance) -> str:
+    """Where the channel's requests go: its `api_base_url` override only when it carries its
+    own credentials, so the default (platform) credentials are only ever sent to
+    TWILIO_API_BASE_URL."""
+    secrets = channel.secrets or {}
+    override = (channel.settings or {}).get("api_base_url") or ""
+    if override and secrets.get("account_sid") and secrets.get("auth_token"):
+        return str(override).rstrip("/")
+    return str(settings.TWILIO_API_BASE_URL).rstrip("/")
+
+
+def media_url_trusted(channel: ChannelInstance, url: str) -> bool:
+    """Whether a media URL from a webhook points at the channel's Twilio API (where Twilio
+    keeps media): anything else would have us fetch, with credentials, a URL chosen by
+    whoever can sign webhooks for the channel."""
+    parsed = urlparse(url)
+    trusted = {urlparse(api_base_url(channel)).netloc, TWILIO_MEDIA_HOST}
+    return parsed.scheme in ("https", "http") and parsed.netloc in trusted
+
+
 def auth_token_for(channel: ChannelInstance | None) -> str:
     if channel is None:
         return settings.TWILIO_AUTH_TOKEN
@@ -208,16 +233,15 @@ class TwilioProvider(Provider):
     name = "twilio"
 
     def client(self, channel: ChannelInstance) -> Client:
-        """A REST client for the channel, pointed at `settings.api_base_url` or
-        TWILIO_API_BASE_URL (the `api` domain's base URL is the only thing changed)."""
+        """A REST client for the channel, pointed at `api_base_url(channel)` (the `api`
+        domain's base URL is the only thing changed)."""
         sid, token = credentials(channel)
         if not sid or not token:
             raise PermanentSendError(
                 "Twilio credentials are not configured.", code="no_credentials"
             )
         client = Client(sid, token, http_client=_http_client())
-        base = (channel.settings or {}).get("api_base_url") or settings.TWILIO_API_BASE_URL
-        client.api.base_url = base.rstrip("/")
+        client.api.base_url = api_base_url(channel)
         return client
 
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
@@ -254,6 +278,12 @@ class TwilioProvider(Provider):
         return SendResult(provider_message_id=message.sid, raw_status=str(message.status or ""))
 
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
+        if not media_url_trusted(channel, url):
+            raise MediaDownloadError(
+                "media URL is not on the channel's Twilio API host",
+                code="untrusted_host",
+                retryable=False,
+            )
         sid, token = credentials(channel)
         try:
             response = requests.get(

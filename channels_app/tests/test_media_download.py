@@ -94,3 +94,26 @@ def test_a_stored_attachment_is_not_fetched_again(tenant):
     attachment = attachment_for(channel, url="https://x.test/m", download_status="stored")
     assert download_attachment.apply(args=[str(attachment.pk)]).get() == "stored"
     assert len(responses.calls) == 0
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://evil.test/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1",
+        "file:///etc/passwd",
+    ],
+)
+def test_twilio_media_off_the_api_host_is_refused_without_a_request(tenant, url):
+    # given: a media URL that whoever can sign the channel's webhooks could have chosen
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    attachment = attachment_for(channel, url=url)
+
+    # when
+    download_attachment.apply(args=[str(attachment.pk)])
+
+    # then: nothing fetched, and failed at once (another attempt cannot help)
+    assert len(responses.calls) == 0
+    attachment.refresh_from_db()
+    assert (attachment.download_status, attachment.download_attempts) == ("failed", 1)

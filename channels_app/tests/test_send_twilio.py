@@ -267,3 +267,22 @@ def test_a_provider_id_already_held_is_recorded_as_sent_without_the_id(thread):
     assert message.metadata["provider_id_conflict"] == "SM0123456789abcdef0123456789abcdef"
     assert message_deliver(message_id=message.pk) == "skipped"
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_default_credentials_never_go_to_a_channel_base_url(thread):
+    # given: a channel without credentials of its own, pointed somewhere else
+    thread.channel.secrets = {}
+    thread.channel.settings = {"api_base_url": "https://evil.test"}
+    thread.channel.save()
+    url = f"https://api.twilio.test/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json"
+    responses.post(url, json=created(), status=201)
+
+    # when
+    with run_on_commit():
+        (message,) = replies_store(thread=thread, replies=[Reply(text="hi")])
+
+    # then: the platform's credentials went to TWILIO_API_BASE_URL only
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert [call.request.url for call in responses.calls] == [url]

@@ -404,9 +404,10 @@ def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message
 def attachment_download(*, attachment_id: object, final_attempt: bool = False) -> str:
     """Fetch an attachment's media into default storage; return its download status.
 
-    Raises MediaDownloadError (for the task to retry) unless this is the final attempt, which
-    records `download_status = "failed"` instead. A stored attachment is never fetched again.
-    The message itself never waits for this: the flow already ran on it.
+    Raises MediaDownloadError (for the task to retry) unless this is the final attempt or the
+    error cannot be retried, which records `download_status = "failed"` instead. A stored
+    attachment is never fetched again. The message itself never waits for this: the flow
+    already ran on it.
     """
     attachment = (
         MessageAttachment.objects.select_related("message__channel")
@@ -428,7 +429,7 @@ def attachment_download(*, attachment_id: object, final_attempt: bool = False) -
             "media download failed",
             extra={"attachment_id": str(attachment.pk), "code": exc.code, "final": final_attempt},
         )
-        if final_attempt:
+        if final_attempt or not exc.retryable:
             MessageAttachment.objects.filter(pk=attachment.pk).update(
                 download_status="failed", updated_at=timezone.now()
             )

@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from core.storable import unstorable
+
 from .definition import (
     MAX_NODES,
     NODE_TYPES,
@@ -420,6 +422,10 @@ def _collect(document: object) -> list[ValidationIssue]:
         document = {**document, "nodes": raw_nodes[:MAX_NODES]}
     issues.extend(_model_issues(document))
     issues.extend(_graph_issues(document))
+    # Valid JSON, but not storable (PostgreSQL refuses NUL; UTF-8 refuses lone surrogates).
+    issues.extend(
+        ValidationIssue(format_path(loc), problem) for loc, problem in unstorable(document)
+    )
     unique = list(dict.fromkeys(issues))
     unique.sort(key=_sort_key)
     if len(unique) > MAX_ISSUES:
