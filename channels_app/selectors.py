@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import QuerySet
 
 from channels_app.models import ChannelInstance, Provider
 
@@ -100,11 +101,16 @@ def _sync_memo() -> None:
         _memo.sync(_current_stamp())
 
 
+def _live_channels() -> QuerySet[ChannelInstance]:
+    """Live channels of live tenants (a soft-deleted tenant's numbers are unknown numbers)."""
+    return ChannelInstance.objects.select_related("tenant").filter(tenant__deleted_at__isnull=True)
+
+
 def _lookup(key: tuple[str, str], query: dict[str, object]) -> ChannelInstance | None:
     found, channel = _memo.get(key)
     if found:
         return channel
-    channel = ChannelInstance.objects.select_related("tenant").filter(**query).first()
+    channel = _live_channels().filter(**query).first()
     _memo.put(key, channel)
     return channel
 
@@ -119,11 +125,23 @@ def channels_for_cloud_api(*, phone_number_ids: Iterable[str]) -> dict[str, Chan
     """The live Cloud API channels (active or not) by `phone_number_id`, for the given ids."""
     _sync_memo()
     found: dict[str, ChannelInstance] = {}
+    missing: list[str] = []
     for phone_number_id in sorted(set(phone_number_ids)):
-        channel = _lookup(
-            ("cloud_api", phone_number_id),
-            {"phone_number_id": phone_number_id, "provider": Provider.CLOUD_API},
-        )
-        if channel is not None:
+        known, channel = _memo.get(("cloud_api", phone_number_id))
+        if not known:
+            missing.append(phone_number_id)
+        elif channel is not None:
             found[phone_number_id] = channel
+    if missing:  # one query for everything not memoised
+        fetched = {
+            channel.phone_number_id: channel
+            for channel in _live_channels().filter(
+                provider=Provider.CLOUD_API, phone_number_id__in=missing
+            )
+        }
+        for phone_number_id in missing:
+            channel = fetched.get(phone_number_id)
+            _memo.put(("cloud_api", phone_number_id), channel)
+            if channel is not None:
+                found[phone_number_id] = channel
     return found

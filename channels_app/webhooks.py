@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_BODY_BYTES = 1024 * 1024
+# Distinct phone numbers an unsigned-by-the-platform body may name (tenant-signed bodies).
+MAX_TENANT_SIGNED_NUMBERS = 10
 
 
 def _twiml() -> HttpResponse:
@@ -100,39 +102,60 @@ def _twilio(request: HttpRequest) -> HttpResponse:
 
 
 def _cloud_api(request: HttpRequest) -> HttpResponse:
+    """A Cloud API post. Each item is handled only for a channel the signature covers: a
+    channel with its own `app_secret` (a tenant's own Meta app) by that secret, the others by
+    META_APP_SECRET. So a tenant who knows its own secret can sign deliveries for its own
+    channels only, whatever else it puts in the body."""
     header = request.headers.get("X-Hub-Signature-256", "")
     if not header:
         return _forbidden("missing hub signature")
     body = request.body
+    platform_signed = cloud_api.signature_valid(
+        body=body, header=header, secret=settings.META_APP_SECRET
+    )
     try:
-        payload = clean(json.loads(body))
-    except (ValueError, UnicodeDecodeError):
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
-    secrets = [settings.META_APP_SECRET]
-    if payload is not None:
-        # A tenant with its own Meta app keeps its app secret on the channel.
-        known = channels_for_cloud_api(phone_number_ids=cloud_api.phone_number_ids(payload))
-        secrets += [(channel.secrets or {}).get("app_secret", "") for channel in known.values()]
-    if not any(
-        cloud_api.signature_valid(body=body, header=header, secret=secret)
-        for secret in secrets
-        if secret
-    ):
-        return _forbidden("hub signature mismatch")
     if payload is None:
-        return _bad_request("body is not JSON")
+        return _bad_request("body is not JSON") if platform_signed else _forbidden("bad body")
+    ids = cloud_api.phone_number_ids(payload)
+    if not platform_signed and len(ids) > MAX_TENANT_SIGNED_NUMBERS:
+        # Only Meta (the platform's secret) batches many numbers; an unsigned body must not
+        # make us look up as many channels as it likes.
+        return _forbidden("hub signature mismatch")
+    channels = channels_for_cloud_api(phone_number_ids=ids)
+    covered = {
+        number_id
+        for number_id, channel in channels.items()
+        if _signature_covers(channel, body=body, header=header, platform_signed=platform_signed)
+    }
+    if not covered and not platform_signed:
+        return _forbidden("hub signature mismatch")
     try:
-        items = cloud_api.parse_payload(payload)
+        items = cloud_api.parse_payload(clean(payload))
+    except RecursionError:
+        return _bad_request("body is nested too deeply")
     except cloud_api.CloudParseError as exc:
         return _bad_request(str(exc))
-    channels = channels_for_cloud_api(phone_number_ids=[item.phone_number_id for item in items])
     for item in items:
         channel = channels.get(item.phone_number_id)
         if channel is None or not channel.is_active:
             logger.warning("cloud api delivery for an unknown channel skipped")
-            continue
-        _dispatch(channel, item.item)
+        elif item.phone_number_id not in covered:
+            logger.warning("cloud api delivery not covered by its signature skipped")
+        else:
+            _dispatch(channel, item.item)
     return HttpResponse("OK", content_type="text/plain")
+
+
+def _signature_covers(
+    channel: ChannelInstance, *, body: bytes, header: str, platform_signed: bool
+) -> bool:
+    own_secret = (channel.secrets or {}).get("app_secret", "")
+    if own_secret:
+        return cloud_api.signature_valid(body=body, header=header, secret=own_secret)
+    return platform_signed
 
 
 def _dispatch(channel: ChannelInstance, item: ParsedInbound | ParsedStatus) -> HttpResponse | None:

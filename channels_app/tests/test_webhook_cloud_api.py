@@ -187,3 +187,57 @@ def test_malformed_parts_are_skipped_not_refused(client, cloud_channel, number_i
     response = post_cloud(client, payload)
     assert response.status_code == 200
     assert Message.objects.count() == 1
+
+
+def test_a_tenant_secret_signs_for_its_own_channels_only(client, tenant, other_tenant, no_flow):
+    # given: tenant A has its own Meta app secret; tenant B's channel uses the platform's
+    from tests import factories
+
+    own = factories.CloudChannelFactory(
+        tenant=tenant, secrets={"access_token": "EAAG", "app_secret": "tenant-a-secret"}
+    )
+    victim = factories.CloudChannelFactory(tenant=other_tenant)
+    payload = cloud_payload("text", own.settings["phone_number_id"])
+    forged = cloud_payload("text", victim.settings["phone_number_id"])
+    forged["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.FORGED"
+    payload["entry"].extend(forged["entry"])
+    body = json.dumps(payload).encode()
+
+    # when: A signs a body that also carries a delivery for B's number
+    response = post_cloud(client, None, raw=body, signature=hub_signature(body, "tenant-a-secret"))
+
+    # then: A's own delivery is stored, B's is not
+    assert response.status_code == 200
+    assert list(Message.objects.values_list("channel_id", flat=True)) == [own.pk]
+
+
+@pytest.mark.parametrize("raw", [b"[" * 200_000, b"[" * 900 + b"]" * 900])
+def test_deeply_nested_bodies_are_refused_not_500(client, cloud_channel, raw):
+    unsigned = post_cloud(client, None, raw=raw, signature="sha256=00")
+    signed = post_cloud(client, None, raw=raw)
+    assert unsigned.status_code == 403
+    assert signed.status_code == 400
+    assert not Message.objects.exists()
+
+
+def test_an_unsigned_body_cannot_make_us_look_up_many_channels(
+    client, cloud_channel, django_assert_max_num_queries
+):
+    # given: a body naming thousands of phone number ids, with a signature nobody made
+    changes = [
+        {"field": "messages", "value": {"metadata": {"phone_number_id": str(n)}}}
+        for n in range(5000)
+    ]
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": changes}]})
+
+    # when / then: refused before any channel is looked up
+    with django_assert_max_num_queries(2):
+        response = post_cloud(client, None, raw=body.encode(), signature="sha256=00")
+    assert response.status_code == 403
+
+
+def test_a_deleted_tenants_number_is_an_unknown_number(client, cloud_channel, number_id, no_flow):
+    cloud_channel.tenant.soft_delete()
+    response = post_cloud(client, cloud_payload("text", number_id))
+    assert response.status_code == 200
+    assert not Message.objects.exists()
