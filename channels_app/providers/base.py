@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import requests
+import urllib3
+
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
 
@@ -136,6 +139,20 @@ class PermanentSendError(ProviderError):
 
 class AmbiguousSendError(ProviderError):
     """The request may have reached the provider (e.g. a read timeout): never sent again."""
+
+
+def failed_before_sending(exc: requests.RequestException) -> bool:
+    """Whether a request failed before any of it could reach the provider (no connection, no
+    TLS session), so sending it again cannot make a duplicate. A connection dropped after the
+    request was written (the provider may have taken the message) is not such a failure."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", exc.args[0])  # MaxRetryError wraps the cause
+        return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # incl. refused, DNS
+    return False
 
 
 class MediaDownloadError(ProviderError):

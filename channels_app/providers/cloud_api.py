@@ -32,6 +32,7 @@ from channels_app.providers.base import (
     Provider,
     SendResult,
     TransientSendError,
+    failed_before_sending,
     numbered_choices,
     read_limited,
     scrub,
@@ -353,9 +354,10 @@ class CloudApiProvider(Provider):
                     code="timeout",
                 ) from None
             except requests.RequestException as exc:
-                if position:  # the first part went out: never repeat it
-                    raise AmbiguousSendError(type(exc).__name__, code="network") from None
-                raise TransientSendError(type(exc).__name__, code="network") from None
+                # Repeat only what cannot have reached Meta: the first part, not connected.
+                if position == 0 and failed_before_sending(exc):
+                    raise TransientSendError(type(exc).__name__, code="network") from None
+                raise AmbiguousSendError(type(exc).__name__, code="network") from None
             if response.status_code >= 400:
                 code, detail = _error_of(response)
                 transient = (

@@ -34,6 +34,7 @@ from channels_app.providers.base import (
     Provider,
     SendResult,
     TransientSendError,
+    failed_before_sending,
     numbered_choices,
     read_limited,
     scrub,
@@ -271,8 +272,13 @@ class TwilioProvider(Provider):
                 "Twilio did not answer in time; the message may have been accepted.",
                 code="timeout",
             ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise TransientSendError(type(exc).__name__, code="network") from None
+        except requests.RequestException as exc:
+            if failed_before_sending(exc):
+                raise TransientSendError(type(exc).__name__, code="network") from None
+            raise AmbiguousSendError(
+                f"{type(exc).__name__} after the request was sent; it may have been accepted.",
+                code="network",
+            ) from None
         except TwilioException as exc:
             raise TransientSendError(scrub(str(exc)), code="twilio_error") from None
         return SendResult(provider_message_id=message.sid, raw_status=str(message.status or ""))

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
+import urllib3
 from django.conf import settings
 
 from conversations.models import Message
@@ -135,7 +136,11 @@ def test_transient_errors_retry_then_fail_after_the_last_attempt(thread):
     # given: Twilio answers 503, then 429, then refuses the connection
     responses.post(MESSAGES_URL, json={"code": 20500, "message": "down", "status": 503}, status=503)
     responses.post(MESSAGES_URL, json={"code": 20429, "message": "slow", "status": 429}, status=429)
-    responses.post(MESSAGES_URL, body=requests.ConnectionError("refused"))
+    refused = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    responses.post(
+        MESSAGES_URL,
+        body=requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", refused)),
+    )
     (message,) = replies_store(thread=thread, replies=[Reply(text="hi")])
 
     # when / then: each attempt leaves it queued with the error, until the last one
