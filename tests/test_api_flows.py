@@ -159,3 +159,32 @@ def test_flow_list_is_scoped_with_a_flat_query_budget(
             response = client.get(url, {"page_size": 100})
         assert response.json()["count"] == rows
         assert {row["flow_id"] for row in response.json()["results"]} == {"f"}
+
+
+@pytest.mark.django_db
+def test_the_channel_filter_knows_no_other_tenants_channels(client, tenant, channel, other_tenant):
+    # given: another tenant's channel, with a flow
+    foreign = factories.TwilioChannelFactory(tenant=other_tenant)
+    url = reverse("flow-list", kwargs={"tenant": tenant.pk})
+
+    # when: filtering by it, by an id nobody has, and opening the browsable form
+    theirs = client.get(url, {"channel": str(foreign.pk)})
+    nobodys = client.get(url, {"channel": "00000000-0000-4000-8000-000000000000"})
+    page = client.get(url, HTTP_ACCEPT="text/html").content.decode()
+
+    # then: the same empty answer for both, and their channel is nowhere in the page
+    assert theirs.status_code == nobodys.status_code == 200
+    assert theirs.json()["results"] == nobodys.json()["results"] == []
+    assert str(foreign.pk) not in page and foreign.identifier not in page
+    assert client.get(url, {"channel": "not-a-uuid"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_flow_text_the_database_cannot_store_is_invalid(client, tenant, channel):
+    doc = json.loads(json.dumps(EXAMPLE))
+    doc["nodes"][0]["text"] = "Hi\x00"
+    url = reverse("flow-list", kwargs={"tenant": tenant.pk})
+    response = client.post(url, {"channel": str(channel.pk), "definition": doc}, format="json")
+    assert response.status_code == 400
+    assert [d["path"] for d in error_of(response)["details"]] == ["nodes[0].text"]
+    assert not Flow.objects.exists()

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from core.api import InvalidFlow
 from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_is_staff
+from flows.api.filters import FlowFilter
 from flows.api.serializers import (
     FlowActiveSerializer,
     FlowCreateSerializer,
@@ -66,7 +67,7 @@ class FlowViewSet(
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
-    filterset_fields = ["channel", "flow_id", "is_active"]
+    filterset_class = FlowFilter
 
     def get_serializer_class(self) -> type:
         if self.action == "create":

@@ -1,0 +1,16 @@
+"""Filters of the flows API. The channel is a plain UUID filter: a model-choice filter would
+list (in the browsable API's form) and validate against every tenant's channels."""
+
+import django_filters
+
+from flows.models import Flow
+
+
+class FlowFilter(django_filters.FilterSet):
+    channel = django_filters.UUIDFilter(field_name="channel_id")
+    flow_id = django_filters.CharFilter()
+    is_active = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Flow
+        fields = ["channel", "flow_id", "is_active"]
