@@ -64,10 +64,14 @@ def _redacted_traceback(exc: BaseException | None) -> str:
     return "".join(parts)
 
 
-class JsonFormatter(logging.Formatter):
+class _RedactedTracebacks(logging.Formatter):
+    """Tracebacks without exception messages (they can quote input: a phone, a text)."""
+
     def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
         return _redacted_traceback(ei[1] if ei else None)
 
+
+class JsonFormatter(_RedactedTracebacks):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
@@ -84,7 +88,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
-class ConsoleFormatter(logging.Formatter):
+class ConsoleFormatter(_RedactedTracebacks):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
 

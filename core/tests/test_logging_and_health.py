@@ -1,10 +1,11 @@
 import json
 import logging
+import sys
 
 import pytest
 from django.test import override_settings
 
-from core.logging import ContextFilter, JsonFormatter
+from core.logging import ConsoleFormatter, ContextFilter, JsonFormatter
 
 
 class Capture(logging.Handler):
@@ -118,3 +119,17 @@ def test_request_logs_never_carry_headers_or_bodies(client, captured):
     assert "+5511912345678" not in joined
     assert "secret words" not in joined
     assert "chk_secretkey" not in joined
+
+
+def test_no_formatter_writes_an_exception_message():
+    # given: an exception whose message quotes input
+    try:
+        float("maria@example.com")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+
+    # then: both formats keep the traceback and the type, not the message
+    for formatter in (JsonFormatter(), ConsoleFormatter()):
+        line = formatter.format(record)
+        assert "ValueError" in line and "Traceback" in line
+        assert "maria@example.com" not in line
