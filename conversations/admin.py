@@ -156,6 +156,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "inbox_sessions": sessions,
             "inbox_contact_phone": mask_phone(thread.contact.phone),
             "inbox_window_open": thread_window_open(thread=thread),
+            "inbox_can_act": request.user.has_perm("conversations.change_chatthread"),
             "reply_form": AgentReplyForm(),
             "status_choices": ThreadStatus.choices,
         }
@@ -187,9 +188,11 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return page[:INBOX_MESSAGES], len(page) > INBOX_MESSAGES
 
     def _inbox_post(self, request: HttpRequest, thread: ChatThread) -> HttpResponse:
+        """Replies and thread actions need the thread change permission: a staff member who
+        may only view conversations cannot write to a customer."""
         if not (request.user.is_active and request.user.is_staff):
             raise PermissionDenied
-        if not self.has_view_permission(request, thread):
+        if not request.user.has_perm("conversations.change_chatthread"):
             raise PermissionDenied
         if "_send_reply" in request.POST:
             form = AgentReplyForm(request.POST)

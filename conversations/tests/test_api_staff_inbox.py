@@ -176,3 +176,30 @@ def test_a_paging_position_from_another_thread_or_malformed_shows_the_latest(
         assert "not in this thread" in html
         assert "message number 002" in html
         assert elsewhere.text not in html
+
+
+@pytest.mark.django_db
+def test_a_staff_member_who_may_only_view_cannot_write(client, django_user_model, thread):
+    # given: staff with the view permission on threads only
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        username="viewer", password="pw-123456789", is_staff=True
+    )
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_chatthread", content_type__app_label="conversations")
+    )
+    client.force_login(viewer)
+    status_before = thread.status
+
+    # when: the page, a reply and a thread action
+    page = client.get(_url(thread))
+    reply = client.post(_url(thread), {"_send_reply": "1", "text": "hello"})
+    action = client.post(_url(thread), {"_thread_action": "1", "status": "archived"})
+
+    # then: the conversation is shown without the forms, and nothing was written
+    assert page.status_code == 200 and "Send reply" not in page.content.decode()
+    assert reply.status_code == action.status_code == 403
+    assert not Message.objects.filter(thread=thread, direction="outbound").exists()
+    thread.refresh_from_db()
+    assert thread.status == status_before
