@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
 from conversations.services.outbound import (
+    ContactErasedError,
     OutsideWindowError,
     message_send_agent,
     thread_window_open,
@@ -203,6 +204,8 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     message_send_agent(
                         thread=thread, text=form.cleaned_data["text"], user=request.user
                     )
+                except ContactErasedError:
+                    messages.error(request, "Not sent: the contact's data was erased.")
                 except OutsideWindowError:
                     messages.error(
                         request,

@@ -246,6 +246,23 @@ def test_agent_message_outside_the_window_is_409_and_stores_nothing(client, tena
     assert client.post(url, {"text": ""}, format="json").status_code == 400
 
 
+@pytest.mark.django_db
+def test_agent_message_to_an_erased_contact_is_409_and_stores_nothing(client, tenant, channel):
+    # given: a contact erased right after writing (the 24-hour window would still be open)
+    thread = factories.ThreadFactory(channel=channel, last_inbound_at=timezone.now())
+    erase = reverse("contact-erase", kwargs={"tenant": tenant.pk, "contact": thread.contact_id})
+    assert client.post(erase).status_code == 200
+
+    # when
+    url = reverse("thread-messages", kwargs={"tenant": tenant.pk, "thread": thread.pk})
+    response = client.post(url, {"text": "Hello?"}, format="json")
+
+    # then
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "contact_erased"
+    assert not Message.objects.filter(thread=thread, direction="outbound").exists()
+
+
 # --- stats ----------------------------------------------------------------------------------
 
 

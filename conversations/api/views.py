@@ -22,7 +22,11 @@ from conversations.api.serializers import (
     ThreadUpdateSerializer,
 )
 from conversations.models import ChatThread, Contact, Message
-from conversations.services.outbound import OutsideWindowError, message_send_agent
+from conversations.services.outbound import (
+    ContactErasedError,
+    OutsideWindowError,
+    message_send_agent,
+)
 from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
 from conversations.services.threads import thread_update
@@ -156,6 +160,11 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
                 text=serializer.validated_data["text"],
                 user=request.user if request_is_staff(request) else None,
             )
+        except ContactErasedError:
+            raise Conflict(
+                "The contact's data was erased, so no message can be sent to them.",
+                code="contact_erased",
+            ) from None
         except OutsideWindowError:
             raise Conflict(
                 "The 24-hour customer service window is closed: the contact has not written "

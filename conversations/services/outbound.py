@@ -60,6 +60,13 @@ class OutsideWindowError(Exception):
         )
 
 
+class ContactErasedError(Exception):
+    """The contact's data was erased: there is nobody to write to."""
+
+    def __init__(self) -> None:
+        super().__init__("The contact's data was erased, so no message can be sent to them.")
+
+
 class TransientDeliveryError(Exception):
     """The provider did not take the message this time; the send task retries it later."""
 
@@ -167,8 +174,9 @@ def thread_window_open(*, thread: ChatThread, now: datetime | None = None) -> bo
 def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Message:
     """Queue a staff member's (or API client's) message and send it after commit.
 
-    Raises ValidationError for an empty or too long text and OutsideWindowError when the
-    contact's last message is more than 24 hours old (nothing is stored then).
+    Raises ValidationError for an empty or too long text, ContactErasedError for an erased
+    contact and OutsideWindowError when the contact's last message is more than 24 hours old
+    (nothing is stored then).
     """
     text = (text or "").strip()
     if not text:
@@ -177,6 +185,8 @@ def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Me
         raise ValidationError(
             {"text": f"Ensure this field has no more than {MAX_TEXT} characters."}
         )
+    if thread.contact.erased_at is not None:
+        raise ContactErasedError()
     if not thread_window_open(thread=thread):
         raise OutsideWindowError()
     now = timezone.now()
