@@ -58,9 +58,18 @@ def contact_get_or_create(
 
 
 def _contact_rename(*, contact: Contact, name: str) -> None:
+    """A new profile name replaces the stored one, unless the contact was erased meanwhile
+    (the tombstone keeps no name)."""
     if name and contact.name != name:
+        contact_rename(contact_id=contact.pk, name=name)
         contact.name = name
-        contact.save(update_fields=["name", "updated_at"])
+
+
+def contact_rename(*, contact_id: object, name: str) -> None:
+    """Store a contact's new profile name; an erased contact keeps none."""
+    Contact.objects.filter(pk=contact_id, erased_at__isnull=True).update(
+        name=name, updated_at=timezone.now()
+    )
 
 
 def thread_get_or_create(

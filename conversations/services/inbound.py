@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
@@ -34,7 +35,11 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.services import inbound_pg
-from conversations.services.contacts import contact_external_id, contact_thread_for_inbound
+from conversations.services.contacts import (
+    contact_external_id,
+    contact_rename,
+    contact_thread_for_inbound,
+)
 from core import locks, metrics
 from core.crypto import normalize_phone, phone_lookup
 from core.tasks import enqueue_on_commit
@@ -184,10 +189,17 @@ def _store_in_one_statement(
             outcome.stored_name, None, connection
         )
         if stored != inbound.profile_name:
-            Contact.objects.filter(pk=outcome.of_contact).update(
-                name=inbound.profile_name, updated_at=now
-            )
+            contact_rename(contact_id=outcome.of_contact, name=inbound.profile_name)
     return True
+
+
+def _database_now() -> datetime:
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        now: datetime = cursor.fetchone()[0]
+    return now
 
 
 @transaction.atomic
@@ -207,7 +219,9 @@ def _store_with_orm(
     # order of their created_at (processing reads them in that order).
     locks.advisory_xact_lock(locks.THREAD_INSERT_ORDER, thread.pk)
     message.thread = thread
-    message.created_at = message.updated_at = timezone.now()
+    # The database's clock, as the one-statement path uses: with two clocks, a skew between
+    # this host and the database could order a thread's messages against their commits.
+    message.created_at = message.updated_at = _database_now()
     try:
         with transaction.atomic():
             message.save(force_insert=True)

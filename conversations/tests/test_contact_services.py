@@ -7,8 +7,10 @@ from conversations.models import ChatThread, Contact
 from conversations.services.contacts import (
     contact_external_id,
     contact_get_or_create,
+    contact_rename,
     thread_get_or_create,
 )
+from conversations.services.privacy import contact_erase
 from tests.factories import TenantFactory, TwilioChannelFactory
 
 
@@ -93,3 +95,17 @@ def test_racing_requests_get_one_contact_and_one_thread():
     assert len(set(results)) == 1
     assert Contact.objects.count() == 1
     assert ChatThread.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_profile_name_arriving_after_the_erasure_is_not_stored(tenant):
+    # given: a contact erased while one of its messages was being stored
+    contact, _ = contact_get_or_create(tenant=tenant, phone="+5511999990000", name="Ana")
+    contact_erase(contact=contact)
+
+    # when: that message's profile name is recorded
+    contact_rename(contact_id=contact.pk, name="Ana Maria")
+
+    # then: the tombstone keeps no name
+    contact.refresh_from_db()
+    assert contact.erased_at is not None and contact.name == ""
