@@ -366,7 +366,8 @@ def message_deliver(*, message_id: object) -> str:
                 logger.error("provider returned an id already in use", extra=log_extra)
             logger.info("message sent", extra=log_extra)
             if message.provider_message_id:
-                _apply_early_statuses(message)
+                recorded = message
+                transaction.on_commit(lambda: _apply_early_statuses(recorded))
             return "sent"
         code = str(getattr(error, "code", "") or type(error).__name__)
         metrics.send_failed(channel.provider, code)
@@ -394,21 +395,31 @@ def message_deliver(*, message_id: object) -> str:
 
 
 EARLY_STATUS_SECONDS = 600
+STATUS_KEPT = (
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+    MessageStatus.FAILED,
+)
 
 
-def _early_status_key(channel_id: object, provider_message_id: str) -> str:
+def _early_status_keys(channel_id: object, provider_message_id: str) -> dict[str, str]:
+    """One cache key per tracked status, so that two early callbacks never overwrite each
+    other (a shared list would be a read-modify-write)."""
     digest = hashlib.sha256(provider_message_id.encode()).hexdigest()[:32]
-    return f"status-early:{channel_id}:{digest}"
+    return {status: f"status-early:{channel_id}:{digest}:{status}" for status in STATUS_KEPT}
 
 
 def _apply_early_statuses(message: Message) -> None:
-    """Apply statuses that arrived before `message`'s provider id was recorded."""
-    key = _early_status_key(message.channel_id, message.provider_message_id or "")
-    early = cache.get(key)
+    """Apply statuses that arrived before `message`'s provider id was recorded. Call after
+    that id is committed: a callback arriving meanwhile either sees the id or is kept where
+    this finds it (it looks for the message again after keeping its status)."""
+    keys = _early_status_keys(message.channel_id, message.provider_message_id or "")
+    early = cache.get_many(list(keys.values()))
     if not early:
         return
-    cache.delete(key)
-    for status in early:
+    cache.delete_many(list(early))
+    for status in early.values():
         message_status_update(channel=message.channel, status=status)
 
 
@@ -422,18 +433,22 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
     earlier time corrects it). An unknown id, or a status we
     do not track, changes nothing and returns None.
     """
-    message = (
-        Message.objects.select_for_update()
-        .filter(channel=channel, provider_message_id=status.provider_message_id)
-        .first()
+    found = Message.objects.select_for_update().filter(
+        channel=channel, provider_message_id=status.provider_message_id
     )
-    if message is None:
+    message = found.first()
+    if message is None and status.status in STATUS_KEPT:
         # Possibly a callback that overtook the recording of the provider id (the provider
         # answers the send, then calls back at once): kept briefly, applied once recorded.
-        key = _early_status_key(channel.pk, status.provider_message_id)
-        cache.set(key, [*(cache.get(key) or []), status], timeout=EARLY_STATUS_SECONDS)
+        # Then one more look, in case the id was committed (and the kept statuses applied)
+        # since the first one: this status is then applied now, twice at worst, which
+        # changes nothing the second time.
+        key = _early_status_keys(channel.pk, status.provider_message_id)[status.status]
+        cache.set(key, status, timeout=EARLY_STATUS_SECONDS)
+        message = found.first()
+    if message is None:
         logger.info(
-            "status for an unknown message kept for a while",
+            "status for an unknown message",
             extra={"channel_id": str(channel.pk), "status": status.raw_status},
         )
         return None

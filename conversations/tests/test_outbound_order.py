@@ -91,18 +91,54 @@ class FixedIdProvider(SlowRecordingProvider):
 
 
 @pytest.mark.django_db
-def test_a_status_that_overtakes_the_send_is_applied_once_the_id_is_recorded():
+def test_a_status_that_overtakes_the_send_is_applied_once_the_id_is_recorded(
+    django_capture_on_commit_callbacks,
+):
     # given the provider's "delivered" callback arrives before we recorded its message id
     thread = factories.ThreadFactory()
     replies_store(thread=thread, replies=[Reply(text="hello")])
     early = ParsedStatus(provider_message_id="SMearly0001", status="delivered")
     assert message_status_update(channel=thread.channel, status=early) is None
 
-    # when the send completes
-    with override_provider(FixedIdProvider()):
+    # when the send completes (the kept statuses are applied once the id is committed)
+    with (
+        override_provider(FixedIdProvider()),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         thread_deliver_queued(thread_id=thread.pk)
 
     # then the message is delivered, not stuck at sent
     message = Message.objects.get(direction="outbound")
     assert (message.provider_message_id, message.status) == ("SMearly0001", "delivered")
     assert message.delivered_at is not None
+
+
+@pytest.mark.django_db
+def test_a_status_kept_while_the_id_is_being_recorded_is_not_lost(monkeypatch):
+    # given: a sent message whose provider id is committed right while its "delivered"
+    # callback, which did not find it, is being kept (the sender has already looked for kept
+    # statuses and found none)
+    from conversations.services import outbound
+
+    thread = factories.ThreadFactory()
+    (message,) = replies_store(thread=thread, replies=[Reply(text="hello")])
+    Message.objects.filter(pk=message.pk).update(status="sent")
+    real_cache = outbound.cache
+
+    class RecordedMeanwhile:
+        def set(self, *args, **kwargs):
+            Message.objects.filter(pk=message.pk).update(provider_message_id="SMlate0001")
+            return real_cache.set(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real_cache, name)
+
+    monkeypatch.setattr(outbound, "cache", RecordedMeanwhile())
+
+    # when
+    status = ParsedStatus(provider_message_id="SMlate0001", status="delivered")
+    applied = message_status_update(channel=thread.channel, status=status)
+
+    # then: the second look found it and applied the status
+    message.refresh_from_db()
+    assert applied is not None and message.status == "delivered"
