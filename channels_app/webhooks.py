@@ -114,11 +114,13 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         body=body, header=header, secret=settings.META_APP_SECRET
     )
     try:
-        payload = json.loads(body)
+        payload = clean(json.loads(body))
     except (ValueError, UnicodeDecodeError, RecursionError):
         payload = None
     if payload is None:
-        return _bad_request("body is not JSON") if platform_signed else _forbidden("bad body")
+        if not platform_signed:
+            return _forbidden("bad body")
+        return _bad_request("body is not JSON, or nested too deeply")
     ids = cloud_api.phone_number_ids(payload)
     if not platform_signed and len(ids) > MAX_TENANT_SIGNED_NUMBERS:
         # Only Meta (the platform's secret) batches many numbers; an unsigned body must not
@@ -133,9 +135,7 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
     if not covered and not platform_signed:
         return _forbidden("hub signature mismatch")
     try:
-        items = cloud_api.parse_payload(clean(payload))
-    except RecursionError:
-        return _bad_request("body is nested too deeply")
+        items = cloud_api.parse_payload(payload)
     except cloud_api.CloudParseError as exc:
         return _bad_request(str(exc))
     for item in items:
