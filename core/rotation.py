@@ -93,15 +93,11 @@ def _rotate_batch(group: FieldGroup, rows: list[tuple], stats: RotationStats) ->
     manager = group.model._base_manager
     with transaction.atomic():
         for pk, *tokens in rows:
-            changes = {}
-            expected = {}
             for model_field, token in zip(group.fields, tokens, strict=True):
                 if not token or not needs_rotation(token):
                     continue
                 try:
-                    changes[model_field.attname] = Value(
-                        rotate_token(token), output_field=models.TextField()
-                    )
+                    rotated = rotate_token(token)
                 except DecryptionError:
                     stats.values_failed += 1
                     logger.warning(
@@ -109,14 +105,16 @@ def _rotate_batch(group: FieldGroup, rows: list[tuple], stats: RotationStats) ->
                         extra={"model": group.label, "field": model_field.attname, "pk": str(pk)},
                     )
                     continue
-                expected[f"raw_{model_field.attname}"] = token
-            if not changes:
-                continue
-            annotations = {name: _raw(group.model._meta.get_field(name[4:])) for name in expected}
-            updated = manager.alias(**annotations).filter(pk=pk, **expected).update(**changes)
-            if updated:
-                stats.values_rotated += len(changes)
-            # Not updated: the application rewrote the row meanwhile, with the newest key.
+                # Compare and swap each column on its own: when the application rewrote one
+                # column meanwhile (always with the newest key), the others still rotate.
+                updated = (
+                    manager.alias(raw=_raw(model_field))
+                    .filter(pk=pk, raw=token)
+                    .update(
+                        **{model_field.attname: Value(rotated, output_field=models.TextField())}
+                    )
+                )
+                stats.values_rotated += updated
         stats.rows_scanned += len(rows)
         stats.batches += 1
 

@@ -195,3 +195,31 @@ def test_every_encrypted_field_is_discovered():
 def test_bad_batch_size_is_a_command_error():
     with pytest.raises(CommandError, match="--batch-size"):
         call_command("rotate_pii_keys", "--batch-size", "0", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_column_rewritten_during_rotation_leaves_the_others_rotating(
+    settings, twilio_channel, monkeypatch
+):
+    # given: a contact renamed by the application while rotation works on its row
+    from conversations.services.contacts import contact_rename
+
+    old_key = settings.PII_ENCRYPTION_KEYS[0]
+    contact = factories.ContactFactory(tenant=twilio_channel.tenant, name="Old Name")
+    phone_before = _raw_tokens(Contact, "phone")[contact.pk]
+    real_rotate = rotation.rotate_token
+
+    def rotate_while_renamed(token):
+        if token == phone_before:
+            contact_rename(contact_id=contact.pk, name="New Profile Name")
+        return real_rotate(token)
+
+    monkeypatch.setattr(rotation, "rotate_token", rotate_while_renamed)
+
+    # when
+    with override_settings(PII_ENCRYPTION_KEYS=[NEW_KEY, old_key]):
+        call_command("rotate_pii_keys", stdout=StringIO())
+
+    # then: the phone moved to the new key; the name was written with it by the app
+    assert _under(NEW_KEY, _raw_tokens(Contact, "phone")[contact.pk])
+    assert _under(NEW_KEY, _raw_tokens(Contact, "name")[contact.pk])
