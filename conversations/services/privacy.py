@@ -286,9 +286,10 @@ def _contact_needs_redaction(contact: Contact) -> bool:
 
 
 def _messages_with_pii(thread_ids: list[UUID]) -> Any:
-    # `text=""` compares the raw column: the encrypted field stores "" as "".
+    # `text=""` compares the raw column: the encrypted field stores "" as "". Provider ids go
+    # too: a Cloud API id (wamid.…) is base64 that contains the contact's phone number.
     return Message.all_objects.filter(thread_id__in=thread_ids).filter(
-        ~Q(text="") | ~Q(metadata={}) | ~Q(error_detail="")
+        ~Q(text="") | ~Q(metadata={}) | ~Q(error_detail="") | Q(provider_message_id__isnull=False)
     )
 
 
@@ -378,7 +379,12 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         )
         unprocessed.update(processed_at=now, updated_at=now)
         _messages_with_pii(thread_ids).update(
-            text="", metadata={}, private_data={}, error_detail="", updated_at=now
+            text="",
+            metadata={},
+            private_data={},
+            error_detail="",
+            provider_message_id=None,
+            updated_at=now,
         )
         attachments.delete()
         _sessions_to_end(thread_ids).filter(status=SessionStatus.WAITING).update(

@@ -192,8 +192,8 @@ def test_erasure_keeps_a_tombstone_and_ends_everything(twilio_channel):
     )
     for message in Message.all_objects.filter(thread=thread):
         assert (message.text, message.metadata, message.error_detail) == ("", {}, "")
-    # provider ids stay so late status callbacks still find their (empty) message
-    assert Message.objects.get(pk=data["inbound"].pk).provider_message_id
+    # provider ids go too: a Cloud API id (wamid.…) is base64 that holds the phone number
+    assert Message.objects.get(pk=data["inbound"].pk).provider_message_id is None
     assert not MessageAttachment.all_objects.filter(message__thread=thread).exists()
     waiting = FlowSession.objects.get(pk=data["waiting"].pk)
     assert (waiting.status, waiting.variables, waiting.wait_expires_at) == (
