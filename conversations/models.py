@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from core.fields import EncryptedJSONField, EncryptedTextField
+from core.fields import EncryptedJSONField, EncryptedTextField, ProviderIdField
 from core.models import BaseModel
 
 
@@ -133,7 +133,8 @@ class Message(BaseModel):
     private_data = EncryptedJSONField()
     status = models.CharField(max_length=10, choices=MessageStatus.choices)
     # NULL until the provider accepts the message; unique per channel when set.
-    provider_message_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    # Stored pseudonymised for WhatsApp (a wamid holds the phone number): see ProviderIdField.
+    provider_message_id = ProviderIdField(max_length=128, null=True, blank=True)  # noqa: DJ001
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_detail = models.CharField(max_length=1000, blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -86,6 +86,20 @@ def blind_index(value: str, *, purpose: str) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+WAMID_PREFIX = "wamid."
+_PSEUDONYM_PREFIX = "wamid.h:"
+
+
+def provider_id_pseudonym(value: str) -> str:
+    """What we store for a provider's message id. A WhatsApp Cloud API id (`wamid.…`) is
+    base64 that contains the contact's phone number, so it is kept as a keyed hash: equal ids
+    still compare equal (duplicates, status callbacks), and nothing can be decoded from it.
+    Other ids (Twilio's `SM…`) carry no personal data and stay as they are. Idempotent."""
+    if not value.startswith(WAMID_PREFIX) or value.startswith(_PSEUDONYM_PREFIX):
+        return value
+    return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+
+
 def normalize_phone(raw: str) -> str:
     """E.164-ish normalisation for lookups: `whatsapp:+55 11 9...` -> `+55119...`."""
     value = raw.strip()

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import models
 
-from core.crypto import decrypt_str, encrypt_str
+from core.crypto import decrypt_str, encrypt_str, provider_id_pseudonym
 
 
 class EncryptedTextField(models.TextField):
@@ -63,3 +63,17 @@ class EncryptedJSONField(models.TextField):
 
     def value_to_string(self, obj: Any) -> str:
         return json.dumps(self.value_from_object(obj))
+
+
+class ProviderIdField(models.CharField):
+    """A provider's message id, stored as `provider_id_pseudonym` (WhatsApp ids contain the
+    phone number). Lookups go through the same function, so filtering by the id the provider
+    sends finds the row."""
+
+    description = "Provider message id (WhatsApp ids pseudonymised)"
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if isinstance(value, str):
+            return provider_id_pseudonym(value)
+        return value

@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 
 from conversations.models import Contact, Message, MessageAttachment
+from core.crypto import provider_id_pseudonym
 
 from .webhook_support import WEBHOOK, cloud_payload, hub_signature, post_cloud
 
@@ -66,7 +67,11 @@ def test_every_kind_is_stored_and_none_dropped(
 
     # then
     assert response.status_code == 200
-    by_id = {m.provider_message_id: m for m in Message.objects.all()}
+    # ids are stored pseudonymised (a wamid holds the phone number): map them back
+    sent_ids = [m["id"] for m in payload["entry"][0]["changes"][0]["value"]["messages"]]
+    unmask = {provider_id_pseudonym(raw): raw for raw in sent_ids}
+    assert not set(unmask) & set(sent_ids)
+    by_id = {unmask[m.provider_message_id]: m for m in Message.objects.all()}
     assert len(by_id) == len(payload["entry"][0]["changes"][0]["value"]["messages"])
     kinds = {pid: (m.kind, m.metadata.get("interactive_id")) for pid, m in by_id.items()}
     assert kinds == {
@@ -85,7 +90,9 @@ def test_every_kind_is_stored_and_none_dropped(
     assert by_id["wamid.REACTION01"].metadata["provider_type"] == "reaction"
     assert by_id["wamid.IMAGE0001"].text == "Here is my card"
     assert by_id["wamid.LOCATION1"].private_data["location"]["latitude"] == 37.483307
-    attachments = {a.message.provider_message_id: a for a in MessageAttachment.objects.all()}
+    attachments = {
+        unmask[a.message.provider_message_id]: a for a in MessageAttachment.objects.all()
+    }
     assert set(attachments) == {
         "wamid.IMAGE0001",
         "wamid.AUDIO0001",
@@ -126,7 +133,7 @@ def test_unknown_number_is_acknowledged_and_skipped(client, cloud_channel, numbe
     # then
     assert response.status_code == 200
     assert list(Message.objects.values_list("provider_message_id", flat=True)) == [
-        payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+        provider_id_pseudonym(payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"])
     ]
 
 
@@ -241,3 +248,22 @@ def test_a_deleted_tenants_number_is_an_unknown_number(client, cloud_channel, nu
     response = post_cloud(client, cloud_payload("text", number_id))
     assert response.status_code == 200
     assert not Message.objects.exists()
+
+
+def test_whatsapp_ids_are_not_stored_in_clear(client, cloud_channel, number_id, no_flow):
+    # given: a Cloud API id, which is base64 holding the sender's phone number
+    payload = cloud_payload("text", number_id)
+    raw_id = payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+
+    # when: stored, then a status callback and a redelivery quote it
+    assert post_cloud(client, payload).status_code == 200
+    assert post_cloud(client, payload).status_code == 200
+
+    # then: the column holds a pseudonym, and the id still finds its message once
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT provider_message_id FROM conversations_message")
+        stored = [row[0] for row in cursor.fetchall()]
+    assert stored == [provider_id_pseudonym(raw_id)] and raw_id not in stored
+    assert Message.objects.get(provider_message_id=raw_id).channel_id == cloud_channel.pk

@@ -41,7 +41,7 @@ from conversations.services.contacts import (
     contact_thread_for_inbound,
 )
 from core import locks, metrics
-from core.crypto import normalize_phone, phone_lookup
+from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
 
@@ -61,7 +61,7 @@ def _metadata(inbound: ParsedInbound) -> dict[str, object]:
     if inbound.timestamp is not None:
         metadata["provider_timestamp"] = inbound.timestamp.isoformat()
     if inbound.context_id:
-        metadata["context_id"] = inbound.context_id
+        metadata["context_id"] = provider_id_pseudonym(inbound.context_id)
     return metadata
 
 

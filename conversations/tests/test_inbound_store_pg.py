@@ -220,3 +220,34 @@ def test_the_store_waits_for_the_threads_insert_order_lock():
     # then: it waited for the lock
     assert created and second.thread_id == first.thread_id
     assert waited >= 0.25
+
+
+@pytest.mark.django_db
+def test_the_migration_pseudonymises_ids_stored_in_clear():
+    # given: a message stored before ids were pseudonymised (written around the field)
+    import importlib
+
+    from django.apps import apps
+
+    from core.crypto import provider_id_pseudonym
+
+    channel = factories.TwilioChannelFactory()
+    message, _ = message_receive(channel=channel, inbound=_inbound("SMplain"))
+    legacy = "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE conversations_message SET provider_message_id = %s, metadata = %s "
+            "WHERE id = %s",
+            [legacy, '{"context_id": "' + legacy + '"}', message.pk],
+        )
+
+    # when
+    migration = importlib.import_module("conversations.migrations.0005_provider_ids_pseudonymised")
+    migration.pseudonymise(apps, None)
+
+    # then
+    message.refresh_from_db()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT provider_message_id FROM conversations_message")
+        assert cursor.fetchone()[0] == provider_id_pseudonym(legacy)
+    assert message.metadata["context_id"] == provider_id_pseudonym(legacy)
