@@ -398,13 +398,23 @@ def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message
 
     Requires the thread row lock (held by `thread_process_inbound`).
     """
+    from conversations.services.privacy import stored_files_delete
+
     now = timezone.now()
     ids = [message.pk for message in pending]
-    MessageAttachment.objects.filter(message_id__in=ids).delete()
+    attachments = MessageAttachment.all_objects.filter(message_id__in=ids)
+    file_names = [name for name in attachments.values_list("file", flat=True) if name]
+    attachments.delete()
+    if file_names:
+        contact_id = str(thread.contact_id)
+        transaction.on_commit(lambda: stored_files_delete(file_names, contact_id=contact_id))
+    # As the erasure leaves its messages, so that running it again changes nothing.
     Message.objects.filter(pk__in=ids).update(
         text="",
-        metadata={"erased": True},
+        metadata={},
         private_data={},
+        error_detail="",
+        provider_message_id=None,
         processed_at=now,
         updated_at=now,
     )

@@ -305,7 +305,8 @@ def _threads_to_close(contact: Contact) -> Any:
     )
 
 
-def _delete_files(names: list[str], *, contact_id: str) -> None:
+def stored_files_delete(names: list[str], *, contact_id: str) -> None:
+    """Delete erased media from storage (call after commit); failures are counted, not raised."""
     failed = 0
     for name in names:
         try:
@@ -421,7 +422,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         )
         if file_names:
             contact_id = report.contact_id
-            transaction.on_commit(lambda: _delete_files(file_names, contact_id=contact_id))
+            transaction.on_commit(lambda: stored_files_delete(file_names, contact_id=contact_id))
 
     given.refresh_from_db()
     logger.info("contact erased", extra={"contact_id": report.contact_id, **report.counts()})

@@ -27,7 +27,37 @@ def test_a_message_racing_the_erasure_is_discarded_when_processed(monkeypatch):
     # then
     late = Message.objects.get(pk=late.pk)
     assert handled == 1
-    assert (late.text, late.metadata) == ("", {"erased": True})
+    assert (late.text, late.metadata) == ("", {})
     assert late.processed_at is not None
     assert not MessageAttachment.objects.filter(message=late).exists()
     assert calls == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_media_of_a_message_racing_the_erasure_leaves_storage_and_erasing_again_is_a_noop(
+    twilio_channel,
+):
+    # given: an erased contact, and a message stored from a snapshot taken before, with its
+    # media already downloaded
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from conversations.models import MessageAttachment
+    from conversations.services.inbound import thread_process_inbound
+    from conversations.services.privacy import contact_erase
+    from tests import factories
+
+    thread = factories.ThreadFactory(channel=twilio_channel)
+    contact_erase(contact=thread.contact)
+    late = factories.MessageFactory(thread=thread, text="photo of my ID card", processed_at=None)
+    name = default_storage.save("attachments/x/idcard.jpg", ContentFile(b"jpeg"))
+    MessageAttachment.objects.create(
+        message=late, media_type="image", file=name, download_status="stored"
+    )
+
+    # when: processing discards it
+    thread_process_inbound(thread_id=thread.pk)
+
+    # then: the file is gone with its row, and a second erasure finds nothing to do
+    assert not default_storage.exists(name)
+    assert not contact_erase(contact=thread.contact).changed
