@@ -2,6 +2,8 @@
 nothing once processed, and runs no flow."""
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from conversations.models import Message, MessageAttachment
 from conversations.services.inbound import thread_process_inbound
@@ -39,14 +41,6 @@ def test_media_of_a_message_racing_the_erasure_leaves_storage_and_erasing_again_
 ):
     # given: an erased contact, and a message stored from a snapshot taken before, with its
     # media already downloaded
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
-
-    from conversations.models import MessageAttachment
-    from conversations.services.inbound import thread_process_inbound
-    from conversations.services.privacy import contact_erase
-    from tests import factories
-
     thread = factories.ThreadFactory(channel=twilio_channel)
     contact_erase(contact=thread.contact)
     late = factories.MessageFactory(thread=thread, text="photo of my ID card", processed_at=None)
