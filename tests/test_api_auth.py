@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -141,3 +142,30 @@ def test_keys_of_deleted_or_inactive_tenants_stop_working(tenant):
     assert api_key_authenticate(raw_key=raw_key) is not None
     tenant.soft_delete()
     assert api_key_authenticate(raw_key=raw_key) is None
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_each_client_is_locked_out_on_its_own(api_client, staff_user):
+    # given: one proxy in front (TRUSTED_PROXY_COUNT=1), every request from its address
+    proxied = {"TRUSTED_PROXY_COUNT": 1}
+    url = reverse("controller-auth")
+
+    def attempt(client_ip, username, password):
+        return api_client.post(
+            url,
+            {"username": username, "password": password},
+            format="json",
+            REMOTE_ADDR="10.0.0.2",
+            # what the client wrote, then what the proxy appended
+            HTTP_X_FORWARDED_FOR=f"6.6.6.6, {client_ip}",
+        )
+
+    with override_settings(**proxied):
+        # when: someone fails with made-up usernames up to the limit
+        for n in range(settings.AXES_FAILURE_LIMIT):
+            attempt("203.0.113.66", f"nobody{n}", "x")
+
+        # then: that client is locked out, a staff member elsewhere is not (and the address a
+        # client writes itself counts for nothing)
+        assert attempt("203.0.113.66", "staff", "staff-pass-1234").status_code == 429
+        assert attempt("198.51.100.9", "staff", "staff-pass-1234").status_code == 200

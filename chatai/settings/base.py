@@ -194,7 +194,11 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
-AXES_IPWARE_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0) or None
+# The client address for the lockout: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the
+# address the outermost one saw (core.net.client_ip). Without it everyone behind the proxy
+# would share one address, and a few failed logins would lock every staff member out.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.net.client_ip"
 
 # --- Internationalisation, static, media -----------------------------------------------------
 LANGUAGE_CODE = "en-us"
