@@ -1,4 +1,5 @@
-"""Text that PostgreSQL and UTF-8 can store: no NUL character, no lone surrogate.
+"""Values that PostgreSQL and UTF-8 can store: no NUL character, no lone surrogate, no
+infinite number.
 
 PostgreSQL refuses NUL in text and JSONB, and UTF-8 (the encryption, the database drivers)
 refuses lone surrogates, so either one in a value that reaches the database is a 500 unless it
@@ -11,6 +12,7 @@ Pure Python, no Django: the flow engine uses it too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 Loc = tuple[str | int, ...]
@@ -29,8 +31,11 @@ def text_problem(text: str) -> str | None:
 
 def unstorable(value: object, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:
     """(location, problem) of every string in a JSON-like value, keys included, that cannot be
-    stored. A bad key is reported at its parent's location."""
-    if isinstance(value, str):
+    stored, and of every number that is not finite (Python's JSON reads NaN, Infinity and
+    1e400; PostgreSQL's JSONB refuses them). A bad key is reported at its parent's location."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield loc, "is not a finite number"
+    elif isinstance(value, str):
         problem = text_problem(value)
         if problem:
             yield loc, problem

@@ -89,6 +89,10 @@ class FlowUploadForm(forms.Form):
                 "This is not valid JSON: %(msg)s at line %(line)s, column %(col)s.",
                 params={"msg": exc.msg, "line": exc.lineno, "col": exc.colno},
             ) from None
+        except (ValueError, RecursionError):
+            raise forms.ValidationError(
+                "This JSON cannot be read (nesting too deep or a number too long)."
+            ) from None
         self.issues = flow_validate(definition=document)
         if self.issues:
             raise forms.ValidationError(

@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from flows.models import Flow
+from flows.tests.support import flow_doc
 from tests import factories
 from tests.api_helpers import error_of, key_client
 
@@ -187,4 +188,40 @@ def test_a_flow_text_the_database_cannot_store_is_invalid(client, tenant, channe
     response = client.post(url, {"channel": str(channel.pk), "definition": doc}, format="json")
     assert response.status_code == 400
     assert [d["path"] for d in error_of(response)["details"]] == ["nodes[0].text"]
+    assert not Flow.objects.exists()
+
+
+def _branch_flow(value: str) -> bytes:
+    """A flow whose branch compares with `value`, written as raw JSON (e.g. 1e400 or NaN)."""
+    doc = flow_doc(
+        "numbers",
+        trigger={"default": True},
+        start="b",
+        nodes=[
+            {
+                "id": "b",
+                "type": "branch",
+                "cases": [{"when": {"input": True, "op": "eq", "value": 0}, "next": "e"}],
+                "default": "e",
+            },
+            {"id": "e", "type": "end", "text": "bye"},
+        ],
+    )
+    return json.dumps(doc).replace('"value": 0', f'"value": {value}').encode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "raw",
+    [_branch_flow("1e400"), _branch_flow("NaN"), b"[" * 100_000, b"1" * 5000],
+    ids=["infinite", "nan", "deep", "huge-int"],
+)
+def test_a_flow_file_python_reads_but_postgres_would_not_is_400(client, tenant, channel, raw):
+    upload = SimpleUploadedFile("flow.json", raw, content_type="application/json")
+    response = client.post(
+        reverse("flow-list", kwargs={"tenant": tenant.pk}),
+        {"channel": str(channel.pk), "file": upload},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
     assert not Flow.objects.exists()

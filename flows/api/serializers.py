@@ -62,6 +62,10 @@ class FlowDocumentSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 f"The file is not valid JSON (line {exc.lineno}, column {exc.colno})."
             ) from None
+        except (ValueError, RecursionError):
+            raise serializers.ValidationError(
+                "The file's JSON cannot be read (nesting too deep or a number too long)."
+            ) from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_definition = "definition" in attrs
@@ -75,7 +79,7 @@ class FlowDocumentSerializer(serializers.Serializer):
             # Multipart forms carry `definition` as text.
             try:
                 document = json.loads(document)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 raise serializers.ValidationError({"definition": "Not valid JSON."}) from None
         attrs["document"] = document
         return attrs

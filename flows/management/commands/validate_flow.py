@@ -30,6 +30,10 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
                 ) from None
+            except (ValueError, RecursionError):
+                raise CommandError(
+                    f"{path}: this JSON cannot be read (nesting too deep or a number too long)."
+                ) from None
             issues = flow_validate(definition=document)
             if not issues:
                 self.stdout.write(f"OK {path}")
