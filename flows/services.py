@@ -437,7 +437,8 @@ def flow_handle_inbound(
     count, load the thread with `select_related("contact", "tenant")`.
 
     Order: an opt-out keyword revokes consent, interrupts a waiting session and answers one
-    confirmation; an opt-in keyword restores consent and confirms; an opted-out contact or a
+    confirmation; an opt-in keyword from an opted-out contact restores consent and confirms
+    (from anyone else it reaches the flow like any message); an opted-out contact or a
     thread that needs a human gets nothing; a waiting session is expired when stale,
     interrupted by another active flow's keyword (unless its flow ignores keywords), else
     resumed; without a session a flow is selected (keyword, else weighted sticky default) and
@@ -464,7 +465,10 @@ def flow_handle_inbound(
         contact_opt_out(contact=contact)
         logger.info("contact opted out by keyword", extra={"chat_thread": str(thread.pk)})
         return [Reply(text=_opt_out_text(tenant, language or _tenant_language(tenant)))]
-    if text and is_keyword(text, tenant.opt_in_keywords or []):
+    # An opt-in keyword restores consent, so it only means that for a contact who opted out;
+    # from anyone else it is an ordinary message ("voltar" is a common menu answer, "start"
+    # a common trigger).
+    if text and contact.is_opted_out and is_keyword(text, tenant.opt_in_keywords or []):
         contact_opt_in(contact=contact, source="keyword")
         logger.info("contact opted in by keyword", extra={"chat_thread": str(thread.pk)})
         return [Reply(text=_localised(OPT_IN_CONFIRMATION, _tenant_language(tenant)))]

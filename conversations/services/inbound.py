@@ -265,12 +265,24 @@ def thread_process_inbound(*, thread_id: object) -> int:
     deleted thread handles nothing.
     """
     handled = 0
+    # Model answers live for the whole run, so that looking again after a burst never asks
+    # the model a second time for a message it already answered.
+    answers: dict[tuple[object, ...], object] = {}
     while True:
         with locks.try_advisory_lock(locks.THREAD_PROCESSOR, thread_id) as acquired:
             if not acquired:
                 return handled  # the holder looks again after letting go
-            handled += _process_rounds(thread_id=thread_id)
+            progress = _process_rounds(thread_id=thread_id, answers=answers)
+        handled += progress
         if not _has_unprocessed(thread_id):
+            return handled
+        if not progress:
+            # The first pending message still wants a model answer after MAX_MODEL_ROUNDS
+            # calls (its prompt keeps changing): leave it to process_pending, do not spin.
+            logger.warning(
+                "model answers kept changing; the rest is left for process_pending",
+                extra={"thread_id": str(thread_id)},
+            )
             return handled
 
 
@@ -280,11 +292,12 @@ def _has_unprocessed(thread_id: object) -> bool:
     ).exists()
 
 
-def _process_rounds(*, thread_id: object) -> int:
-    """Process until nothing is pending; each round ends at a model call or when done."""
+def _process_rounds(*, thread_id: object, answers: dict[tuple[object, ...], object]) -> int:
+    """Process until nothing is pending; each round ends at a model call or when done. At most
+    MAX_MODEL_ROUNDS model calls, then one more round with the answers gathered; the caller
+    looks again (keeping `answers`) while messages remain."""
     from flows.ai import answer_needed
 
-    answers: dict[tuple[object, ...], object] = {}
     handled = 0
     for _ in range(MAX_MODEL_ROUNDS):
         count, needed = _process_round(thread_id=thread_id, answers=answers)
@@ -294,11 +307,8 @@ def _process_rounds(*, thread_id: object) -> int:
         # Outside any transaction: the model may take up to LLM_TIMEOUT_SECONDS.
         key, outcome = answer_needed(needed, log_extra={"thread_id": str(thread_id)})
         answers[key] = outcome
-    logger.warning(
-        "model answers kept changing; the rest is left for process_pending",
-        extra={"thread_id": str(thread_id)},
-    )
-    return handled
+    count, _needed = _process_round(thread_id=thread_id, answers=answers)
+    return handled + count
 
 
 def _process_round(

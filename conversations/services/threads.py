@@ -26,6 +26,7 @@ def thread_update(
     - `needs_human=True` (a human takes over): automation pauses; a waiting flow session is
       interrupted, so resuming later never continues a stale question.
     - `status` must be one of open, closed, archived (else ValidationError, nothing changed).
+      Closing also resumes automation unless `needs_human` says otherwise.
 
     The given instance is refreshed with the stored values.
     """
@@ -36,6 +37,10 @@ def thread_update(
     if status is not None and status != locked.status:
         locked.status = status
         changed.append("status")
+        if status == ThreadStatus.CLOSED and needs_human is None:
+            # Closing ends a handoff (the flow format: automation stays paused "until an
+            # agent resumes it or closes the thread"); the contact's next message starts over.
+            needs_human = False
     if needs_human is not None and needs_human != locked.needs_human:
         now = timezone.now()
         locked.needs_human = needs_human

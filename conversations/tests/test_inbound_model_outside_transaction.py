@@ -122,3 +122,41 @@ def test_the_same_words_twice_are_asked_twice(monkeypatch):
     ]
     assert texts == ["First answer.", "Second answer."]
     assert seen == [False, False]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_longer_than_the_model_rounds_asks_the_model_once_per_message(monkeypatch):
+    # given: a conversation at an AI node, then more messages at once than MAX_MODEL_ROUNDS
+    import copy
+
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from conversations.services.inbound import MAX_MODEL_ROUNDS
+    from flows import ai
+
+    model = FakeListChatModel(responses=[f"answer {n}" for n in range(1, 30)])
+    calls = []
+    monkeypatch.setattr(ai, "chat_model_factory", lambda: calls.append(1) or model)
+    flow = copy.deepcopy(AI_FLOW)
+    flow["nodes"][0]["max_turns"] = 20
+    thread = factories.ThreadFactory()
+    flow_create(tenant=thread.tenant, channel=thread.channel, definition=flow)
+    factories.MessageFactory(thread=thread, text="hello")  # answered by the node's greeting
+    thread_process_inbound(thread_id=thread.pk)
+    assert calls == []
+    burst = MAX_MODEL_ROUNDS + 2
+    for n in range(burst):
+        factories.MessageFactory(thread=thread, text=f"question {n}")
+
+    # when
+    handled = thread_process_inbound(thread_id=thread.pk)
+
+    # then: every message answered in order, one model call each
+    answers = list(
+        Message.objects.filter(thread=thread, sender="ai")
+        .order_by("created_at", "id")
+        .values_list("text", flat=True)
+    )
+    assert handled == burst
+    assert len(calls) == burst
+    assert answers == [f"answer {n}" for n in range(1, burst + 1)]
