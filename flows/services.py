@@ -558,6 +558,22 @@ def _reload_waiting(session_pk: Any, wait_seq: int) -> FlowSession | None:
     )
 
 
+def _answered_in_time(thread_id: Any, session: FlowSession) -> bool:
+    """Whether the contact wrote before the wait's deadline and that message is not processed
+    yet (a backlog, a crashed worker): it is the answer, and it goes first."""
+    from conversations.models import Direction, Message
+
+    pending = Message.objects.filter(
+        thread_id=thread_id,
+        direction=Direction.INBOUND,
+        processed_at__isnull=True,
+        created_at__lte=session.wait_expires_at,
+    )
+    if session.waiting_since is not None:
+        pending = pending.filter(created_at__gt=session.waiting_since)
+    return pending.exists()
+
+
 def _fire_one(session_pk: Any, thread_id: Any, wait_seq: int, now: datetime) -> bool:
     from conversations.services.outbound import replies_store
 
@@ -574,11 +590,15 @@ def _fire_one(session_pk: Any, thread_id: Any, wait_seq: int, now: datetime) -> 
             _end_session(session, interrupt_session(state, "unloadable"), now)
             return False
         contact = thread.contact
-        if thread.needs_human or contact.is_opted_out or contact.erased_at is not None:
-            # A human took over (or consent went) while the question waited: the flow must not
-            # speak again, and its timer must not keep coming back.
+        paused = thread.needs_human or not thread.tenant.is_active
+        if paused or contact.is_opted_out or contact.erased_at is not None:
+            # A human took over, the tenant was switched off, or consent went while the
+            # question waited: the flow must not speak again, and its timer must not keep
+            # coming back.
             _end_session(session, interrupt_session(state, "paused"), now)
             return False
+        if _answered_in_time(thread_id, session):
+            return False  # the reply came before the deadline: processing it answers the wait
         runner = _Runner(thread=thread, now=now, message=None)
         result = fire_timeout(definition, state, runner.ctx, wait_seq)
         if result.state == state and not result.events:

@@ -176,3 +176,60 @@ def test_command_and_task_fire_and_expire(fitness, thread, tenant, twilio_channe
     assert out.getvalue().strip() == "Fired 1 timeout(s), expired 1 stale session(s)."
     assert process_flow_timeouts.name == "flows.tasks.process_flow_timeouts"
     assert process_flow_timeouts.apply().get() == {"fired": 0, "expired": 0}
+
+
+YES_OR_NO = flow_doc(
+    "t",
+    trigger={"default": True},
+    start="ask",
+    nodes=[
+        {
+            "id": "ask",
+            "type": "question",
+            "text": "Yes or no?",
+            "choices": [
+                {"id": "yes", "label": "Yes", "next": "y"},
+                {"id": "no", "label": "No", "next": "n"},
+            ],
+            "timeout": {"seconds": 60, "next": "late"},
+        },
+        {"id": "y", "type": "end", "text": "You said yes"},
+        {"id": "n", "type": "end", "text": "You said no"},
+        {"id": "late", "type": "end", "text": "No answer, bye"},
+    ],
+)
+
+
+def test_a_reply_stored_before_the_deadline_beats_the_timeout(tenant, twilio_channel, thread):
+    # given: a question waiting, and the answer stored 10 s before its deadline but not
+    # processed yet (a backlog)
+    from conversations.services.inbound import thread_process_inbound
+
+    flow_create(tenant=tenant, channel=twilio_channel, definition=YES_OR_NO)
+    receive(thread, "hi")
+    Message.objects.filter(thread=thread).update(processed_at=timezone.now())
+    deadline = FlowSession.objects.get(thread=thread).wait_expires_at
+    answer = factories.MessageFactory(thread=thread, text="yes")
+    Message.objects.filter(pk=answer.pk).update(created_at=deadline - timedelta(seconds=10))
+
+    # when: the timer runs after the deadline, then the backlog is processed
+    fired = flow_fire_due_timeouts(now=deadline + timedelta(seconds=1))
+    thread_process_inbound(thread_id=thread.pk)
+
+    # then: the answer counted, the timeout did not
+    assert fired == 0
+    assert _outbound_texts(thread)[-1] == "You said yes"
+    assert "No answer, bye" not in _outbound_texts(thread)
+
+
+def test_a_switched_off_tenant_gets_no_timeout_message(tenant, twilio_channel, thread):
+    flow_create(tenant=tenant, channel=twilio_channel, definition=YES_OR_NO)
+    receive(thread, "hi")
+    Message.objects.filter(thread=thread).update(processed_at=timezone.now())
+    deadline = FlowSession.objects.get(thread=thread).wait_expires_at
+    tenant.is_active = False
+    tenant.save()
+
+    assert flow_fire_due_timeouts(now=deadline + timedelta(seconds=1)) == 0
+    assert "No answer, bye" not in _outbound_texts(thread)
+    assert FlowSession.objects.get(thread=thread).status == SessionStatus.INTERRUPTED
