@@ -30,5 +30,5 @@ RUN DEBUG=false SECRET_KEY=build-only PII_ENCRYPTION_KEYS=build-only PII_LOOKUP_
 USER chatai
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8000\")}/healthz', timeout=4)"
+    CMD python -m core.healthcheck
 CMD ["sh", "-c", "gunicorn chatai.wsgi:application --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-3} --threads ${GUNICORN_THREADS:-4} --timeout 30 --access-logfile - --forwarded-allow-ips='*'"]
