@@ -1,6 +1,7 @@
 """`manage.py gdpr_export`: everything held about one contact, as JSON."""
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,11 @@ class Command(BaseCommand):
         if options["output"]:
             path = Path(options["output"])
             try:
-                path.write_text(document + "\n", encoding="utf-8")
+                # Decrypted personal data: readable by the owner only, from the first byte.
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(descriptor, 0o600)  # also when the file already existed
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(document + "\n")
             except OSError as exc:
                 raise CommandError(f"Cannot write {path}: {exc.strerror}.") from exc
             self.stderr.write(f"Exported contact {contact.pk} to {path}.")

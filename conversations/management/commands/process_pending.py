@@ -7,6 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations.services.pending import DEFAULT_GRACE, DEFAULT_LIMIT, pending_process
 
+MAX_GRACE_SECONDS = 366 * 24 * 3600  # a year; beyond it the cutoff date may not exist
+
 
 class Command(BaseCommand):
     help = (
@@ -30,8 +32,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["grace_seconds"] < 0:
-            raise CommandError("--grace-seconds must be >= 0.")
+        if not 0 <= options["grace_seconds"] <= MAX_GRACE_SECONDS:
+            raise CommandError(f"--grace-seconds must be from 0 to {MAX_GRACE_SECONDS}.")
         if options["limit"] < 1:
             raise CommandError("--limit must be >= 1.")
         report = pending_process(

@@ -2,6 +2,8 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -30,6 +32,10 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             generated = True
         user_model = get_user_model()
+        try:
+            validate_password(password, user=user_model(username=username))
+        except ValidationError as exc:
+            raise CommandError("ADMIN_PASSWORD is too weak: " + " ".join(exc.messages)) from None
         user, created = user_model.objects.get_or_create(username=username)
         user.is_staff = True
         user.is_superuser = True

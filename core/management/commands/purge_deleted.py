@@ -6,14 +6,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.purge import purge_deleted
 
+MAX_DAYS = 36_500  # a century: beyond it the cutoff date does not exist
+
 
 def _non_negative_int(value: str) -> int:
+    message = f"--older-than-days must be an integer from 0 to {MAX_DAYS}."
     try:
         number = int(value)
     except ValueError as exc:
-        raise CommandError("--older-than-days must be an integer >= 0.") from exc
-    if number < 0:
-        raise CommandError("--older-than-days must be an integer >= 0.")
+        raise CommandError(message) from exc
+    if not 0 <= number <= MAX_DAYS:
+        raise CommandError(message)
     return number
 
 
