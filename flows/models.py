@@ -1,6 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
+from core.fields import EncryptedJSONField
 from core.models import BaseModel
 
 
@@ -86,7 +87,9 @@ class FlowSession(BaseModel):
     flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="sessions")
     status = models.CharField(max_length=12, choices=SessionStatus.choices)
     current_node = models.CharField(max_length=64, blank=True, default="")
-    variables = models.JSONField(default=dict, blank=True)
+    # What the contact answered (emails, dates, free text) and AI answers: personal data,
+    # encrypted like the message texts.
+    variables = EncryptedJSONField()
     retries = models.PositiveSmallIntegerField(default=0)
     ai_turns = models.PositiveSmallIntegerField(default=0)
     wait_seq = models.PositiveIntegerField(default=0)
