@@ -6,9 +6,19 @@ import subprocess
 import pytest
 from django.db import connection
 
+from flows.models import Flow, FlowSession, SessionStatus
 from tests.factories import ContactFactory, MessageFactory, TenantFactory, ThreadFactory
 
-PII = ["+5511977776666", "5511977776666", "Joana Pereira", "joana@example.com", "meu cartão 4111"]
+# A Cloud API message id is base64 that holds the sender's WhatsApp number.
+WAMID = "wamid.HBgNNTUxMTk3Nzc3NjY2NhUCABIYFDNBMEQ2OTk5RjdCNzQ3QjZFQzQ1AA=="
+PII = [
+    "+5511977776666",
+    "5511977776666",
+    "Joana Pereira",
+    "joana@example.com",
+    "meu cartão 4111",
+    WAMID.removeprefix("wamid."),
+]
 
 
 @pytest.mark.postgres
@@ -21,6 +31,18 @@ def test_pg_dump_contains_no_pii_in_clear():
     contact = ContactFactory(tenant=tenant, phone="+5511977776666", name="Joana Pereira")
     thread = ThreadFactory(contact=contact, channel__tenant=tenant, tenant=tenant)
     MessageFactory(thread=thread, text="meu cartão 4111")
+    # what the contact typed into a flow, and a WhatsApp id (base64 holding the phone)
+    flow = Flow.objects.create(
+        tenant=tenant, channel=thread.channel, flow_id="f", version=1, name="F", definition={}
+    )
+    FlowSession.objects.create(
+        tenant=tenant,
+        thread=thread,
+        flow=flow,
+        status=SessionStatus.WAITING,
+        variables={"email": "joana@example.com"},
+    )
+    MessageFactory(thread=thread, provider_message_id=WAMID)
 
     # when
     params = connection.get_connection_params()
