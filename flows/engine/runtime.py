@@ -42,7 +42,7 @@ from .definition import (
     WaitingNode,
 )
 from .templates import TemplateContext, render
-from .text import is_keyword, normalize
+from .text import is_keyword, match_term, normalize
 
 MAX_NODES_PER_STEP = 100
 MAX_OUTBOUND_LENGTH = 4096
@@ -278,19 +278,20 @@ def match_choice(node: QuestionNode, inbound: InboundMessage) -> QuestionChoice 
 
     An interactive reply matches by choice id. A text reply, normalised, matches a choice's id,
     label or one of its keywords (first choice in order wins), and only then a 1-based number,
-    so a keyword such as ``"1"`` is never shadowed by a position.
+    so a keyword such as ``"1"`` is never shadowed by a position. A reply made only of
+    symbols (an emoji) matches a term made of the same symbols (``match_term``).
     """
     if inbound.interactive_id is not None:
         wanted = normalize(inbound.interactive_id)
         for choice in node.choices:
             if inbound.interactive_id == choice.id or (wanted and wanted == normalize(choice.id)):
                 return choice
-    reply = normalize(inbound.text or "")
+    reply = match_term(inbound.text or "")
     if not reply:
         return None
     for choice in node.choices:
         terms = (choice.id, choice.label, *choice.keywords)
-        if any(reply == normalize(term) for term in terms):
+        if any(reply == match_term(term) for term in terms):
             return choice
     for number, choice in enumerate(node.choices, 1):
         if reply == str(number):

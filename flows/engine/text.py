@@ -48,6 +48,26 @@ def _fold(text: str) -> str:
     return folded[start:end]
 
 
+_VARIATION_SELECTORS = frozenset("\ufe0e\ufe0f")
+
+
+def symbol_form(text: str) -> str:
+    """What a reply or label made only of symbols (emoji) is compared by, since ``normalize``
+    empties it: the symbols themselves without white space or variation selectors, so that
+    ``"👍"`` and ``"👍\ufe0f "`` are the same answer."""
+    return "".join(ch for ch in text if not ch.isspace() and ch not in _VARIATION_SELECTORS)
+
+
+def match_term(text: str) -> str:
+    """The key a reply or a choice term is matched by: ``normalize(text)``, or for text made
+    only of symbols (which normalises to nothing) its ``symbol_form`` marked as such."""
+    normalised = normalize(text)
+    if normalised:
+        return normalised
+    bare = symbol_form(text)
+    return f"\x00symbols:{bare}" if bare else ""
+
+
 def words(text: str) -> list[str]:
     """Split ``text`` into normalised words, dropping punctuation around each word.
 

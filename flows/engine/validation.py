@@ -31,7 +31,7 @@ from .definition import (
     WAITING_NODE_TYPES,
     FlowDefinition,
 )
-from .text import normalize
+from .text import match_term
 
 MAX_ISSUES = 500
 
@@ -385,9 +385,9 @@ def _choice_issues(nodes: list[tuple[int, Mapping[str, Any]]]) -> list[Validatio
             ]
             own: set[str] = set()
             for where, term in candidates:
-                if not isinstance(term, str) or not normalize(term):
+                key = match_term(term) if isinstance(term, str) else ""
+                if not key:
                     continue
-                key = normalize(term)
                 owner = terms.get(key)
                 if owner is not None and owner != position and key not in own:
                     issues.append(

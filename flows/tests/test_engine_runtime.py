@@ -746,3 +746,25 @@ def test_steps_do_not_mutate_the_callers_state() -> None:
 def test_state_from_bad_dict_raises_value_error(data: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         SessionState.from_dict(data)
+
+
+def test_an_emoji_choice_is_picked_by_typing_the_emoji() -> None:
+    # given: choices labelled with emoji only (normalising would empty them)
+    emoji = question(
+        choices=[
+            {"id": "up", "label": "👍", "next": "said_yes"},
+            {"id": "down", "label": "👎", "next": "said_no"},
+        ]
+    )
+    definition = build(emoji, YES, NO)
+    started = start_session(definition, CTX, InboundMessage("hi"))
+
+    # when / then: the emoji picks its choice (with or without a variation selector)
+    assert texts(reply(definition, started, "👎")) == ["no"]
+    assert texts(reply(definition, started, " 👍\ufe0f")) == ["yes=up"]
+
+
+def test_words_around_an_emoji_still_match_by_the_words() -> None:
+    definition = build(question(), YES, NO)
+    started = start_session(definition, CTX, InboundMessage("hi"))
+    assert texts(reply(definition, started, "No 👎")) == ["no"]
