@@ -39,6 +39,7 @@ from conversations.models import (
     Sender,
 )
 from core import locks, metrics
+from core.crypto import provider_id_pseudonym
 from core.tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -406,7 +407,9 @@ STATUS_KEPT = (
 def _early_status_keys(channel_id: object, provider_message_id: str) -> dict[str, str]:
     """One cache key per tracked status, so that two early callbacks never overwrite each
     other (a shared list would be a read-modify-write)."""
-    digest = hashlib.sha256(provider_message_id.encode()).hexdigest()[:32]
+    # The same key for the id as the provider sends it and as stored (pseudonymised).
+    stored_form = provider_id_pseudonym(provider_message_id)
+    digest = hashlib.sha256(stored_form.encode()).hexdigest()[:32]
     return {status: f"status-early:{channel_id}:{digest}:{status}" for status in STATUS_KEPT}
 
 

@@ -142,3 +142,29 @@ def test_a_status_kept_while_the_id_is_being_recorded_is_not_lost(monkeypatch):
     # then: the second look found it and applied the status
     message.refresh_from_db()
     assert applied is not None and message.status == "delivered"
+
+
+class WamidProvider(SlowRecordingProvider):
+    def send(self, *, channel, payload):
+        self.sent.append(payload.text)
+        return SendResult(provider_message_id="wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0")
+
+
+@pytest.mark.django_db
+def test_an_early_status_for_a_whatsapp_id_is_applied_too(django_capture_on_commit_callbacks):
+    # given: a Cloud API "read" arriving before its (pseudonymised when stored) id is recorded
+    thread = factories.ThreadFactory()
+    replies_store(thread=thread, replies=[Reply(text="hello")])
+    wamid = "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0"
+    early = ParsedStatus(provider_message_id=wamid, status="read")
+    assert message_status_update(channel=thread.channel, status=early) is None
+
+    # when
+    with (
+        override_provider(WamidProvider()),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        thread_deliver_queued(thread_id=thread.pk)
+
+    # then
+    assert Message.objects.get(direction="outbound").status == "read"
