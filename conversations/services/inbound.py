@@ -424,7 +424,6 @@ def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message
         metadata={},
         private_data={},
         error_detail="",
-        provider_message_id=None,
         processed_at=now,
         updated_at=now,
     )

@@ -286,10 +286,11 @@ def _contact_needs_redaction(contact: Contact) -> bool:
 
 
 def _messages_with_pii(thread_ids: list[UUID]) -> Any:
-    # `text=""` compares the raw column: the encrypted field stores "" as "". Provider ids go
-    # too: a Cloud API id (wamid.…) is base64 that contains the contact's phone number.
+    # `text=""` compares the raw column: the encrypted field stores "" as "". Provider ids stay:
+    # they hold nothing personal (a WhatsApp id is stored as a keyed hash), and they are what
+    # recognises a late redelivery of an erased message as a duplicate.
     return Message.all_objects.filter(thread_id__in=thread_ids).filter(
-        ~Q(text="") | ~Q(metadata={}) | ~Q(error_detail="") | Q(provider_message_id__isnull=False)
+        ~Q(text="") | ~Q(metadata={}) | ~Q(error_detail="")
     )
 
 
@@ -384,7 +385,6 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
             metadata={},
             private_data={},
             error_detail="",
-            provider_message_id=None,
             updated_at=now,
         )
         attachments.delete()

@@ -192,8 +192,9 @@ def test_erasure_keeps_a_tombstone_and_ends_everything(twilio_channel):
     )
     for message in Message.all_objects.filter(thread=thread):
         assert (message.text, message.metadata, message.error_detail) == ("", {}, "")
-    # provider ids go too: a Cloud API id (wamid.…) is base64 that holds the phone number
-    assert Message.objects.get(pk=data["inbound"].pk).provider_message_id is None
+    # provider ids stay (a WhatsApp id is stored as a keyed hash), so a late redelivery of an
+    # erased message is still a duplicate and never brings the contact back
+    assert Message.objects.get(pk=data["inbound"].pk).provider_message_id
     assert not MessageAttachment.all_objects.filter(message__thread=thread).exists()
     waiting = FlowSession.objects.get(pk=data["waiting"].pk)
     assert (waiting.status, waiting.variables, waiting.wait_expires_at) == (
@@ -292,3 +293,24 @@ def test_same_number_writing_again_becomes_a_new_contact(twilio_channel):
         "New Name",
         phone_lookup(PHONE),
     )
+
+
+@pytest.mark.django_db
+def test_a_redelivery_after_the_erasure_does_not_bring_the_contact_back(twilio_channel):
+    from channels_app.providers import ParsedInbound
+    from conversations.services.inbound import message_receive
+
+    # given: a WhatsApp message, then its contact erased
+    wamid = "wamid.HBgNNTUxMTk3Nzc3NjY2NhUCABIYFDNBMEQ2OTk5RjdCNzQ3QjZFQzQ1AA=="
+    inbound = ParsedInbound(
+        provider_message_id=wamid, from_phone="+5511977776666", text="hi", profile_name="Ana"
+    )
+    message, _ = message_receive(channel=twilio_channel, inbound=inbound)
+    contact_erase(contact=message.thread.contact)
+
+    # when: the provider delivers the same message again
+    again, created = message_receive(channel=twilio_channel, inbound=inbound)
+
+    # then: a duplicate; no live contact with the phone again
+    assert (again.pk, created) == (message.pk, False)
+    assert not Contact.objects.filter(erased_at__isnull=True).exists()
