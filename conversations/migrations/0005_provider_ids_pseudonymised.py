@@ -1,6 +1,9 @@
 """Store WhatsApp Cloud API message ids pseudonymised (core.crypto.provider_id_pseudonym): a
-wamid is base64 that contains the contact's phone number. Existing ids, and the ids of replied-to
-messages kept in metadata, are rewritten in batches."""
+wamid is base64 that contains the contact's phone number. Existing ids, and the ids kept in
+metadata (a replied-to message, a provider id conflict), are rewritten in batches.
+
+Irreversible: the raw ids are not kept anywhere, which is the point.
+"""
 
 from django.db import migrations
 
@@ -8,6 +11,7 @@ import core.fields
 from core.crypto import provider_id_pseudonym
 
 BATCH = 1000
+METADATA_IDS = ("context_id", "provider_id_conflict")
 
 
 def pseudonymise(apps, schema_editor):
@@ -23,9 +27,13 @@ def pseudonymise(apps, schema_editor):
             changes = {}
             if provider_id and provider_id_pseudonym(provider_id) != provider_id:
                 changes["provider_message_id"] = provider_id  # the field stores the pseudonym
-            context = (metadata or {}).get("context_id")
-            if isinstance(context, str) and provider_id_pseudonym(context) != context:
-                changes["metadata"] = {**metadata, "context_id": provider_id_pseudonym(context)}
+            rewritten = {
+                key: provider_id_pseudonym(value)
+                for key, value in (metadata or {}).items()
+                if key in METADATA_IDS and isinstance(value, str)
+            }
+            if any(metadata[key] != value for key, value in rewritten.items()):
+                changes["metadata"] = {**metadata, **rewritten}
             if changes:
                 message_model._base_manager.filter(pk=pk).update(**changes)
         last = chunk[-1][0]
@@ -40,5 +48,5 @@ class Migration(migrations.Migration):
             name="provider_message_id",
             field=core.fields.ProviderIdField(blank=True, max_length=128, null=True),
         ),
-        migrations.RunPython(pseudonymise, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(pseudonymise, reverse_code=None, elidable=False),
     ]

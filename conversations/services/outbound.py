@@ -361,7 +361,9 @@ def message_deliver(*, message_id: object) -> str:
             except IntegrityError:
                 # The provider reused an id we already hold: the message did go out, so it is
                 # recorded as sent (never retried) without the id, and the conflict is noted.
-                message.metadata["provider_id_conflict"] = message.provider_message_id
+                message.metadata["provider_id_conflict"] = provider_id_pseudonym(
+                    message.provider_message_id or ""
+                )
                 message.provider_message_id = None
                 message.save(update_fields=fields)
                 logger.error("provider returned an id already in use", extra=log_extra)
