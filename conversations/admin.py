@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
@@ -243,6 +243,18 @@ class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["direction", "status", "sender", "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["id", "provider_message_id"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Message], search_term: str
+    ) -> tuple[QuerySet[Message], bool]:
+        """A pasted WhatsApp id finds its message: ids are stored pseudonymised, so the id is
+        also matched exactly (through the field) besides the usual substring search."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            results |= queryset.filter(provider_message_id=term)
+        return results, may_have_duplicates
+
     readonly_fields = [
         "id",
         "tenant",

@@ -203,3 +203,13 @@ def test_a_staff_member_who_may_only_view_cannot_write(client, django_user_model
     assert not Message.objects.filter(thread=thread, direction="outbound").exists()
     thread.refresh_from_db()
     assert thread.status == status_before
+
+
+@pytest.mark.django_db
+def test_the_message_list_finds_a_pasted_whatsapp_id(admin_client, thread):
+    wamid = "wamid.HBgNNTUxMTk3Nzc3NjY2NhUCABIYFDNBMEQ2OTk5RjdCNzQ3QjZFQzQ1AA=="
+    message = factories.MessageFactory(thread=thread, provider_message_id=wamid)
+    factories.MessageFactory(thread=thread, provider_message_id="SMother")
+    page = admin_client.get(reverse("admin:conversations_message_changelist"), {"q": wamid})
+    assert page.status_code == 200
+    assert [row.pk for row in page.context["cl"].result_list] == [message.pk]

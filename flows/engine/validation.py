@@ -31,7 +31,7 @@ from .definition import (
     WAITING_NODE_TYPES,
     FlowDefinition,
 )
-from .text import match_term
+from .text import normalize
 
 MAX_ISSUES = 500
 
@@ -385,9 +385,11 @@ def _choice_issues(nodes: list[tuple[int, Mapping[str, Any]]]) -> list[Validatio
             ]
             own: set[str] = set()
             for where, term in candidates:
-                key = match_term(term) if isinstance(term, str) else ""
-                if not key:
+                # Terms made only of emoji are left out: stored flows load through this
+                # validation, and a repeated emoji label only means the first choice wins.
+                if not isinstance(term, str) or not normalize(term):
                     continue
+                key = normalize(term)
                 owner = terms.get(key)
                 if owner is not None and owner != position and key not in own:
                     issues.append(

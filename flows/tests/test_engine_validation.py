@@ -490,28 +490,3 @@ def test_parse_does_not_mutate_the_document() -> None:
     before = copy.deepcopy(document)
     parse_flow(document)
     assert document == before
-
-
-def test_two_choices_with_the_same_emoji_label_are_reported() -> None:
-    from flows.engine import validate_flow
-
-    document = {
-        "schema_version": 1,
-        "flow_id": "emoji",
-        "name": "Emoji",
-        "start": "ask",
-        "nodes": [
-            {
-                "id": "ask",
-                "type": "question",
-                "text": "How was it?",
-                "choices": [
-                    {"id": "good", "label": "👍", "next": "bye"},
-                    {"id": "also_good", "label": "👍️", "next": "bye"},
-                ],
-            },
-            {"id": "bye", "type": "end", "text": "Thanks"},
-        ],
-    }
-    issues = validate_flow(document)
-    assert [issue.path for issue in issues] == ["nodes[0].choices[1].label"]
