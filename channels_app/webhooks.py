@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_BODY_BYTES = 1024 * 1024
 # Distinct phone numbers an unsigned-by-the-platform body may name (tenant-signed bodies).
-MAX_TENANT_SIGNED_NUMBERS = 10
+MAX_TENANT_SIGNED_NUMBERS = 100
 
 
 def _twiml() -> HttpResponse:
