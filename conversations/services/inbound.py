@@ -112,7 +112,8 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
             channel=channel, inbound=inbound, phone=phone, message=message
         )
     if not created:
-        existing = Message.objects.get(
+        # all_objects: the unique constraint also counts a soft-deleted message
+        existing = Message.all_objects.get(
             channel=channel, provider_message_id=inbound.provider_message_id
         )
         logger.info(

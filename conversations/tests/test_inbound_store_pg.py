@@ -251,3 +251,14 @@ def test_the_migration_pseudonymises_ids_stored_in_clear():
         cursor.execute("SELECT provider_message_id FROM conversations_message")
         assert cursor.fetchone()[0] == provider_id_pseudonym(legacy)
     assert message.metadata["context_id"] == provider_id_pseudonym(legacy)
+
+
+@pytest.mark.django_db
+def test_a_redelivery_of_a_soft_deleted_message_is_a_duplicate():
+    channel = factories.TwilioChannelFactory()
+    first, _ = message_receive(channel=channel, inbound=_inbound("SMgone"))
+    Message.objects.filter(pk=first.pk).soft_delete()
+
+    again, created = message_receive(channel=channel, inbound=_inbound("SMgone"))
+
+    assert (again.pk, created) == (first.pk, False)
