@@ -49,6 +49,19 @@ def staff_user(db, django_user_model):
 
 
 @pytest.fixture
+def member(db):
+    """`member(tenant, "agent")`: a user holding that role in the tenant (password
+    `pw-member-123456`)."""
+
+    def make(tenant, role, **user_fields):
+        user = factories.UserFactory(**user_fields)
+        factories.MembershipFactory(tenant=tenant, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -6,6 +6,18 @@ from django.http import HttpRequest
 
 from channels_app.forms import ChannelForm
 from channels_app.models import ChannelInstance
+from tenants import access
+from tenants.access import Action
+from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
+
+
+def _channel_form_for(request: HttpRequest, form: type[ChannelForm]) -> type[ChannelForm]:
+    """The form with the user's right to set platform-only settings (`api_base_url`)."""
+    return type(
+        form.__name__,
+        (form,),
+        {"may_set_platform_settings": access.can_anywhere(request.user, Action.PLATFORM)},
+    )
 
 
 class ChannelInlineFormSet(BaseInlineFormSet):
@@ -33,7 +45,7 @@ class ChannelInlineFormSet(BaseInlineFormSet):
             obj.soft_delete()
 
 
-class ChannelInline(admin.StackedInline):
+class ChannelInline(TenantScopedInline, admin.StackedInline):
     model = ChannelInstance
     form = ChannelForm
     formset = ChannelInlineFormSet
@@ -52,16 +64,25 @@ class ChannelInline(admin.StackedInline):
     ]
     show_change_link = True
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        kwargs["form"] = _channel_form_for(request, self.form)
+        return super().get_formset(request, obj, **kwargs)
+
     @admin.display(boolean=True, description="Secrets set")
     def has_secrets(self, obj: ChannelInstance) -> bool:
         return bool(obj.pk) and obj.has_secrets
 
 
 @admin.register(ChannelInstance)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
     list_display = ["identifier", "tenant", "provider", "phone_number", "is_active", "created_at"]
-    list_filter = ["provider", "is_active", "channel_type"]
+    list_filter = [
+        "provider",
+        "is_active",
+        "channel_type",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["identifier", "tenant__name", "phone_number_id"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
@@ -77,6 +98,7 @@ class ChannelAdmin(admin.ModelAdmin):
     ]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        kwargs["form"] = _channel_form_for(request, self.form)
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is not None:
             form.base_fields["tenant"].disabled = True

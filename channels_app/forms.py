@@ -6,7 +6,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from channels_app.models import ChannelInstance
-from channels_app.services import channel_create, channel_update, channel_validate
+from channels_app.services import (
+    channel_create,
+    channel_platform_settings_changed,
+    channel_update,
+    channel_validate,
+)
 
 SECRET_FIELDS = ("account_sid", "auth_token", "access_token")
 
@@ -16,6 +21,10 @@ def _secret_input() -> forms.PasswordInput:
 
 
 class ChannelForm(forms.ModelForm):
+    # Set by the admin from `tenants.access`: only platform staff may point a channel at
+    # another API host (`api_base_url`).
+    may_set_platform_settings = True
+
     account_sid = forms.CharField(
         required=False, widget=_secret_input(), help_text="Twilio: leave empty to keep."
     )
@@ -49,6 +58,14 @@ class ChannelForm(forms.ModelForm):
             return cleaned
         if not cleaned.get("identifier") and cleaned.get("phone_number"):
             cleaned["identifier"] = f"whatsapp:{cleaned['phone_number']}"
+        if not self.may_set_platform_settings:
+            current = self.instance.settings if self.instance.pk else {}
+            changed = channel_platform_settings_changed(
+                settings=cleaned.get("settings"), current=current
+            )
+            if changed:
+                self.add_error("settings", f"Only platform staff can set {', '.join(changed)}.")
+                return cleaned
         secrets = dict(self.instance.secrets or {}) if self.instance.pk else {}
         secrets.update(self._secrets())
         try:

@@ -22,6 +22,26 @@ SETTINGS_KEYS = {
 }
 
 
+# Settings only platform staff may set or change: where the server sends requests (with the
+# channel's credentials) must not be chosen by a tenant's owner or API key.
+PLATFORM_ONLY_SETTINGS = ("api_base_url",)
+
+
+def channel_platform_settings_changed(
+    *, settings: dict[str, Any] | None, current: dict[str, Any] | None
+) -> list[str]:
+    """The platform-only settings that `settings` sets or changes (keeping or removing one
+    is allowed to anyone who may edit the channel)."""
+    if not settings:
+        return []
+    current = current or {}
+    return [
+        key
+        for key in PLATFORM_ONLY_SETTINGS
+        if settings.get(key) and settings.get(key) != current.get(key)
+    ]
+
+
 def _unstorable(value: dict[str, Any], *, echo: bool = True) -> str:
     """The first string of `value` the database cannot store, as an error message ('' when
     all can be). With `echo` off the message names no key (secrets' keys are harmless, but

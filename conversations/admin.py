@@ -19,6 +19,9 @@ from conversations.services.outbound import (
 )
 from conversations.services.threads import thread_update
 from flows.models import FlowSession
+from tenants import access
+from tenants.access import Action
+from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
 
 INBOX_MESSAGES = 200
 
@@ -31,20 +34,15 @@ def mask_phone(phone: str) -> str:
 
 
 class ReadOnlyAdminMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    """Seen by whoever may view the tenant; rows are never edited here."""
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    change_action = add_action = delete_action = None
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["__str__", "masked_phone", "tenant", "opted_out_at", "erased_at", "created_at"]
-    list_filter = ["tenant", "opted_out_at", "erased_at"]
+    list_filter = [("tenant", admin.RelatedOnlyFieldListFilter), "opted_out_at", "erased_at"]
     list_select_related = ["tenant"]
     search_fields = ["external_id", "id"]
     fields = [
@@ -86,7 +84,7 @@ class ThreadActionForm(forms.Form):
 
 
 @admin.register(ChatThread)
-class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ChatThreadAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """The staff inbox: the thread list (waiting for a human first) and, on a thread's page,
     the conversation decrypted for staff, its attachments and flow sessions, a reply box that
     sends as an agent (`message_send_agent`) and status / handoff actions (`thread_update`).
@@ -104,7 +102,12 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "last_inbound_at",
         "last_activity_at",
     ]
-    list_filter = ["needs_human", "status", "tenant", "channel__provider"]
+    list_filter = [
+        "needs_human",
+        "status",
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "channel__provider",
+    ]
     list_select_related = ["tenant", "channel", "contact"]
     search_fields = ["id", "contact__external_id"]
     ordering = ["-needs_human", "-last_activity_at"]
@@ -157,7 +160,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "inbox_sessions": sessions,
             "inbox_contact_phone": mask_phone(thread.contact.phone),
             "inbox_window_open": thread_window_open(thread=thread),
-            "inbox_can_act": request.user.has_perm("conversations.change_chatthread"),
+            "inbox_can_act": access.can(request.user, Action.REPLY, thread.tenant_id),
             "reply_form": AgentReplyForm(),
             "status_choices": ThreadStatus.choices,
         }
@@ -189,11 +192,9 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return page[:INBOX_MESSAGES], len(page) > INBOX_MESSAGES
 
     def _inbox_post(self, request: HttpRequest, thread: ChatThread) -> HttpResponse:
-        """Replies and thread actions need the thread change permission: a staff member who
-        may only view conversations cannot write to a customer."""
-        if not (request.user.is_active and request.user.is_staff):
-            raise PermissionDenied
-        if not request.user.has_perm("conversations.change_chatthread"):
+        """Replies and thread actions need the REPLY action in the thread's tenant (agents,
+        owners, platform staff): a viewer cannot write to a customer."""
+        if not access.can(request.user, Action.REPLY, thread.tenant_id):
             raise PermissionDenied
         if "_send_reply" in request.POST:
             form = AgentReplyForm(request.POST)
@@ -230,7 +231,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(request.path)
 
 
-class AttachmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+class AttachmentInline(ReadOnlyAdminMixin, TenantScopedInline, admin.TabularInline):
     model = MessageAttachment
     fields = ["media_type", "content_type", "size_bytes", "download_status", "file"]
     readonly_fields = fields
@@ -238,9 +239,9 @@ class AttachmentInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["__str__", "tenant", "direction", "sender", "status", "created_at"]
-    list_filter = ["direction", "status", "sender", "tenant"]
+    list_filter = ["direction", "status", "sender", ("tenant", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["tenant"]
     search_fields = ["id", "provider_message_id"]
 

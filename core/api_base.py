@@ -1,21 +1,24 @@
 """The base of every tenant API view: who may use which tenant, decided once.
 
-A request is made either by a staff user (a session from `/api/controller/auth` or the admin)
-or with a tenant API key (`Authorization: Api-Key <key>`, see `tenants.authentication`).
+A request is made by a logged-in user (a session from `/api/controller/auth` or the admin) or
+with a tenant API key (`Authorization: Api-Key <key>`, see `tenants.authentication`). What
+either may do is decided by `tenants.access`, the same layer the admin asks:
 
-- Staff reach every live tenant.
-- A key reaches only its own tenant. Any other tenant answers 404 exactly like an id that does
-  not exist, so a key cannot even learn which tenant ids exist.
-- Routes a key may not use on its own tenant (`staff_only`, `staff_only_actions`) answer 403.
-- Any other authenticated user (a non-staff session) is refused with 403 everywhere.
+- A tenant the caller cannot see (another tenant's, a deleted one, an id that does not exist)
+  answers 404, the same for all of them, so nobody learns which tenant ids exist.
+- On a tenant the caller sees, an action its role does not allow answers 403.
+- An authenticated user who sees no tenant at all (no membership, not platform staff) gets 403
+  everywhere.
 
-`TenantScopedMixin` resolves the tenant from the URL (`tenant` kwarg), checks access, binds the
-tenant id to the log context and filters every queryset by tenant. Views never scope by hand.
+`TenantScopedMixin` resolves the tenant from the URL (`tenant` kwarg), checks the action the
+request needs (`read_action`, `write_action`, `action_map`), binds the tenant id to the log
+context and filters every queryset by tenant. Views never scope by hand.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -25,49 +28,48 @@ from django.urls import Resolver404, resolve
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from core.context import bind_tenant
+from tenants import access
+from tenants.access import Action
 from tenants.models import Tenant, TenantAPIKey
-
-
-def request_is_staff(request: Request) -> bool:
-    """True for a staff user's session (never for an API key)."""
-    user = getattr(request, "user", None)
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and user.is_staff
-        and user.is_active
-        and not isinstance(request.auth, TenantAPIKey)
-    )
 
 
 def request_api_key(request: Request) -> TenantAPIKey | None:
     return request.auth if isinstance(request.auth, TenantAPIKey) else None
 
 
-class IsStaffOrTenantKey(BasePermission):
-    """A staff session or a tenant API key. Unauthenticated requests get 401 (not 403)."""
+def request_user(request: Request) -> Any:
+    """The person behind a session request (for `created_by`, `sent_by`); None for a key."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or request_api_key(request) is not None:
+        return None
+    return user
 
-    message = "Only staff users and tenant API keys may use the API."
+
+class HasTenantAccess(BasePermission):
+    """A tenant API key, platform staff or a member of some tenant. Unauthenticated requests
+    get 401 (not 403); a user who sees no tenant gets 403."""
+
+    message = "Your account has no access to any tenant; ask an owner to invite you."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False  # DRF answers 401 with the authenticate header
-        return request_is_staff(request) or request_api_key(request) is not None
+        return request_api_key(request) is not None or access.has_any_access(request.user)
 
 
-class IsStaff(BasePermission):
-    """A staff session. A tenant API key or a non-staff user gets 403."""
+class IsSessionUser(HasTenantAccess):
+    """A logged-in user with access to some tenant (an API key gets 403: it is no user)."""
 
-    message = "This endpoint is for staff users only."
+    message = "This endpoint is for logged-in users, not API keys."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        return request_is_staff(request)
+        return request_user(request) is not None and access.has_any_access(request.user)
 
 
 def parse_uuid(value: object) -> uuid.UUID | None:
@@ -80,50 +82,56 @@ def parse_uuid(value: object) -> uuid.UUID | None:
 
 
 def tenant_for_request(request: Request, tenant_id: object) -> Tenant:
-    """The live tenant `tenant_id` if the caller may use it; NotFound otherwise.
+    """The live tenant `tenant_id` if the caller may see it; NotFound otherwise.
 
-    Not found, deleted, malformed and "another tenant's" are the same 404 for a key.
+    Not found, deleted, malformed and "another tenant's" are the same 404.
     """
     pk = parse_uuid(tenant_id)
-    if pk is None:
+    if pk is None or access.role_in(request.user, pk) is None:
         raise exceptions.NotFound()
     api_key = request_api_key(request)
     if api_key is not None:
-        if api_key.tenant_id != pk:
-            raise exceptions.NotFound()
         return api_key.tenant  # loaded with the key (select_related), live and active
-    if not request_is_staff(request):
-        raise exceptions.NotFound()
     tenant = Tenant.objects.filter(pk=pk).first()
     if tenant is None:
         raise exceptions.NotFound()
     return tenant
 
 
-class TenantScopedMixin:
-    """Resolve `self.tenant` from the URL once per request and scope every queryset to it.
+def require(request: Request, action: Action, tenant: Tenant) -> None:
+    """PermissionDenied (403) unless the caller may take `action` in `tenant`."""
+    if not access.can(request.user, action, tenant):
+        raise exceptions.PermissionDenied(access.denied_message(action))
 
-    - `staff_only = True`: the whole view is staff-only (a key gets 403 on its own tenant).
-    - `staff_only_actions`: viewset actions a key may not use.
+
+class TenantScopedMixin:
+    """Resolve `self.tenant` from the URL once per request, check the caller's role, and scope
+    every queryset to the tenant.
+
+    - `read_action` (safe methods) and `write_action` (the others): what the route needs.
+    - `action_map`: viewset actions that need something else (`{"export": Action.EXPORT}`).
     - `tenant_field`: the lookup from the model to its tenant (default `tenant`).
     """
 
     tenant_url_kwarg = "tenant"
     tenant_field = "tenant"
-    staff_only = False
-    staff_only_actions: frozenset[str] = frozenset()
-    permission_classes = [IsStaffOrTenantKey]
+    read_action = Action.VIEW
+    write_action = Action.MANAGE
+    action_map: Mapping[str, Action] = {}
+    permission_classes = [HasTenantAccess]
     tenant: Tenant
+
+    def required_action(self, request: Request) -> Action:
+        name = getattr(self, "action", None)
+        if name in self.action_map:
+            return self.action_map[name]
+        return self.read_action if request.method in SAFE_METHODS else self.write_action
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         self.tenant = tenant_for_request(request, kwargs.get(self.tenant_url_kwarg))
         bind_tenant(self.tenant.pk)
-        action = getattr(self, "action", None)
-        if not request_is_staff(request) and (
-            self.staff_only or (action is not None and action in self.staff_only_actions)
-        ):
-            raise exceptions.PermissionDenied("This endpoint is for staff users only.")
+        require(request, self.required_action(request), self.tenant)
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset()  # type: ignore[misc]
@@ -160,8 +168,8 @@ class ErrorSerializer(serializers.Serializer):
 _ERROR_DESCRIPTIONS = {
     "400": "Invalid input; `details` lists each problem with its path.",
     "401": "Missing or invalid credentials.",
-    "403": "Authenticated, but not allowed (e.g. an API key on a staff-only route).",
-    "404": "Not found (also another tenant's object, for an API key).",
+    "403": "Authenticated, but the role does not allow this (e.g. an API key on its keys).",
+    "404": "Not found (also another tenant's object).",
     "409": "Conflict with the current state.",
     "415": "The body's content type is not accepted (or the body cannot be parsed as it).",
     "429": "Too many requests; see the Retry-After header.",

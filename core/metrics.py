@@ -24,6 +24,8 @@ from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
 from prometheus_client import Counter, Histogram
 
+from tenants.access import is_platform_staff
+
 logger = logging.getLogger(__name__)
 
 MESSAGES = Counter(
@@ -120,8 +122,7 @@ def webhook_timer(provider: str = "unknown") -> Iterator[dict[str, str]]:
 
 
 def _authorized(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff and user.is_active:
+    if is_platform_staff(getattr(request, "user", None)):
         return True
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")

@@ -26,6 +26,9 @@ from flows.engine import FlowValidationError
 from flows.forms import FlowUploadForm
 from flows.models import Flow, FlowSession
 from flows.services import flow_create, flow_set_active
+from tenants import access
+from tenants.access import Action
+from tenants.admin_base import TenantScopedAdmin
 
 _TARGET_LABELS = (
     ("next", "next"),
@@ -98,7 +101,7 @@ def node_rows(definition: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(TenantScopedAdmin):
     list_display = [
         "flow_id",
         "version",
@@ -161,8 +164,7 @@ class FlowAdmin(admin.ModelAdmin):
 
     # --- permissions: versions are immutable and never deleted here --------------------
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    delete_action = None
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None):
         return HttpResponseRedirect(reverse("admin:flows_flow_upload"))
@@ -222,7 +224,9 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected versions", permissions=["change"])
     def activate_selected(self, request: HttpRequest, queryset: QuerySet[Flow]) -> None:
-        flows = list(queryset)
+        flows = self._manageable(request, queryset)
+        if flows is None:
+            return
         keys = [(flow.channel_id, flow.flow_id) for flow in flows]
         if len(keys) != len(set(keys)):
             self.message_user(
@@ -237,10 +241,25 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate the selected versions", permissions=["change"])
     def deactivate_selected(self, request: HttpRequest, queryset: QuerySet[Flow]) -> None:
-        flows = list(queryset)
+        flows = self._manageable(request, queryset)
+        if flows is None:
+            return
         for flow in flows:
             flow_set_active(flow=flow, is_active=False)
         self.message_user(request, f"Deactivated {len(flows)} flow version(s).", messages.SUCCESS)
+
+    def _manageable(self, request: HttpRequest, queryset: QuerySet[Flow]) -> list[Flow] | None:
+        """The selection, if the user may change every flow in it (a member may view
+        tenants where they are not an owner); None, with a message, otherwise."""
+        flows = list(self.scope_for(request, queryset, Action.MANAGE))
+        if len(flows) != queryset.count():
+            self.message_user(
+                request,
+                "Nothing changed: the selection holds flows of tenants you do not own.",
+                messages.ERROR,
+            )
+            return None
+        return flows
 
     # --- extra views --------------------------------------------------------------------
 
@@ -263,10 +282,13 @@ class FlowAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         tenant_id = request.GET.get("tenant") or None
+        tenants = access.tenants_where(request.user, Action.MANAGE)
         try:
-            form = FlowUploadForm(request.POST or None, request.FILES or None, tenant_id=tenant_id)
+            form = FlowUploadForm(
+                request.POST or None, request.FILES or None, tenant_id=tenant_id, tenants=tenants
+            )
         except ValidationError:  # a malformed ?tenant= id
-            form = FlowUploadForm(request.POST or None, request.FILES or None)
+            form = FlowUploadForm(request.POST or None, request.FILES or None, tenants=tenants)
         if request.method == "POST" and form.is_valid():
             channel = form.cleaned_data["channel"]
             try:
@@ -301,9 +323,9 @@ class FlowAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/flows/flow/upload.html", context)
 
     def nodes_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
-        flow = get_object_or_404(Flow.objects.select_related("tenant", "channel"), pk=object_id)
-        if not self.has_view_permission(request, flow):
-            raise PermissionDenied
+        flow = get_object_or_404(
+            self.get_queryset(request).select_related("tenant", "channel"), pk=object_id
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -316,7 +338,7 @@ class FlowAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowSession)
-class FlowSessionAdmin(admin.ModelAdmin):
+class FlowSessionAdmin(TenantScopedAdmin):
     list_display = [
         "id",
         "flow",
@@ -332,12 +354,4 @@ class FlowSessionAdmin(admin.ModelAdmin):
     search_fields = ["flow__flow_id", "current_node"]
     list_select_related = ["flow", "thread"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    change_action = add_action = delete_action = None

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 
 from channels_app.models import ChannelInstance
 from flows.engine import ValidationIssue
@@ -48,11 +49,16 @@ class FlowUploadForm(forms.Form):
         "deactivated; conversations already running finish on their version).",
     )
 
-    def __init__(self, *args: Any, tenant_id: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, tenant_id: Any = None, tenants: QuerySet | None = None, **kwargs: Any
+    ) -> None:
+        """`tenants`: the tenants whose channels may be chosen (those the user owns)."""
         super().__init__(*args, **kwargs)
         queryset = ChannelInstance.objects.select_related("tenant").order_by(
             "tenant__name", "identifier"
         )
+        if tenants is not None:
+            queryset = queryset.filter(tenant__in=tenants)
         if tenant_id:
             queryset = queryset.filter(tenant_id=tenant_id)
         self.fields["channel"].queryset = queryset

@@ -1,23 +1,39 @@
-"""Staff onboarding: a tenant with its project config and channels on one page.
+"""Staff onboarding: a tenant with its project config and channels on one page; its members
+and API keys.
 
-A new tenant is created through `tenant_create` (tenant and config in one transaction) and new
-channels through `channel_create`, exactly as the API does.
+A new tenant is created through `tenant_create` (tenant and config in one transaction), new
+channels through `channel_create`, members through `tenants.members`, exactly as the API does.
+What each user sees and may do here comes from `tenants.access` (see `tenants.admin_base`).
 """
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
 from channels_app.admin import ChannelInline
-from tenants.forms import TenantAdminForm, TenantProjectConfigForm
-from tenants.models import Tenant, TenantAPIKey, TenantProjectConfig
+from tenants import access
+from tenants.access import Action
+from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
+from tenants.api_keys import api_key_revoke
+from tenants.forms import (
+    MemberChangeForm,
+    MemberInviteForm,
+    TenantAdminForm,
+    TenantProjectConfigForm,
+)
+from tenants.members import member_remove
+from tenants.models import Tenant, TenantAPIKey, TenantMembership, TenantProjectConfig
 from tenants.services import CONFIG_FIELDS, tenant_create
 
+# Tenant fields only platform staff change: switching a tenant off, its public slug.
+PLATFORM_TENANT_FIELDS = ("slug", "is_active")
 
-class ProjectConfigInline(admin.StackedInline):
+
+class ProjectConfigInline(TenantScopedInline, admin.StackedInline):
+    add_action = delete_action = None
     model = TenantProjectConfig
     form = TenantProjectConfigForm
     can_delete = False
@@ -27,7 +43,12 @@ class ProjectConfigInline(admin.StackedInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    """Owners edit their tenant's details, AI config and channels; creating, switching off
+    and deleting tenants is for platform staff."""
+
+    tenant_field = "pk"
+    add_action = delete_action = Action.PLATFORM
     form = TenantAdminForm
     list_display = ["name", "slug", "is_active", "created_at"]
     list_filter = ["is_active"]
@@ -41,6 +62,17 @@ class TenantAdmin(admin.ModelAdmin):
         ("Consent keywords", {"fields": ["opt_out_keywords", "opt_in_keywords"]}),
         ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not access.can(request.user, Action.PLATFORM, obj):
+            fields += PLATFORM_TENANT_FIELDS
+        return fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Any = None) -> dict[str, Any]:
+        if "slug" in self.get_readonly_fields(request, obj):
+            return {}
+        return super().get_prepopulated_fields(request, obj)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
@@ -91,7 +123,11 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(TenantAPIKey)
-class TenantAPIKeyAdmin(admin.ModelAdmin):
+class TenantAPIKeyAdmin(TenantScopedAdmin):
+    """Keys of the tenants the user owns (platform staff: all). Deleting a key revokes it."""
+
+    view_action = change_action = delete_action = Action.MANAGE_KEYS
+    add_action = None
     list_display = ["name", "prefix", "tenant", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "tenant__name"]
@@ -99,6 +135,74 @@ class TenantAPIKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     exclude = ["hashed_key"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Keys are created through the API, which shows the key once.
-        return False
+    def delete_model(self, request: HttpRequest, obj: TenantAPIKey) -> None:
+        api_key_revoke(api_key=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key)
+
+
+@admin.register(TenantMembership)
+class TenantMembershipAdmin(TenantScopedAdmin):
+    """Who may log in to a tenant, and as what. Owners invite (by email: a new account gets a
+    one-time link to choose a password, shown once), change roles and remove members."""
+
+    view_action = change_action = add_action = delete_action = Action.MANAGE_MEMBERS
+    list_display = ["user", "user_email", "role", "tenant", "invited_by", "created_at"]
+    list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["user", "tenant", "invited_by"]
+    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
+    readonly_fields = ["user", "tenant", "invited_by", "created_at"]
+
+    @admin.display(description="Email", ordering="user__email")
+    def user_email(self, obj: TenantMembership) -> str:
+        return obj.user.email
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is not None:
+            return MemberChangeForm
+        tenants = access.tenants_where(request.user, Action.MANAGE_MEMBERS)
+        inviter = request.user
+
+        class Invite(MemberInviteForm):
+            invited_by = inviter
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.fields["tenant"].queryset = tenants
+
+        return Invite
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["tenant", "email", "name", "role"]
+        return ["user", "tenant", "role", "invited_by", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """The forms did the work in `clean` (through `tenants.members`), so a refusal lands
+        on the form; here the new membership is only shown."""
+        if change:
+            return
+        invitation = form.invitation
+        obj.pk = invitation.membership.pk
+        obj.__dict__.update(invitation.membership.__dict__)
+        if invitation.invite_url:
+            messages.warning(
+                request,
+                "A new account was created. Send them this one-time link to choose a password "
+                f"(valid for 3 days; it is not shown again): {invitation.invite_url}",
+            )
+
+    def delete_model(self, request: HttpRequest, obj: TenantMembership) -> None:
+        try:
+            member_remove(membership=obj)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for membership in queryset:
+            self.delete_model(request, membership)

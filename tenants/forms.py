@@ -1,7 +1,12 @@
-from django import forms
+from typing import Any
 
+from django import forms
+from django.core.exceptions import ValidationError
+
+from tenants.members import member_invite, member_update
 from tenants.models import (
     Tenant,
+    TenantMembership,
     TenantProjectConfig,
     default_opt_in_keywords,
     default_opt_out_keywords,
@@ -58,3 +63,55 @@ class TenantProjectConfigForm(forms.ModelForm):
     class Meta:
         model = TenantProjectConfig
         fields = ["business_description", "target_audience", "communication_style", "language"]
+
+
+class MemberInviteForm(forms.ModelForm):
+    """Invite someone to a tenant by email.
+
+    The invitation is made in `clean` (inside the admin's transaction, which rolls it back if
+    anything later fails), so a refusal of `tenants.members.member_invite` (already a member,
+    an ambiguous email) is shown on the form instead of failing the request."""
+
+    email = forms.EmailField(max_length=254, help_text="Their login; new accounts get a link.")
+    name = forms.CharField(max_length=300, required=False, help_text="Optional, for new accounts.")
+
+    class Meta:
+        model = TenantMembership
+        fields = ["tenant", "role"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            self.invitation = member_invite(
+                tenant=cleaned["tenant"],
+                email=cleaned["email"],
+                role=cleaned["role"],
+                name=cleaned.get("name", ""),
+                invited_by=self.invited_by,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned
+
+
+class MemberChangeForm(forms.ModelForm):
+    """Change a member's role through `member_update` (in `clean`, before the form touches
+    the instance, so the last-owner rule sees the stored role)."""
+
+    class Meta:
+        model = TenantMembership
+        fields = ["role"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            member_update(membership=self.instance, role=cleaned["role"])
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned

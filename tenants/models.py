@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -30,6 +31,9 @@ class Tenant(BaseModel):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("platform_staff", "Platform staff: sees and manages every tenant"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["slug"], condition=Q(deleted_at__isnull=True), name="tenant_slug_live_uniq"
@@ -76,3 +80,47 @@ class TenantAPIKey(BaseModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.deleted_at is None
+
+
+class Role(models.TextChoices):
+    """What a member may do in a tenant (see `tenants.access` for the full table)."""
+
+    OWNER = "owner", "Owner"
+    AGENT = "agent", "Agent"
+    VIEWER = "viewer", "Viewer"
+
+
+class TenantMembership(BaseModel):
+    """A user's place in a tenant: the role decides what they may see and do there.
+
+    Removing a member soft-deletes the row (the history stays); a user has at most one live
+    membership per tenant.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["tenant", "role", "created_at"]
+        verbose_name = "member"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user"],
+                condition=Q(deleted_at__isnull=True),
+                name="membership_tenant_user_live_uniq",
+            )
+        ]
+        indexes = [models.Index(fields=["user", "tenant"], name="membership_user_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display().lower()})"

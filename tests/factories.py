@@ -93,3 +93,25 @@ class MessageFactory(DjangoModelFactory):
     text = factory.Sequence(lambda n: f"hello number {n}")
     status = MessageStatus.RECEIVED
     sender = Sender.CONTACT
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "pw-member-123456")
+
+
+class MembershipFactory(DjangoModelFactory):
+    """A user with a role in a tenant: `MembershipFactory(tenant=t, role=Role.AGENT)`."""
+
+    class Meta:
+        model = "tenants.TenantMembership"
+
+    tenant = factory.SubFactory(TenantFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "agent"

@@ -229,7 +229,7 @@ def test_only_staff_choose_where_a_channel_sends(tenant, staff_client):
 
     # then: refused with a clear error, nothing changed; staff may set it
     assert patched.status_code == created.status_code == 400
-    assert "Only staff" in error_of(patched)["details"][0]["message"]
+    assert "Only platform staff" in error_of(patched)["details"][0]["message"]
     channel.refresh_from_db()
     assert "api_base_url" not in channel.settings
     assert ChannelInstance.objects.filter(tenant=tenant).count() == 1

@@ -66,7 +66,7 @@ def staff_session(db, django_user_model):
     from django.test import Client
 
     django_user_model.objects.create_user(
-        username="fuzz-staff", password="fuzz-pass-1234", is_staff=True
+        username="fuzz-staff", password="fuzz-pass-1234", is_staff=True, is_superuser=True
     )
     browser = Client()
     response = browser.post(

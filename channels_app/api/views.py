@@ -6,12 +6,14 @@ from rest_framework.exceptions import ValidationError
 
 from channels_app.api.serializers import ChannelSerializer
 from channels_app.models import ChannelInstance
-from channels_app.services import channel_create, channel_update
-from core.api_base import UUID_PATTERN, TenantScopedMixin, request_is_staff
-
-# Settings only staff may set or change: where the server sends requests (with the channel's
-# credentials) must not be chosen by a tenant's API key.
-STAFF_ONLY_SETTINGS = ("api_base_url",)
+from channels_app.services import (
+    channel_create,
+    channel_platform_settings_changed,
+    channel_update,
+)
+from core.api_base import UUID_PATTERN, TenantScopedMixin
+from tenants import access
+from tenants.access import Action
 
 
 @extend_schema_view(
@@ -40,17 +42,13 @@ class ChannelViewSet(TenantScopedMixin, viewsets.ModelViewSet):
     def _check_staff_only_settings(
         self, settings: dict[str, Any] | None, current: dict[str, Any]
     ) -> None:
-        """An API key may keep or remove a staff-only setting, not set or change one."""
-        if settings is None or request_is_staff(self.request):
+        """Owners and keys may keep or remove a platform-only setting, not set or change one."""
+        if access.can(self.request.user, Action.PLATFORM, self.tenant):
             return
-        changed = [
-            key
-            for key in STAFF_ONLY_SETTINGS
-            if settings.get(key) and settings.get(key) != current.get(key)
-        ]
+        changed = channel_platform_settings_changed(settings=settings, current=current)
         if changed:
             raise ValidationError(
-                {"settings": f"Only staff can set {', '.join(changed)}; ask your provider."}
+                {"settings": f"Only platform staff can set {', '.join(changed)}."}
             )
 
     def perform_destroy(self, instance: ChannelInstance) -> None:

@@ -55,7 +55,7 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rs
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "chatai.apps.ChataiAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -185,6 +185,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_COOKIE_AGE = 24 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# The admin login is the one login page (the password-set page of an invitation links to it).
+LOGIN_URL = "admin:login"
+# An invitation link (tenants.members) lasts three days, Django's default for reset links.
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
 
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_CACHE = "default"

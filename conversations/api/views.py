@@ -31,7 +31,8 @@ from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
 from conversations.services.threads import thread_update
 from core.api import Conflict
-from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_is_staff
+from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_user
+from tenants.access import Action
 
 
 @extend_schema_view(
@@ -44,6 +45,7 @@ class ContactViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ContactFilter
     lookup_url_kwarg = "contact"
     lookup_value_regex = UUID_PATTERN
+    action_map = {"export": Action.EXPORT, "erase": Action.ERASE}
 
     @extend_schema(
         summary="Everything held about the contact, decrypted",
@@ -89,6 +91,7 @@ class ThreadViewSet(
     lookup_url_kwarg = "thread"
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "patch", "head", "options"]
+    write_action = Action.REPLY
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -133,6 +136,7 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
     serializer_class = MessageSerializer
     filterset_class = MessageFilter
     pagination_class = MessageCursorPagination
+    write_action = Action.REPLY
 
     def get_thread(self) -> ChatThread:
         if not hasattr(self, "_thread"):
@@ -158,7 +162,7 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
             message = message_send_agent(
                 thread=thread,
                 text=serializer.validated_data["text"],
-                user=request.user if request_is_staff(request) else None,
+                user=request_user(request),
             )
         except ContactErasedError:
             raise Conflict(

@@ -179,16 +179,9 @@ def test_a_paging_position_from_another_thread_or_malformed_shows_the_latest(
 
 
 @pytest.mark.django_db
-def test_a_staff_member_who_may_only_view_cannot_write(client, django_user_model, thread):
-    # given: staff with the view permission on threads only
-    from django.contrib.auth.models import Permission
-
-    viewer = django_user_model.objects.create_user(
-        username="viewer", password="pw-123456789", is_staff=True
-    )
-    viewer.user_permissions.add(
-        Permission.objects.get(codename="view_chatthread", content_type__app_label="conversations")
-    )
+def test_a_viewer_of_the_tenant_cannot_write(client, member, thread):
+    # given: a member who may only view the tenant's conversations
+    viewer = member(thread.tenant, "viewer")
     client.force_login(viewer)
     status_before = thread.status
 

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import InvalidFlow
-from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_is_staff
+from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_user
 from flows.api.filters import FlowFilter
 from flows.api.serializers import (
     FlowActiveSerializer,
@@ -90,7 +90,7 @@ class FlowViewSet(
                 channel=data["channel"],
                 definition=data["document"],
                 activate=data["activate"],
-                created_by=request.user if request_is_staff(request) else None,
+                created_by=request_user(request),
             )
         except FlowValidationError as exc:
             raise InvalidFlow(_issues(exc.issues)) from None

@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tenants.models import Tenant, TenantAPIKey, TenantProjectConfig
+from tenants.models import Role, Tenant, TenantAPIKey, TenantMembership, TenantProjectConfig
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -82,12 +82,63 @@ class LoginSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=512, trim_whitespace=False, write_only=True)
 
 
+class UserMembershipSerializer(serializers.Serializer):
+    tenant = serializers.UUIDField()
+    tenant_name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
 class StaffUserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     email = serializers.CharField()
     is_staff = serializers.BooleanField()
     is_superuser = serializers.BooleanField()
+    is_platform_staff = serializers.BooleanField(
+        help_text="Sees and manages every tenant (superusers and the Platform staff group)."
+    )
+    memberships = UserMembershipSerializer(
+        many=True, help_text="The tenants this user is a member of, with the role in each."
+    )
+
+
+class MemberUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    username = serializers.CharField(read_only=True)
+    email = serializers.CharField(read_only=True)
+    name = serializers.CharField(source="get_full_name", read_only=True)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user = MemberUserSerializer(read_only=True)
+
+    class Meta:
+        model = TenantMembership
+        fields = ["id", "user", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MemberCreatedSerializer(MemberSerializer):
+    invite_url = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="For a new account only: a one-time link to choose a password, shown only "
+        "in this answer. Null when the person already had an account.",
+    )
+
+    class Meta(MemberSerializer.Meta):
+        fields = ["id", "user", "role", "invite_url", "created_at"]
+        read_only_fields = fields
+
+
+class MemberInviteSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=Role.choices)
+    name = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class LoginResultSerializer(serializers.Serializer):

@@ -11,6 +11,7 @@ router.register("tenants", views.TenantViewSet, basename="tenant")
 # Under /api/tenants/<tenant>/
 tenant_router = SimpleRouter()
 tenant_router.register("api-keys", views.APIKeyViewSet, basename="api-key")
+tenant_router.register("members", views.MemberViewSet, basename="member")
 
 controller_urlpatterns = [
     path("controller/auth", views.LoginView.as_view(), name="controller-auth"),

@@ -1,5 +1,6 @@
 """Tenants, their API keys, and the staff login of the API."""
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,39 +17,49 @@ from rest_framework.views import APIView
 
 from core.api_base import (
     UUID_PATTERN,
-    IsStaff,
+    HasTenantAccess,
+    IsSessionUser,
     TenantScopedMixin,
     error_response,
-    request_is_staff,
+    request_api_key,
+    request_user,
+    require,
     tenant_for_request,
 )
 from core.context import bind_tenant
-from tenants import selectors
+from tenants import access, selectors
+from tenants.access import Action
 from tenants.api.lockout import login_retry_after
 from tenants.api.serializers import (
     APIKeyCreatedSerializer,
     APIKeySerializer,
     LoginResultSerializer,
     LoginSerializer,
+    MemberCreatedSerializer,
+    MemberInviteSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
     StaffUserSerializer,
     TenantSerializer,
 )
 from tenants.api_keys import api_key_create, api_key_revoke
-from tenants.models import Tenant
+from tenants.members import member_invite, member_remove, member_update
+from tenants.models import Tenant, TenantMembership
 from tenants.services import tenant_create, tenant_update
 
-# Fields an API key may not change on its own tenant (403): they are the staff's decisions.
-STAFF_ONLY_TENANT_FIELDS = ("is_active", "slug")
+# Fields only platform staff may change (403 for owners and keys): they are the platform's
+# decisions (switching a tenant off, its public slug).
+PLATFORM_TENANT_FIELDS = ("is_active", "slug")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List tenants (staff only)"),
-    create=extend_schema(summary="Create a tenant and its project config (staff only)"),
-    retrieve=extend_schema(summary="A tenant (staff, or an API key of this tenant)"),
+    list=extend_schema(summary="List the tenants you may see (not for API keys)"),
+    create=extend_schema(summary="Create a tenant and its project config (platform staff)"),
+    retrieve=extend_schema(summary="A tenant"),
     partial_update=extend_schema(
-        summary="Update a tenant; an API key may not change is_active or slug"
+        summary="Update a tenant; is_active and slug are for platform staff only"
     ),
-    destroy=extend_schema(summary="Soft-delete a tenant (staff only)"),
+    destroy=extend_schema(summary="Soft-delete a tenant (platform staff)"),
 )
 class TenantViewSet(
     mixins.ListModelMixin,
@@ -58,10 +69,11 @@ class TenantViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """`/api/tenants/` (staff) and `/api/tenants/{tenant}/`.
+    """`/api/tenants/` and `/api/tenants/{tenant}/`.
 
-    The list and create routes do not exist for an API key (404, as for any route outside its
-    tenant); on its own tenant a key may read and update, not delete (403).
+    The list shows the tenants the caller sees (every one for platform staff, their own for a
+    member); for an API key it does not exist (404, as for any route outside its tenant).
+    Creating and deleting tenants is for platform staff (403 otherwise).
     """
 
     serializer_class = TenantSerializer
@@ -69,20 +81,28 @@ class TenantViewSet(
     lookup_url_kwarg = "tenant"
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    permission_classes = TenantScopedMixin.permission_classes
+    permission_classes = [HasTenantAccess]
+    _detail_actions: Mapping[str, Action] = {
+        "retrieve": Action.VIEW,
+        "partial_update": Action.MANAGE,
+        "update": Action.MANAGE,
+        "destroy": Action.PLATFORM,
+        "metadata": Action.VIEW,
+    }
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if self.lookup_url_kwarg in kwargs:
             self.tenant = tenant_for_request(request, kwargs[self.lookup_url_kwarg])
             bind_tenant(self.tenant.pk)
-            if self.action == "destroy" and not request_is_staff(request):
-                raise exceptions.PermissionDenied("Only staff users may delete a tenant.")
-        elif not request_is_staff(request):
+            require(request, self._detail_actions.get(self.action, Action.MANAGE), self.tenant)
+        elif request_api_key(request) is not None:
             raise exceptions.NotFound()
+        elif self.action == "create" and not access.is_platform_staff(request.user):
+            raise exceptions.PermissionDenied(access.denied_message(Action.PLATFORM))
 
     def get_queryset(self):
-        return selectors.tenant_list()
+        return access.scope(selectors.tenant_list(), self.request.user, tenant_field="pk")
 
     def get_object(self) -> Tenant:
         return selectors.tenant_list().get(pk=self.tenant.pk)
@@ -92,11 +112,11 @@ class TenantViewSet(
 
     def perform_update(self, serializer: TenantSerializer) -> None:
         data = dict(serializer.validated_data)
-        if not request_is_staff(self.request):
-            refused = [field for field in STAFF_ONLY_TENANT_FIELDS if field in data]
+        if not access.can(self.request.user, Action.PLATFORM, self.tenant):
+            refused = [field for field in PLATFORM_TENANT_FIELDS if field in data]
             if refused:
                 raise exceptions.PermissionDenied(
-                    f"Only staff users may change: {', '.join(refused)}."
+                    f"Only platform staff may change: {', '.join(refused)}."
                 )
         tenant_update(tenant=serializer.instance, data=data)
         serializer.instance = selectors.tenant_list().get(pk=serializer.instance.pk)
@@ -106,13 +126,13 @@ class TenantViewSet(
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List the tenant's API keys (staff only)"),
+    list=extend_schema(summary="List the tenant's API keys (owners and platform staff)"),
     create=extend_schema(
-        summary="Create an API key (staff only); the answer holds the key, once",
+        summary="Create an API key (owners and platform staff); the answer holds the key, once",
         request=APIKeySerializer,
         responses={201: APIKeyCreatedSerializer},
     ),
-    destroy=extend_schema(summary="Revoke an API key (staff only)"),
+    destroy=extend_schema(summary="Revoke an API key (owners and platform staff)"),
 )
 class APIKeyViewSet(
     TenantScopedMixin,
@@ -121,9 +141,10 @@ class APIKeyViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """A tenant's API keys. Staff only: a key gets 403 here on its own tenant, 404 elsewhere."""
+    """A tenant's API keys: for its owners and platform staff. A key gets 403 here on its own
+    tenant (a key never mints or revokes keys), 404 elsewhere."""
 
-    staff_only = True
+    read_action = write_action = Action.MANAGE_KEYS
     serializer_class = APIKeySerializer
     lookup_url_kwarg = "key"
     lookup_value_regex = UUID_PATTERN
@@ -146,39 +167,111 @@ class APIKeyViewSet(
         api_key_revoke(api_key=instance)
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List the tenant's members (owners and platform staff)"),
+    create=extend_schema(
+        summary="Invite a member by email; a new account gets a one-time link, shown once",
+        request=MemberInviteSerializer,
+        responses={201: MemberCreatedSerializer},
+    ),
+    retrieve=extend_schema(summary="A member"),
+    partial_update=extend_schema(
+        summary="Change a member's role (the last owner keeps it)",
+        request=MemberUpdateSerializer,
+        responses={200: MemberSerializer},
+    ),
+    destroy=extend_schema(summary="Remove a member (not the last owner)"),
+)
+class MemberViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Who may log in to the tenant, and with which role. For the tenant's owners and platform
+    staff; agents, viewers and API keys get 403."""
+
+    read_action = write_action = Action.MANAGE_MEMBERS
+    serializer_class = MemberSerializer
+    queryset = TenantMembership.objects.select_related("user").order_by("role", "created_at")
+    lookup_url_kwarg = "member"
+    lookup_value_regex = UUID_PATTERN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_serializer_class(self) -> type:
+        if self.action == "create":
+            return MemberInviteSerializer
+        if self.action in ("partial_update", "update"):
+            return MemberUpdateSerializer
+        return MemberSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation = member_invite(
+            tenant=self.tenant, invited_by=request_user(request), **serializer.validated_data
+        )
+        membership = invitation.membership
+        membership.invite_url = invitation.invite_url
+        return Response(MemberCreatedSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()
+        serializer = MemberUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = member_update(membership=membership, role=serializer.validated_data["role"])
+        access.forget_roles(request.user)
+        return Response(MemberSerializer(membership).data)
+
+    def perform_destroy(self, instance: TenantMembership) -> None:
+        member_remove(membership=instance)
+        access.forget_roles(self.request.user)
+
+
 # --- Staff login --------------------------------------------------------------------------
 
 
 def _user_data(user: Any) -> dict[str, Any]:
+    roles = access.member_roles(user)
+    names = dict(Tenant.objects.filter(pk__in=list(roles)).values_list("pk", "name"))
     return {
         "id": user.pk,
         "username": user.get_username(),
         "email": user.email,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
+        "is_platform_staff": access.is_platform_staff(user),
+        "memberships": [
+            {"tenant": tenant_id, "tenant_name": names.get(tenant_id, ""), "role": role}
+            for tenant_id, role in sorted(roles.items(), key=lambda item: names.get(item[0], ""))
+        ],
     }
 
 
 class LoginView(APIView):
-    """`POST /api/controller/auth`: a staff user's username and password -> a session.
+    """`POST /api/controller/auth`: a user's username and password -> a session.
 
     Exempt from CSRF (a JSON client has no token yet); the answer sets the `csrftoken` cookie
     and returns the token for later unsafe requests. Every attempt goes through
     `django.contrib.auth.authenticate`, so django-axes counts failures and locks out the
     username or address (shared with the admin login) with 429 and Retry-After.
-    A valid non-staff user is refused exactly like a wrong password.
+    A valid user who sees no tenant (neither platform staff nor a member) is refused exactly
+    like a wrong password.
     """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     @extend_schema(
-        summary="Log in as staff (session cookie valid 24 hours)",
+        summary="Log in as platform staff or a tenant member (session cookie valid 24 hours)",
         request=LoginSerializer,
         responses={
             200: LoginResultSerializer,
             **error_response("400"),
-            **error_response("401", "Wrong credentials, or not a staff user."),
+            **error_response("401", "Wrong credentials, or an account with no tenant access."),
             **error_response("429", "Locked out after too many failures; see Retry-After."),
         },
         auth=[],
@@ -200,7 +293,7 @@ class LoginView(APIView):
                 wait=login_retry_after(django_request, serializer.validated_data["username"]),
                 detail="Too many failed login attempts. Try again later.",
             )
-        if user is None or not user.is_staff or not user.is_active:
+        if user is None or not access.has_any_access(user):
             raise exceptions.AuthenticationFailed("Invalid username or password.")
         login(django_request, user)
         return Response(
@@ -217,9 +310,9 @@ class LoginView(APIView):
 
 
 class LogoutView(APIView):
-    """`POST /api/controller/logout`: ends the staff session (CSRF protected)."""
+    """`POST /api/controller/logout`: ends the session (CSRF protected)."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [IsSessionUser]
 
     @extend_schema(summary="Log out", request=None, responses={204: None})
     def post(self, request: Request) -> Response:
@@ -228,17 +321,20 @@ class LogoutView(APIView):
 
 
 class MeView(APIView):
-    """`GET /api/controller/me`: the logged-in staff user."""
+    """`GET /api/controller/me`: the logged-in user, with their tenants and roles."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [IsSessionUser]
 
-    @extend_schema(summary="The logged-in staff user", responses={200: StaffUserSerializer})
+    @extend_schema(
+        summary="The logged-in user, their tenants and roles", responses={200: StaffUserSerializer}
+    )
     def get(self, request: Request) -> Response:
         return Response(_user_data(request.user))
 
 
 __all__ = [
     "APIKeyViewSet",
+    "MemberViewSet",
     "LoginView",
     "LogoutView",
     "MeView",

@@ -1,0 +1,122 @@
+"""The admin's side of `tenants.access`: one site, one mixin, the same answers as the API.
+
+- `ChataiAdminSite` lets in platform staff and tenant members (`access.has_any_access`), with or
+  without `is_staff`; a user who sees no tenant cannot log in.
+- `TenantScopedAdmin` (and `TenantScopedInline`) narrow every changelist to the tenants the user
+  sees, answer 404 for an object of another tenant (exactly as for an id that does not exist),
+  and take each permission from the user's role in the object's tenant: a role without the
+  action gets the read-only page, or 403 for a write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest
+
+from tenants import access
+from tenants.access import Action
+
+
+class ChataiAuthenticationForm(AdminAuthenticationForm):
+    """The admin login: platform staff and tenant members; anyone else is refused with the
+    same message as a wrong password."""
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        if not user.is_active or not access.has_any_access(user):
+            raise ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
+class ChataiAdminSite(admin.AdminSite):
+    site_header = "chatai staff"
+    site_title = "chatai"
+    index_title = "Onboarding and inbox"
+    login_form = ChataiAuthenticationForm
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and access.has_any_access(request.user))
+
+
+class _TenantPermissions:
+    """The permission methods shared by model admins and inlines.
+
+    `tenant_field` leads from the model to its tenant (`"pk"` for tenants). `view_action`,
+    `change_action`, `add_action` and `delete_action` name what each needs; None means nobody
+    (the page is read-only for everyone)."""
+
+    tenant_field = "tenant"
+    view_action: Action = Action.VIEW
+    change_action: Action | None = Action.MANAGE
+    add_action: Action | None = Action.MANAGE
+    delete_action: Action | None = Action.MANAGE
+
+    def _tenant_of(self, obj: Model) -> Any:
+        return access.tenant_of(obj, self.tenant_field)
+
+    def _allowed(self, request: HttpRequest, action: Action | None, obj: Model | None) -> bool:
+        if action is None:
+            return False
+        if obj is None:
+            return access.can_anywhere(request.user, action)
+        return access.can(request.user, action, self._tenant_of(obj))
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed(request, self.view_action, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed(request, self.change_action, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed(request, self.delete_action, obj)
+
+
+class TenantScopedAdmin(_TenantPermissions, admin.ModelAdmin):
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        return access.scope(queryset, request.user, tenant_field=self.tenant_field)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        """Another tenant's object, like a missing one, is a 404 (Django would redirect)."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return access.can_anywhere(request.user, self.view_action)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, self.add_action, None)
+
+    def formfield_for_foreignkey(
+        self, db_field: Any, request: HttpRequest, **kwargs: Any
+    ) -> forms.Field | None:
+        """A new object's tenant can only be one where the user may add it."""
+        if db_field.name == "tenant" and self.add_action is not None:
+            kwargs["queryset"] = access.tenants_where(request.user, self.add_action)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def scope_for(self, request: HttpRequest, queryset: QuerySet, action: Action) -> QuerySet:
+        """`queryset` narrowed to the tenants where the user may take `action` (for bulk
+        actions over a selection that may span tenants of different roles)."""
+        return access.scope(queryset, request.user, tenant_field=self.tenant_field, action=action)
+
+
+class TenantScopedInline(_TenantPermissions):
+    """For inlines: the tenant is the parent object's (`obj` is the parent in Django's inline
+    permission methods)."""
+
+    def _tenant_of(self, obj: Model) -> Any:
+        return access.tenant_of(obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self._allowed(request, self.add_action, obj)
