@@ -11,7 +11,7 @@ either may do is decided by `tenants.access`, the same layer the admin asks:
   everywhere.
 
 `TenantScopedMixin` resolves the tenant from the URL (`tenant` kwarg), checks the action the
-request needs (`read_action`, `write_action`, `action_map`), binds the tenant id to the log
+request needs (`read_action`, `write_action`, `action_permissions`), binds the tenant id to the log
 context and filters every queryset by tenant. Views never scope by hand.
 """
 
@@ -109,7 +109,7 @@ class TenantScopedMixin:
     every queryset to the tenant.
 
     - `read_action` (safe methods) and `write_action` (the others): what the route needs.
-    - `action_map`: viewset actions that need something else (`{"export": Action.EXPORT}`).
+    - `action_permissions`: viewset actions that need something else (`{"export": Action.EXPORT}`).
     - `tenant_field`: the lookup from the model to its tenant (default `tenant`).
     """
 
@@ -117,14 +117,14 @@ class TenantScopedMixin:
     tenant_field = "tenant"
     read_action = Action.VIEW
     write_action = Action.MANAGE
-    action_map: Mapping[str, Action] = {}
+    action_permissions: Mapping[str, Action] = {}
     permission_classes = [HasTenantAccess]
     tenant: Tenant
 
     def required_action(self, request: Request) -> Action:
         name = getattr(self, "action", None)
-        if name in self.action_map:
-            return self.action_map[name]
+        if name in self.action_permissions:
+            return self.action_permissions[name]
         return self.read_action if request.method in SAFE_METHODS else self.write_action
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

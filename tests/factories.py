@@ -99,11 +99,10 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = "auth.User"
         django_get_or_create = ("username",)
-        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "pw-member-123456")
+    password = factory.django.Password("pw-member-123456")
 
 
 class MembershipFactory(DjangoModelFactory):

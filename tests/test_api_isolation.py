@@ -1,5 +1,7 @@
-"""Every tenant-scoped route, collected from the URL resolver, refuses other tenants' keys
-(404, as for a missing id) and anonymous requests (401). A new route is covered automatically."""
+"""Every tenant-scoped route, collected from the URL resolver, refuses other tenants' keys and
+members (404, as for a missing id) and anonymous requests (401), and answers each role as the
+table of `REQUIRED` and `ALLOWED` below says. A new route is covered automatically: the sweep
+fails until the route is in the table."""
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -31,7 +33,8 @@ def _walk(patterns, kwargs=frozenset()):
 def _methods(callback) -> list[str]:
     actions = getattr(callback, "actions", None)
     if actions:
-        return sorted(actions)
+        allowed = callback.cls.http_method_names
+        return sorted(method for method in actions if method in allowed)
     view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
     if view_class is None:
         return []
@@ -74,6 +77,8 @@ def test_the_sweep_sees_every_resource():
         "thread-detail",
         "thread-messages",
         "stats",
+        "member-list",
+        "member-detail",
     } <= names
     assert all(methods for _, _, methods in ROUTES)
 
@@ -96,7 +101,9 @@ def owned(tenant):
     from tenants.api_keys import api_key_create
 
     api_key, _ = api_key_create(tenant=tenant, name="crm")
+    membership = factories.MembershipFactory(tenant=tenant, role="viewer")
     return {
+        "member": membership.pk,
         "tenant": tenant.pk,
         "channel": channel.pk,
         "thread": thread.pk,
@@ -182,11 +189,21 @@ def test_own_tenants_key_reaches_its_routes_but_staff_only_ones_are_403(owned, t
 
 
 @pytest.mark.django_db
-def test_a_non_staff_session_is_refused(owned, tenant, django_user_model):
-    user = django_user_model.objects.create_user(username="clerk", password="pw-12345678")
+@pytest.mark.parametrize("is_staff", [False, True])
+def test_a_user_with_no_tenant_is_refused_everywhere(owned, is_staff, django_user_model):
+    # given: a user who is neither platform staff nor a member (is_staff alone grants nothing)
+    user = django_user_model.objects.create_user(
+        username="clerk", password="pw-12345678", is_staff=is_staff
+    )
     client = APIClient()
     client.force_login(user)
-    assert client.get(reverse("channel-list", kwargs={"tenant": tenant.pk})).status_code == 403
+    # when / then: every route and method is a 403, and nothing changes
+    failures = []
+    for name, url, method in _urls(owned):
+        response = _call(client, method, url)
+        if response.status_code != 403 or error_of(response)["code"] != "permission_denied":
+            failures.append((name, method, response.status_code))
+    assert failures == []
     assert client.get(reverse("tenant-list")).status_code == 403
 
 
@@ -203,3 +220,140 @@ def test_unknown_and_malformed_ids_are_json_404s(staff_client, tenant):
         response = staff_client.get(url)
         assert response.status_code == 404, url
         assert error_of(response)["code"] == "not_found"
+
+
+# --- Roles -----------------------------------------------------------------------------------
+# What each route needs, written here independently of `tenants.access`, and what each kind of
+# principal may do. A route missing from REQUIRED fails the sweep.
+
+VIEW, REPLY, EXPORT, ERASE, MANAGE = "view", "reply", "export", "erase", "manage"
+KEYS, MEMBERS, PLATFORM = "manage_keys", "manage_members", "platform"
+
+REQUIRED = {
+    ("tenant-list", "get"): VIEW,
+    ("tenant-list", "post"): PLATFORM,
+    ("tenant-detail", "get"): VIEW,
+    ("tenant-detail", "patch"): MANAGE,
+    ("tenant-detail", "delete"): PLATFORM,
+    ("api-key-list", "get"): KEYS,
+    ("api-key-list", "post"): KEYS,
+    ("api-key-detail", "delete"): KEYS,
+    ("member-list", "get"): MEMBERS,
+    ("member-list", "post"): MEMBERS,
+    ("member-detail", "get"): MEMBERS,
+    ("member-detail", "patch"): MEMBERS,
+    ("member-detail", "delete"): MEMBERS,
+    ("channel-list", "get"): VIEW,
+    ("channel-list", "post"): MANAGE,
+    ("channel-detail", "get"): VIEW,
+    ("channel-detail", "patch"): MANAGE,
+    ("channel-detail", "delete"): MANAGE,
+    ("flow-list", "get"): VIEW,
+    ("flow-list", "post"): MANAGE,
+    ("flow-detail", "get"): VIEW,
+    ("flow-detail", "patch"): MANAGE,
+    ("flow-detail", "delete"): MANAGE,
+    ("flow-validate", "post"): MANAGE,
+    ("contact-list", "get"): VIEW,
+    ("contact-detail", "get"): VIEW,
+    ("contact-export", "get"): EXPORT,
+    ("contact-erase", "post"): ERASE,
+    ("thread-list", "get"): VIEW,
+    ("thread-detail", "get"): VIEW,
+    ("thread-detail", "patch"): REPLY,
+    ("thread-messages", "get"): VIEW,
+    ("thread-messages", "post"): REPLY,
+    ("stats", "get"): VIEW,
+}
+
+OWNER = {VIEW, REPLY, EXPORT, ERASE, MANAGE, KEYS, MEMBERS}
+ALLOWED = {
+    "owner": OWNER,
+    "agent": {VIEW, REPLY},
+    "viewer": {VIEW},
+    "key": {VIEW, REPLY, EXPORT, ERASE, MANAGE},
+    "platform_group": OWNER | {PLATFORM},
+    "superuser": OWNER | {PLATFORM},
+}
+
+
+def test_every_route_and_method_has_a_required_action():
+    swept = {(name, method) for name, _, methods in ROUTES for method in methods}
+    assert swept - set(REQUIRED) == set(), "add the new route to REQUIRED"
+
+
+def _ordered_calls(owned):
+    """Reads, then writes, then deletes, the tenant's own deletion last: every call still
+    finds what it addresses."""
+    calls = list(_urls(owned))
+    rank = {"get": 0, "post": 1, "patch": 2, "delete": 3}
+    return sorted(calls, key=lambda c: (c[0] == "tenant-detail" and c[2] == "delete", rank[c[2]]))
+
+
+def _client_for(kind, tenant, django_user_model, member):
+    from django.contrib.auth.models import Group
+
+    if kind == "key":
+        return key_client(tenant)
+    client = APIClient()
+    if kind == "superuser":
+        user = django_user_model.objects.create_user(username="root", is_superuser=True)
+    elif kind == "platform_group":
+        user = django_user_model.objects.create_user(username="ops")
+        user.groups.add(Group.objects.get(name="Platform staff"))
+    else:
+        user = member(tenant, kind)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", sorted(ALLOWED))
+def test_each_role_gets_exactly_its_actions(kind, owned, tenant, django_user_model, member):
+    # given: a principal of `kind` on `tenant`
+    client = _client_for(kind, tenant, django_user_model, member)
+    # when: it calls every route of the tenant with every method
+    failures = []
+    for name, url, method in _ordered_calls(owned):
+        needed = REQUIRED[(name, method)]
+        response = _call(client, method, url)
+        allowed = needed in ALLOWED[kind]
+        if kind == "key" and name == "tenant-list":  # no tenant list exists for a key
+            expected_ok, expected_code = False, 404
+        else:
+            expected_ok, expected_code = allowed, 403
+        if expected_ok and response.status_code in (401, 403, 404, 405):
+            failures.append((name, method, response.status_code, "should be allowed"))
+        if not expected_ok and response.status_code != expected_code:
+            failures.append((name, method, response.status_code, f"should be {expected_code}"))
+    # then: allowed calls pass the permission check; the others are refused
+    assert failures == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["owner", "agent", "viewer"])
+def test_a_member_of_another_tenant_gets_404_on_every_route(role, owned, other_tenant, member):
+    client = APIClient()
+    client.force_login(member(other_tenant, role))
+    failures = []
+    for name, url, method in _urls(owned):
+        if name == "tenant-list":
+            continue
+        response = _call(client, method, url)
+        if response.status_code != 404 or error_of(response)["code"] != "not_found":
+            failures.append((name, method, response.status_code))
+    assert failures == []
+    # and the tenant list shows only their own tenant
+    listed = client.get(reverse("tenant-list")).json()["results"]
+    assert [row["id"] for row in listed] == [str(other_tenant.pk)]
+
+
+@pytest.mark.django_db
+def test_a_member_of_a_switched_off_tenant_sees_it_no_more(tenant, member):
+    client = APIClient()
+    client.force_login(member(tenant, "owner"))
+    url = reverse("tenant-detail", kwargs={"tenant": tenant.pk})
+    assert client.get(url).status_code == 200
+    tenant.is_active = False
+    tenant.save()
+    assert client.get(url).status_code == 403  # no tenant left: no access at all

@@ -187,6 +187,7 @@ SESSION_COOKIE_AGE = 24 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # The admin login is the one login page (the password-set page of an invitation links to it).
 LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"
 # An invitation link (tenants.members) lasts three days, Django's default for reset links.
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
 

@@ -45,7 +45,7 @@ class ContactViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ContactFilter
     lookup_url_kwarg = "contact"
     lookup_value_regex = UUID_PATTERN
-    action_map = {"export": Action.EXPORT, "erase": Action.ERASE}
+    action_permissions = {"export": Action.EXPORT, "erase": Action.ERASE}
 
     @extend_schema(
         summary="Everything held about the contact, decrypted",
