@@ -100,7 +100,7 @@ class ChannelAdmin(TenantScopedAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         kwargs["form"] = _channel_form_for(request, self.form)
         form = super().get_form(request, obj, change=change, **kwargs)
-        if obj is not None:
+        if obj is not None and "tenant" in form.base_fields:  # absent on a read-only page
             form.base_fields["tenant"].disabled = True
         return form
 

@@ -45,7 +45,8 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["identifier"].required = False
+        if "identifier" in self.fields:  # a read-only page (view permission) has no fields
+            self.fields["identifier"].required = False
 
     def _secrets(self) -> dict[str, str]:
         return {

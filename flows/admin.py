@@ -167,6 +167,8 @@ class FlowAdmin(TenantScopedAdmin):
     delete_action = None
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         return HttpResponseRedirect(reverse("admin:flows_flow_upload"))
 
     def change_view(
