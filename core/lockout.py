@@ -107,7 +107,7 @@ class LoginLockoutHandler(AxesCacheHandler):
         pass
 
     @property
-    def cache(self) -> BaseCache:  # type: ignore[override]
+    def cache(self) -> BaseCache:
         return get_cache()
 
     def get_failures(self, request: Any, credentials: dict[str, Any] | None = None) -> int:
