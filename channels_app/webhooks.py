@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -22,6 +23,7 @@ from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
 from conversations.services.inbound import message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
+from core.context import tenant_bound
 from core.storable import clean
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,20 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     cleaned = {key: clean(value) for key, value in params.items()}
     ours, _theirs = twilio.channel_identifiers(cleaned)
     channel = channel_for_twilio(identifier=ours) if ours else None
+    # From here on the channel's tenant is in the log lines (a refused signature too: that is
+    # how a tenant's wrong auth token shows up); before, and for an unknown number, none.
+    with tenant_bound(channel.tenant_id if channel else None):
+        return _twilio_for_channel(request, channel, params=params, cleaned=cleaned)
+
+
+def _twilio_for_channel(
+    request: HttpRequest,
+    channel: ChannelInstance | None,
+    *,
+    params: QueryDict,
+    cleaned: dict[str, str],
+) -> HttpResponse:
+    signature = request.headers.get("X-Twilio-Signature", "")
     url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
     token = twilio.auth_token_for(channel)
     if not twilio.signature_valid(url=url, params=params, signature=signature, token=token):
@@ -127,6 +143,22 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         # make us look up as many channels as it likes.
         return _forbidden("hub signature mismatch")
     channels = channels_for_cloud_api(phone_number_ids=ids)
+    # The lines about the whole body carry its tenant when all its known numbers have one;
+    # each item's lines carry the tenant of its own channel (none for an unknown number).
+    tenants = {channel.tenant_id for channel in channels.values()}
+    with tenant_bound(next(iter(tenants)) if len(tenants) == 1 else None):
+        return _cloud_api_for_channels(request, payload, channels, platform_signed=platform_signed)
+
+
+def _cloud_api_for_channels(
+    request: HttpRequest,
+    payload: Any,
+    channels: dict[str, ChannelInstance],
+    *,
+    platform_signed: bool,
+) -> HttpResponse:
+    body = request.body
+    header = request.headers.get("X-Hub-Signature-256", "")
     covered = {
         number_id
         for number_id, channel in channels.items()
@@ -140,12 +172,13 @@ def _cloud_api(request: HttpRequest) -> HttpResponse:
         return _bad_request(str(exc))
     for item in items:
         channel = channels.get(item.phone_number_id)
-        if channel is None or not channel.is_active:
-            logger.warning("cloud api delivery for an unknown channel skipped")
-        elif item.phone_number_id not in covered:
-            logger.warning("cloud api delivery not covered by its signature skipped")
-        else:
-            _dispatch(channel, item.item)
+        with tenant_bound(channel.tenant_id if channel else None):
+            if channel is None or not channel.is_active:
+                logger.warning("cloud api delivery for an unknown channel skipped")
+            elif item.phone_number_id not in covered:
+                logger.warning("cloud api delivery not covered by its signature skipped")
+            else:
+                _dispatch(channel, item.item)
     return HttpResponse("OK", content_type="text/plain")
 
 

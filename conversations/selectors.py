@@ -36,3 +36,8 @@ def message_list(*, thread: ChatThread) -> QuerySet[Message]:
         )
         .order_by("-created_at", "-id")
     )
+
+
+def thread_tenant_id(*, thread_id: object) -> object | None:
+    """The tenant of a thread (None for a missing or deleted one), for binding log lines."""
+    return ChatThread.objects.filter(pk=thread_id).values_list("tenant_id", flat=True).first()

@@ -25,12 +25,14 @@ def backoff_seconds(retries: int) -> int:
 
 
 @shared_task(bind=True, max_retries=5, acks_late=True)
-def process_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
-    """Run the flow on the thread's unprocessed inbound messages (see thread_process_inbound)."""
+def process_thread(self, thread_id: str, tenant_id: str | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Run the flow on the thread's unprocessed inbound messages (see thread_process_inbound).
+
+    `tenant_id` (the thread's, for log lines) saves a lookup; tasks queued without it work."""
     from django.db import DatabaseError
 
     try:
-        return thread_process_inbound(thread_id=thread_id)
+        return thread_process_inbound(thread_id=thread_id, tenant_id=tenant_id)
     except DatabaseError as exc:
         if self.request.is_eager:
             raise
@@ -38,14 +40,14 @@ def process_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
 
 
 @shared_task(bind=True, max_retries=MAX_SEND_ATTEMPTS, acks_late=True)
-def send_thread(self, thread_id: str) -> int:  # type: ignore[no-untyped-def]
+def send_thread(self, thread_id: str, tenant_id: str | None = None) -> int:  # type: ignore[no-untyped-def]
     """Send the thread's queued replies in order (see thread_deliver_queued).
 
     On a transient provider error the rest waits: with a broker the task retries with backoff;
     in-process the messages stay queued for process_pending.
     """
     try:
-        return thread_deliver_queued(thread_id=thread_id)["sent"]
+        return thread_deliver_queued(thread_id=thread_id, tenant_id=tenant_id)["sent"]
     except TransientDeliveryError as exc:
         if self.request.is_eager:
             logger.info("send left for process_pending", extra={"thread_id": thread_id})

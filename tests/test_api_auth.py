@@ -161,8 +161,8 @@ def test_behind_a_trusted_proxy_each_client_is_locked_out_on_its_own(api_client,
         )
 
     with override_settings(**proxied):
-        # when: someone fails with made-up usernames up to the limit
-        for n in range(settings.AXES_FAILURE_LIMIT):
+        # when: someone fails with made-up usernames up to the address limit
+        for n in range(settings.AXES_IP_FAILURE_LIMIT):
             attempt("203.0.113.66", f"nobody{n}", "x")
 
         # then: that client is locked out, a staff member elsewhere is not (and the address a

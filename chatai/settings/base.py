@@ -191,11 +191,16 @@ LOGIN_REDIRECT_URL = "admin:index"
 # An invitation link (tenants.members) lasts three days, Django's default for reset links.
 PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
 
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+# Failed logins (admin and API) are counted per username at an address and per address, each
+# with its own limit (core/lockout.py): a username is locked out only at the address that
+# failed, so nobody elsewhere can lock a staff member out; an address trying many usernames is
+# stopped at the higher address limit.
+AXES_HANDLER = "core.lockout.LoginLockoutHandler"
 AXES_CACHE = "default"
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)  # per username at an address
+AXES_IP_FAILURE_LIMIT = env.int("AXES_IP_FAILURE_LIMIT", default=50)  # per address
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False

@@ -34,6 +34,7 @@ from conversations.models import (
     Sender,
     ThreadStatus,
 )
+from conversations.selectors import thread_tenant_id
 from conversations.services import inbound_pg
 from conversations.services.contacts import (
     contact_external_id,
@@ -41,6 +42,7 @@ from conversations.services.contacts import (
     contact_thread_for_inbound,
 )
 from core import locks, metrics
+from core.context import tenant_bound
 from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
@@ -125,7 +127,9 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     from channels_app import tasks as channel_tasks
     from conversations import tasks
 
-    enqueue_on_commit(tasks.process_thread, str(message.thread_id))
+    enqueue_on_commit(
+        tasks.process_thread, str(message.thread_id), tenant_id=str(channel.tenant_id)
+    )
     for attachment in attachments:
         enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
     metrics.message_received(channel.provider)
@@ -252,7 +256,7 @@ def _store_with_orm(
 MAX_MODEL_ROUNDS = 5
 
 
-def thread_process_inbound(*, thread_id: object) -> int:
+def thread_process_inbound(*, thread_id: object, tenant_id: object | None = None) -> int:
     """Run the flow on the thread's unprocessed inbound messages; return how many it handled.
 
     Guarantees: per thread, one caller at a time (a SELECT ... FOR UPDATE on the thread row for
@@ -263,8 +267,14 @@ def thread_process_inbound(*, thread_id: object) -> int:
     never called inside a transaction: a step that needs one is rolled back, the model is
     called with the prompt built in the transaction, and the step runs again with the answer
     (the messages before it are committed first, the ones after it wait). A missing or
-    deleted thread handles nothing.
+    deleted thread handles nothing. Log lines of the run carry the thread's tenant
+    (`tenant_id` when the caller knows it, else looked up).
     """
+    with tenant_bound(tenant_id or thread_tenant_id(thread_id=thread_id)):
+        return _thread_process_inbound(thread_id=thread_id)
+
+
+def _thread_process_inbound(*, thread_id: object) -> int:
     handled = 0
     # Model answers live for the whole run, so that looking again after a burst never asks
     # the model a second time for a message it already answered.
@@ -450,6 +460,11 @@ def attachment_download(*, attachment_id: object, final_attempt: bool = False) -
     )
     if attachment is None or attachment.download_status == "stored":
         return "missing" if attachment is None else "stored"
+    with tenant_bound(attachment.message.tenant_id):
+        return _attachment_fetch(attachment, final_attempt=final_attempt)
+
+
+def _attachment_fetch(attachment: MessageAttachment, *, final_attempt: bool) -> str:
     channel = attachment.message.channel
     MessageAttachment.objects.filter(pk=attachment.pk).update(
         download_attempts=attachment.download_attempts + 1

@@ -38,7 +38,9 @@ from conversations.models import (
     MessageStatus,
     Sender,
 )
+from conversations.selectors import thread_tenant_id
 from core import locks, metrics
+from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
 from core.tasks import enqueue_on_commit
 
@@ -96,7 +98,7 @@ def _schedule_send(thread: ChatThread) -> None:
     """After commit, send the thread's queued messages in order (see thread_deliver_queued)."""
     from conversations import tasks
 
-    enqueue_on_commit(tasks.send_thread, str(thread.pk))
+    enqueue_on_commit(tasks.send_thread, str(thread.pk), tenant_id=str(thread.tenant_id))
 
 
 def replies_store(
@@ -246,7 +248,7 @@ def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
     )
 
 
-def thread_deliver_queued(*, thread_id: object) -> Counter[str]:
+def thread_deliver_queued(*, thread_id: object, tenant_id: object | None = None) -> Counter[str]:
     """Send the thread's queued outbound messages, oldest first; count the outcomes.
 
     The counter has one entry per `message_deliver` outcome ("sent", "failed", "skipped",
@@ -256,8 +258,14 @@ def thread_deliver_queued(*, thread_id: object) -> Counter[str]:
     returns at once: that sender looks for queued messages again after letting go, so a
     message queued meanwhile is never left behind. Raises TransientDeliveryError at the first
     message that cannot go now; the later ones wait behind it (for the task's retry, or
-    `process_pending`).
+    `process_pending`). Log lines of the run carry the thread's tenant (`tenant_id` when the
+    caller knows it, else looked up).
     """
+    with tenant_bound(tenant_id or thread_tenant_id(thread_id=thread_id)):
+        return _thread_deliver_queued(thread_id=thread_id)
+
+
+def _thread_deliver_queued(*, thread_id: object) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     tried: set[object] = set()
     while True:

@@ -257,7 +257,8 @@ class LoginView(APIView):
     Exempt from CSRF (a JSON client has no token yet); the answer sets the `csrftoken` cookie
     and returns the token for later unsafe requests. Every attempt goes through
     `django.contrib.auth.authenticate`, so django-axes counts failures and locks out the
-    username or address (shared with the admin login) with 429 and Retry-After.
+    username at that address, or the address (shared with the admin login; core/lockout.py),
+    with 429 and Retry-After.
     A valid user who sees no tenant (neither platform staff nor a member) is refused exactly
     like a wrong password.
     """
