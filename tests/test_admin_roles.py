@@ -198,3 +198,32 @@ def test_a_user_with_no_tenant_cannot_use_the_admin(is_staff, objects, django_us
     for _, _, _, url in _pages(objects):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response.url, url
+
+
+@pytest.mark.django_db
+def test_the_tenant_autocomplete_offers_only_the_members_tenants(tenant, other_tenant, member):
+    client = Client()
+    client.force_login(member(other_tenant, "owner"))
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {
+            "app_label": "channels_app",
+            "model_name": "channelinstance",
+            "field_name": "tenant",
+            "term": "",
+        },
+    )
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == [str(other_tenant.pk)]
+
+
+@pytest.mark.django_db
+def test_the_flow_upload_offers_only_channels_of_owned_tenants(tenant, other_tenant, member):
+    mine = factories.TwilioChannelFactory(tenant=other_tenant)
+    factories.TwilioChannelFactory(tenant=tenant)
+    user = member(other_tenant, "owner")
+    factories.MembershipFactory(tenant=tenant, user=user, role="viewer")
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("admin:flows_flow_upload"))
+    assert list(page.context["form"].fields["channel"].queryset) == [mine]
