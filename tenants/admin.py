@@ -33,7 +33,9 @@ PLATFORM_TENANT_FIELDS = ("slug", "is_active")
 
 
 class ProjectConfigInline(TenantScopedInline, admin.StackedInline):
-    add_action = delete_action = None
+    # The config is made with its tenant (platform staff, on the add page), never added later.
+    add_action = Action.PLATFORM
+    delete_action = None
     model = TenantProjectConfig
     form = TenantProjectConfigForm
     can_delete = False
