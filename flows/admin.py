@@ -120,6 +120,10 @@ class FlowAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "channel"]
     ordering = ["tenant__name", "flow_id", "-version"]
     actions = ["activate_selected", "deactivate_selected"]
+
+    class Media:
+        css = {"all": ["core/admin.css"]}
+
     fieldsets = [
         (None, {"fields": ["flow_id", "version", "name", "tenant", "channel", "is_active"]}),
         (
@@ -183,7 +187,7 @@ class FlowAdmin(admin.ModelAdmin):
     @admin.display(description="Definition")
     def definition_pretty(self, obj: Flow) -> str:
         return format_html(
-            '<pre style="max-height: 40em; overflow: auto; white-space: pre-wrap">{}</pre>',
+            '<pre class="flow-definition">{}</pre>',
             json.dumps(obj.definition, indent=2, ensure_ascii=False),
         )
 
