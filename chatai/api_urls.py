@@ -5,7 +5,7 @@ Every tenant resource lives under `tenants/<tenant>/`; each app contributes a ro
 """
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from channels_app.api import urls as channel_urls
 from conversations.api import urls as conversation_urls
@@ -26,7 +26,15 @@ urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     *tenant_urls.controller_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (`?script`), not inline, so
+    # the page runs under the Content-Security-Policy's `script-src 'self'`.
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="api/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
     *tenant_urls.router.urls,
     path("tenants/<uuid:tenant>/", include(tenant_scoped)),
     re_path(r"^.*$", api_not_found, name="api-not-found"),

@@ -123,6 +123,10 @@ class FlowAdmin(TenantScopedAdmin):
     list_select_related = ["tenant", "channel"]
     ordering = ["tenant__name", "flow_id", "-version"]
     actions = ["activate_selected", "deactivate_selected"]
+
+    class Media:
+        css = {"all": ["core/admin.css"]}
+
     fieldsets = [
         (None, {"fields": ["flow_id", "version", "name", "tenant", "channel", "is_active"]}),
         (
@@ -187,7 +191,7 @@ class FlowAdmin(TenantScopedAdmin):
     @admin.display(description="Definition")
     def definition_pretty(self, obj: Flow) -> str:
         return format_html(
-            '<pre style="max-height: 40em; overflow: auto; white-space: pre-wrap">{}</pre>',
+            '<pre class="flow-definition">{}</pre>',
             json.dumps(obj.definition, indent=2, ensure_ascii=False),
         )
 

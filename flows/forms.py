@@ -38,7 +38,7 @@ class FlowUploadForm(forms.Form):
                 "rows": 18,
                 "cols": 100,
                 "spellcheck": "false",
-                "style": "font-family: monospace",
+                "class": "flow-json",
             }
         ),
     )

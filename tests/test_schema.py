@@ -5,6 +5,8 @@ The schemathesis run is bounded (a few examples per operation) so it stays part 
 content types, bodies) as a staff session sees them, with path ids of real objects.
 """
 
+import re
+
 import pytest
 import schemathesis
 from django.core.management import call_command
@@ -34,6 +36,14 @@ def test_docs_are_served_without_internet(client):
     assert page.status_code == 200
     assert b"swagger-ui" in page.content
     assert b"cdn.jsdelivr" not in page.content and b"unpkg.com" not in page.content
+    # Swagger UI's start-up script is a file of the same view (the CSP allows no inline script)
+    scripts = re.findall(rb"<script([^>]*)>", page.content)
+    assert scripts and all(b" src=" in attributes for attributes in scripts)
+    start_up = client.get("/api/docs/?script=")
+    assert start_up.status_code == 200
+    assert start_up["Content-Type"].startswith("application/javascript")
+    assert b"SwaggerUIBundle(" in start_up.content and b"/api/schema/" in start_up.content
+    assert b"cdn.jsdelivr" not in start_up.content and b"unpkg.com" not in start_up.content
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     spec = schema.json()
