@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.urls import include, path, reverse_lazy
+from django.urls import include, path
 
 from core import views as core_views
+from tenants.views import invitation_accept_view
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
@@ -11,19 +11,8 @@ urlpatterns = [
     path("", include("channels_app.urls")),
     path("api/", include("chatai.api_urls")),
     path("", include("core.urls")),
-    # Where an invited member chooses a password (the one-time link of tenants.members).
-    path(
-        "accounts/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
-            success_url=reverse_lazy("password_reset_complete")
-        ),
-        name="password_reset_confirm",
-    ),
-    path(
-        "accounts/reset/done/",
-        auth_views.PasswordResetCompleteView.as_view(),
-        name="password_reset_complete",
-    ),
+    # Where an invitation to a tenant is accepted (the one-time link of tenants.members).
+    path("accounts/invite/<str:token>/", invitation_accept_view, name="invitation-accept"),
     path("admin/", admin.site.urls),
 ]
 

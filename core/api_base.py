@@ -61,6 +61,17 @@ class HasTenantAccess(BasePermission):
         return request_api_key(request) is not None or access.has_any_access(request.user)
 
 
+class IsLoggedIn(BasePermission):
+    """Any logged-in user, with or without tenant access (to log out); not an API key."""
+
+    message = "This endpoint is for logged-in users, not API keys."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        return request_user(request) is not None
+
+
 class IsSessionUser(HasTenantAccess):
     """A logged-in user with access to some tenant (an API key gets 403: it is no user)."""
 

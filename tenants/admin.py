@@ -19,13 +19,25 @@ from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
 from tenants.api_keys import api_key_revoke
 from tenants.forms import (
+    InvitationForm,
     MemberChangeForm,
-    MemberInviteForm,
     TenantAdminForm,
     TenantProjectConfigForm,
 )
-from tenants.members import member_remove
-from tenants.models import Tenant, TenantAPIKey, TenantMembership, TenantProjectConfig
+from tenants.members import (
+    invitation_create,
+    invitation_revoke,
+    invitation_url,
+    member_is_last_owner,
+    member_remove,
+)
+from tenants.models import (
+    Tenant,
+    TenantAPIKey,
+    TenantInvitation,
+    TenantMembership,
+    TenantProjectConfig,
+)
 from tenants.services import CONFIG_FIELDS, tenant_create
 
 # Tenant fields only platform staff change: switching a tenant off, its public slug.
@@ -147,64 +159,87 @@ class TenantAPIKeyAdmin(TenantScopedAdmin):
 
 @admin.register(TenantMembership)
 class TenantMembershipAdmin(TenantScopedAdmin):
-    """Who may log in to a tenant, and as what. Owners invite (by email: a new account gets a
-    one-time link to choose a password, shown once), change roles and remove members."""
+    """Who may log in to a tenant, and as what. Owners change roles and remove members; people
+    join through invitations (see TenantInvitationAdmin)."""
 
-    view_action = change_action = add_action = delete_action = Action.MANAGE_MEMBERS
-    list_display = ["user", "user_email", "role", "tenant", "invited_by", "created_at"]
+    view_action = change_action = delete_action = Action.MANAGE_MEMBERS
+    add_action = None
+    form = MemberChangeForm
+    list_display = ["user", "user_name", "role", "tenant", "invited_by", "created_at"]
     list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["user", "tenant", "invited_by"]
-    search_fields = ["user__username", "user__email", "user__first_name", "user__last_name"]
+    search_fields = ["user__username", "user__first_name", "user__last_name"]
+    fields = ["user", "tenant", "role", "invited_by", "created_at"]
     readonly_fields = ["user", "tenant", "invited_by", "created_at"]
 
-    @admin.display(description="Email", ordering="user__email")
-    def user_email(self, obj: TenantMembership) -> str:
-        return obj.user.email
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
-        if obj is not None:
-            return MemberChangeForm
-        tenants = access.tenants_where(request.user, Action.MANAGE_MEMBERS)
-        inviter = request.user
-
-        class Invite(MemberInviteForm):
-            invited_by = inviter
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self.fields["tenant"].queryset = tenants
-
-        return Invite
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        if obj is None:
-            return ["tenant", "email", "name", "role"]
-        return ["user", "tenant", "role", "invited_by", "created_at"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [] if obj is None else self.readonly_fields
+    @admin.display(description="Name", ordering="user__first_name")
+    def user_name(self, obj: TenantMembership) -> str:
+        return obj.user.get_full_name()
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """The forms did the work in `clean` (through `tenants.members`), so a refusal lands
-        on the form; here the new membership is only shown."""
-        if change:
-            return
-        invitation = form.invitation
-        obj.pk = invitation.membership.pk
-        obj.__dict__.update(invitation.membership.__dict__)
-        if invitation.invite_url:
-            messages.warning(
-                request,
-                "A new account was created. Send them this one-time link to choose a password "
-                f"(valid for 3 days; it is not shown again): {invitation.invite_url}",
-            )
+        """`MemberChangeForm.clean` changed the role through `member_update` (so a refusal
+        lands on the form); nothing is left to save."""
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        """The last owner of a tenant is listed as protected: Django then refuses the
+        deletion and says why, on the page and for the bulk action alike."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = list(protected) + [
+            f"{membership}: the last owner of {membership.tenant} (make someone else owner first)"
+            for membership in objs
+            if member_is_last_owner(membership=membership)
+        ]
+        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: TenantMembership) -> None:
-        try:
-            member_remove(membership=obj)
-        except ValidationError as exc:
-            messages.error(request, "; ".join(exc.messages))
+        member_remove(membership=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for membership in queryset:
-            self.delete_model(request, membership)
+            member_remove(membership=membership)
+
+
+@admin.register(TenantInvitation)
+class TenantInvitationAdmin(TenantScopedAdmin):
+    """Invitations to join a tenant. Saving one shows its one-time link, once; deleting a
+    pending one withdraws it."""
+
+    view_action = add_action = delete_action = Action.MANAGE_MEMBERS
+    change_action = None
+    form = InvitationForm
+    list_display = ["email", "role", "tenant", "status", "invited_by", "expires_at", "created_at"]
+    list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["tenant", "invited_by"]
+    readonly_fields = ["status", "invited_by", "expires_at", "accepted_at", "accepted_by"]
+
+    @admin.display(description="Status")
+    def status(self, obj: TenantInvitation) -> str:
+        return obj.status
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["tenant", "email", "role"]
+        return ["tenant", "email", "role", *self.readonly_fields]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        invitation, raw_token = invitation_create(
+            tenant=form.cleaned_data["tenant"],
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            invited_by=request.user,
+        )
+        obj.pk = invitation.pk
+        obj.__dict__.update(invitation.__dict__)
+        messages.warning(
+            request,
+            "Send this one-time link to the person you invited (valid for 7 days; it is not "
+            f"shown again): {invitation_url(raw_token=raw_token)}",
+        )
+
+    def delete_model(self, request: HttpRequest, obj: TenantInvitation) -> None:
+        invitation_revoke(invitation=obj)
+        obj.soft_delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for invitation in queryset:
+            self.delete_model(request, invitation)

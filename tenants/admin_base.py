@@ -36,6 +36,35 @@ class ChataiAuthenticationForm(AdminAuthenticationForm):
             )
 
 
+class PlatformOnlyAdmin:
+    """For pages that belong to no tenant (Django's accounts and groups, the lockout records):
+    platform staff holding Django's own permission for them. Members never see them, even with
+    a permission left over from before memberships."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return access.is_platform_staff(request.user) and super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return access.is_platform_staff(request.user) and super().has_view_permission(  # type: ignore[misc]
+            request, obj
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return access.is_platform_staff(request.user) and super().has_change_permission(  # type: ignore[misc]
+            request, obj
+        )
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return access.is_platform_staff(request.user) and super().has_add_permission(  # type: ignore[misc]
+            request, *args
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return access.is_platform_staff(request.user) and super().has_delete_permission(  # type: ignore[misc]
+            request, obj
+        )
+
+
 class ChataiAdminSite(admin.AdminSite):
     site_header = "chatai staff"
     site_title = "chatai"
@@ -44,6 +73,14 @@ class ChataiAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and access.has_any_access(request.user))
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every model admin answers through `tenants.access`: ours scope by tenant; any other
+        (Django's, a library's, one added later) is for platform staff only."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, (_TenantPermissions, PlatformOnlyAdmin)):
+            admin_class = type(admin_class.__name__, (PlatformOnlyAdmin, admin_class), {})
+        super().register(model_or_iterable, admin_class, **options)
 
 
 class _TenantPermissions:

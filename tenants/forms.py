@@ -3,9 +3,10 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from tenants.members import member_invite, member_update
+from tenants.members import member_update
 from tenants.models import (
     Tenant,
+    TenantInvitation,
     TenantMembership,
     TenantProjectConfig,
     default_opt_in_keywords,
@@ -65,36 +66,16 @@ class TenantProjectConfigForm(forms.ModelForm):
         fields = ["business_description", "target_audience", "communication_style", "language"]
 
 
-class MemberInviteForm(forms.ModelForm):
-    """Invite someone to a tenant by email.
+class InvitationForm(forms.ModelForm):
+    """Invite someone to a tenant: the email says who it is for; the link does the rest."""
 
-    The invitation is made in `clean` (inside the admin's transaction, which rolls it back if
-    anything later fails), so a refusal of `tenants.members.member_invite` (already a member,
-    an ambiguous email) is shown on the form instead of failing the request."""
-
-    email = forms.EmailField(max_length=254, help_text="Their login; new accounts get a link.")
-    name = forms.CharField(max_length=300, required=False, help_text="Optional, for new accounts.")
+    email = forms.EmailField(
+        max_length=254, help_text="Who it is for. They join with the link shown after saving."
+    )
 
     class Meta:
-        model = TenantMembership
-        fields = ["tenant", "role"]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        try:
-            self.invitation = member_invite(
-                tenant=cleaned["tenant"],
-                email=cleaned["email"],
-                role=cleaned["role"],
-                name=cleaned.get("name", ""),
-                invited_by=self.invited_by,
-            )
-        except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                self.add_error(field if field in self.fields else None, errors)
-        return cleaned
+        model = TenantInvitation
+        fields = ["tenant", "email", "role"]
 
 
 class MemberChangeForm(forms.ModelForm):

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from core.fields import EncryptedTextField
 from core.models import BaseModel
@@ -124,3 +125,47 @@ class TenantMembership(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.get_role_display().lower()})"
+
+
+class TenantInvitation(BaseModel):
+    """An invitation to join a tenant with a role, accepted through a one-time link.
+
+    Only the SHA-256 of the link's token is stored; the link is shown once, to the inviter, to
+    pass on. Whoever opens it accepts with their own account (logging in, or creating one with
+    a username and password of their choice): an invitation never creates, finds or changes an
+    account by its email, so nobody can be added to a tenant, or have an account made for them,
+    without holding the link. The email is a label for the owners (encrypted at rest).
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = EncryptedTextField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "invitation"
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="invitation_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"Invitation to {self.tenant} ({self.get_role_display().lower()})"
+
+    @property
+    def status(self) -> str:
+        """`pending`, `accepted`, `revoked` or `expired`."""
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"

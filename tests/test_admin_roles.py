@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from flows.models import Flow, FlowSession
 from tenants.api_keys import api_key_create
+from tenants.members import invitation_create
 from tests import factories
 
 VIEW, REPLY, EXPORT, ERASE, MANAGE = "view", "reply", "export", "erase", "manage"
@@ -27,7 +28,8 @@ ALLOWED = {
 TENANT_MODELS = {
     "tenants.tenant": (VIEW, MANAGE, PLATFORM, PLATFORM, MANAGE),
     "tenants.tenantapikey": (KEYS, KEYS, None, KEYS, KEYS),
-    "tenants.tenantmembership": (MEMBERS, MEMBERS, MEMBERS, MEMBERS, MEMBERS),
+    "tenants.tenantmembership": (MEMBERS, MEMBERS, None, MEMBERS, MEMBERS),
+    "tenants.tenantinvitation": (MEMBERS, None, MEMBERS, MEMBERS, None),
     "channels_app.channelinstance": (VIEW, MANAGE, MANAGE, MANAGE, MANAGE),
     "flows.flow": (VIEW, MANAGE, MANAGE, None, MANAGE),
     "flows.flowsession": (VIEW, None, None, None, None),
@@ -83,7 +85,9 @@ def objects(tenant, django_user_model):
     )
     api_key, _ = api_key_create(tenant=tenant, name="crm")
     membership = factories.MembershipFactory(tenant=tenant, role="viewer")
+    invitation, _ = invitation_create(tenant=tenant, email="new@example.com", role="agent")
     return {
+        "tenants.tenantinvitation": invitation,
         "tenants.tenant": tenant,
         "tenants.tenantapikey": api_key,
         "tenants.tenantmembership": membership,

@@ -79,6 +79,8 @@ def test_the_sweep_sees_every_resource():
         "stats",
         "member-list",
         "member-detail",
+        "invitation-list",
+        "invitation-detail",
     } <= names
     assert all(methods for _, _, methods in ROUTES)
 
@@ -102,8 +104,12 @@ def owned(tenant):
 
     api_key, _ = api_key_create(tenant=tenant, name="crm")
     membership = factories.MembershipFactory(tenant=tenant, role="viewer")
+    from tenants.members import invitation_create
+
+    invitation, _ = invitation_create(tenant=tenant, email="new@example.com", role="agent")
     return {
         "member": membership.pk,
+        "invitation": invitation.pk,
         "tenant": tenant.pk,
         "channel": channel.pk,
         "thread": thread.pk,
@@ -239,7 +245,10 @@ REQUIRED = {
     ("api-key-list", "post"): KEYS,
     ("api-key-detail", "delete"): KEYS,
     ("member-list", "get"): MEMBERS,
-    ("member-list", "post"): MEMBERS,
+    ("invitation-list", "get"): MEMBERS,
+    ("invitation-list", "post"): MEMBERS,
+    ("invitation-detail", "get"): MEMBERS,
+    ("invitation-detail", "delete"): MEMBERS,
     ("member-detail", "get"): MEMBERS,
     ("member-detail", "patch"): MEMBERS,
     ("member-detail", "delete"): MEMBERS,

@@ -188,11 +188,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_COOKIE_AGE = 24 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-# The admin login is the one login page (the password-set page of an invitation links to it).
+# The admin login is the one login page.
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "admin:index"
-# An invitation link (tenants.members) lasts three days, Django's default for reset links.
-PASSWORD_RESET_TIMEOUT = 3 * 24 * 60 * 60
 
 # Failed logins (admin and API) are counted per username at an address and per address, each
 # with its own limit (core/lockout.py): a username is locked out only at the address that

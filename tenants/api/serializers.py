@@ -5,7 +5,14 @@ from typing import Any
 
 from rest_framework import serializers
 
-from tenants.models import Role, Tenant, TenantAPIKey, TenantMembership, TenantProjectConfig
+from tenants.models import (
+    Role,
+    Tenant,
+    TenantAPIKey,
+    TenantInvitation,
+    TenantMembership,
+    TenantProjectConfig,
+)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -105,7 +112,6 @@ class StaffUserSerializer(serializers.Serializer):
 class MemberUserSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     username = serializers.CharField(read_only=True)
-    email = serializers.CharField(read_only=True)
     name = serializers.CharField(source="get_full_name", read_only=True)
 
 
@@ -118,23 +124,32 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MemberCreatedSerializer(MemberSerializer):
-    invite_url = serializers.CharField(
-        read_only=True,
-        allow_null=True,
-        help_text="For a new account only: a one-time link to choose a password, shown only "
-        "in this answer. Null when the person already had an account.",
+class InvitationSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(
+        choices=["pending", "accepted", "revoked", "expired"], read_only=True
     )
 
-    class Meta(MemberSerializer.Meta):
-        fields = ["id", "user", "role", "invite_url", "created_at"]
+    class Meta:
+        model = TenantInvitation
+        fields = ["id", "email", "role", "status", "expires_at", "accepted_at", "created_at"]
         read_only_fields = fields
 
 
-class MemberInviteSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+class InvitationCreatedSerializer(InvitationSerializer):
+    invite_url = serializers.CharField(
+        read_only=True,
+        help_text="The one-time link to pass on, shown only in this answer. Whoever opens it "
+        "joins with their own account (logging in, or creating one).",
+    )
+
+    class Meta(InvitationSerializer.Meta):
+        fields = ["id", "email", "role", "status", "invite_url", "expires_at", "created_at"]
+        read_only_fields = fields
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254, help_text="Who the invitation is for.")
     role = serializers.ChoiceField(choices=Role.choices)
-    name = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
 class MemberUpdateSerializer(serializers.Serializer):

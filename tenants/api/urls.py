@@ -12,6 +12,7 @@ router.register("tenants", views.TenantViewSet, basename="tenant")
 tenant_router = SimpleRouter()
 tenant_router.register("api-keys", views.APIKeyViewSet, basename="api-key")
 tenant_router.register("members", views.MemberViewSet, basename="member")
+tenant_router.register("invitations", views.InvitationViewSet, basename="invitation")
 
 controller_urlpatterns = [
     path("controller/auth", views.LoginView.as_view(), name="controller-auth"),

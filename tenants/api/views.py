@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from core.api_base import (
     UUID_PATTERN,
     HasTenantAccess,
+    IsLoggedIn,
     IsSessionUser,
     TenantScopedMixin,
     error_response,
@@ -33,18 +34,25 @@ from tenants.api.lockout import login_retry_after
 from tenants.api.serializers import (
     APIKeyCreatedSerializer,
     APIKeySerializer,
+    InvitationCreatedSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
     LoginResultSerializer,
     LoginSerializer,
-    MemberCreatedSerializer,
-    MemberInviteSerializer,
     MemberSerializer,
     MemberUpdateSerializer,
     StaffUserSerializer,
     TenantSerializer,
 )
 from tenants.api_keys import api_key_create, api_key_revoke
-from tenants.members import member_invite, member_remove, member_update
-from tenants.models import Tenant, TenantMembership
+from tenants.members import (
+    invitation_create,
+    invitation_revoke,
+    invitation_url,
+    member_remove,
+    member_update,
+)
+from tenants.models import Tenant, TenantInvitation, TenantMembership
 from tenants.services import tenant_create, tenant_update
 
 # Fields only platform staff may change (403 for owners and keys): they are the platform's
@@ -169,11 +177,6 @@ class APIKeyViewSet(
 
 @extend_schema_view(
     list=extend_schema(summary="List the tenant's members (owners and platform staff)"),
-    create=extend_schema(
-        summary="Invite a member by email; a new account gets a one-time link, shown once",
-        request=MemberInviteSerializer,
-        responses={201: MemberCreatedSerializer},
-    ),
     retrieve=extend_schema(summary="A member"),
     partial_update=extend_schema(
         summary="Change a member's role (the last owner keeps it)",
@@ -185,38 +188,25 @@ class APIKeyViewSet(
 class MemberViewSet(
     TenantScopedMixin,
     mixins.ListModelMixin,
-    mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """Who may log in to the tenant, and with which role. For the tenant's owners and platform
-    staff; agents, viewers and API keys get 403."""
+    staff; agents, viewers and API keys get 403. People join through invitations."""
 
     read_action = write_action = Action.MANAGE_MEMBERS
     serializer_class = MemberSerializer
     queryset = TenantMembership.objects.select_related("user").order_by("role", "created_at")
     lookup_url_kwarg = "member"
     lookup_value_regex = UUID_PATTERN
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def get_serializer_class(self) -> type:
-        if self.action == "create":
-            return MemberInviteSerializer
         if self.action in ("partial_update", "update"):
             return MemberUpdateSerializer
         return MemberSerializer
-
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        invitation = member_invite(
-            tenant=self.tenant, invited_by=request_user(request), **serializer.validated_data
-        )
-        membership = invitation.membership
-        membership.invite_url = invitation.invite_url
-        return Response(MemberCreatedSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
@@ -229,6 +219,52 @@ class MemberViewSet(
     def perform_destroy(self, instance: TenantMembership) -> None:
         member_remove(membership=instance)
         access.forget_roles(self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the tenant's invitations (owners and platform staff)"),
+    create=extend_schema(
+        summary="Invite someone; the answer holds the one-time link, once",
+        request=InvitationCreateSerializer,
+        responses={201: InvitationCreatedSerializer},
+    ),
+    retrieve=extend_schema(summary="An invitation"),
+    destroy=extend_schema(summary="Withdraw an invitation (an accepted one stays accepted)"),
+)
+class InvitationViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Invitations to join the tenant with a role. The link is answered once, to pass on;
+    whoever opens it joins with their own account."""
+
+    read_action = write_action = Action.MANAGE_MEMBERS
+    serializer_class = InvitationSerializer
+    queryset = TenantInvitation.objects.order_by("-created_at", "-id")
+    lookup_url_kwarg = "invitation"
+    lookup_value_regex = UUID_PATTERN
+
+    def get_serializer_class(self) -> type:
+        return InvitationCreateSerializer if self.action == "create" else InvitationSerializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation, raw_token = invitation_create(
+            tenant=self.tenant, invited_by=request_user(request), **serializer.validated_data
+        )
+        invitation.invite_url = invitation_url(raw_token=raw_token)
+        return Response(
+            InvitationCreatedSerializer(invitation).data, status=status.HTTP_201_CREATED
+        )
+
+    def perform_destroy(self, instance: TenantInvitation) -> None:
+        invitation_revoke(invitation=instance)
+        instance.soft_delete()
 
 
 # --- Staff login --------------------------------------------------------------------------
@@ -311,9 +347,10 @@ class LoginView(APIView):
 
 
 class LogoutView(APIView):
-    """`POST /api/controller/logout`: ends the session (CSRF protected)."""
+    """`POST /api/controller/logout`: ends the session (CSRF protected), also for a user who
+    has lost their tenant access meanwhile."""
 
-    permission_classes = [IsSessionUser]
+    permission_classes = [IsLoggedIn]
 
     @extend_schema(summary="Log out", request=None, responses={204: None})
     def post(self, request: Request) -> Response:
@@ -335,6 +372,7 @@ class MeView(APIView):
 
 __all__ = [
     "APIKeyViewSet",
+    "InvitationViewSet",
     "MemberViewSet",
     "LoginView",
     "LogoutView",

@@ -115,6 +115,8 @@ class BrowserProblems:
             self.seen.append(f"{response.status} from {response.url}")
 
     def _on_request_failed(self, request: Request) -> None:
+        if request.failure == "net::ERR_ABORTED":
+            return  # cancelled by the page going elsewhere (a click, a redirect): not a failure
         self.seen.append(f"request failed: {request.url} ({request.failure})")
 
     def collect(self, page: Page) -> list[str]:
