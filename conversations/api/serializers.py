@@ -110,7 +110,12 @@ class ErasureReportSerializer(serializers.Serializer):
 
 class StatsQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(
-        min_value=MIN_DAYS, max_value=MAX_DAYS, default=DEFAULT_DAYS, required=False
+        min_value=MIN_DAYS,
+        max_value=MAX_DAYS,
+        default=DEFAULT_DAYS,
+        required=False,
+        help_text=f"Days to cover, today included ({MIN_DAYS}..{MAX_DAYS}, "
+        f"default {DEFAULT_DAYS}).",
     )
 
 
