@@ -3,14 +3,26 @@
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from core.api_fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictModelSerializer,
+    StrictSlugField,
+)
 from tenants.models import Tenant, TenantAPIKey, TenantProjectConfig
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# The same rule in the schema (`pattern`); an empty owner phone is allowed (blank skips it).
+E164_VALIDATOR = RegexValidator(
+    r"^(\+[1-9]\d{6,14})?$", message="Must be an E.164 number such as +5511988887777."
+)
 
 
-class ProjectConfigSerializer(serializers.ModelSerializer):
+class ProjectConfigSerializer(StrictModelSerializer):
     class Meta:
         model = TenantProjectConfig
         fields = ["business_description", "target_audience", "communication_style", "language"]
@@ -18,7 +30,7 @@ class ProjectConfigSerializer(serializers.ModelSerializer):
 
 
 class KeywordListField(serializers.ListField):
-    child = serializers.CharField(max_length=50, allow_blank=False)
+    child = StrictCharField(max_length=50, allow_blank=False)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
@@ -26,13 +38,20 @@ class KeywordListField(serializers.ListField):
         super().__init__(**kwargs)
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(StrictModelSerializer):
     """Writes go through `tenants.services.tenant_create` / `tenant_update` in the view."""
 
-    slug = serializers.SlugField(max_length=80, required=False)
-    owner_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    owner_email = serializers.EmailField(required=False, allow_blank=True)
-    owner_phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    slug = StrictSlugField(max_length=80, required=False)
+    owner_name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    owner_email = StrictEmailField(required=False, allow_blank=True)
+    owner_phone = StrictCharField(
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        validators=[E164_VALIDATOR],
+        help_text="E.164, e.g. +5511988887777 (or empty).",
+    )
     config = ProjectConfigSerializer(required=False)
     opt_out_keywords = KeywordListField()
     opt_in_keywords = KeywordListField()
@@ -55,13 +74,8 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {"is_active": {"required": False}}
 
-    def validate_owner_phone(self, value: str) -> str:
-        if value and not E164.match(value):
-            raise serializers.ValidationError("Must be an E.164 number such as +5511988887777.")
-        return value
 
-
-class APIKeySerializer(serializers.ModelSerializer):
+class APIKeySerializer(StrictModelSerializer):
     class Meta:
         model = TenantAPIKey
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -69,30 +83,28 @@ class APIKeySerializer(serializers.ModelSerializer):
 
 
 class APIKeyCreatedSerializer(APIKeySerializer):
-    key = serializers.CharField(
-        read_only=True, help_text="The key itself, shown only in this answer."
-    )
+    key = StrictCharField(read_only=True, help_text="The key itself, shown only in this answer.")
 
     class Meta(APIKeySerializer.Meta):
         fields = ["id", "name", "prefix", "key", "created_at"]
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=512, trim_whitespace=False, write_only=True)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=512, trim_whitespace=False, write_only=True)
 
 
 class StaffUserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField()
-    email = serializers.CharField()
-    is_staff = serializers.BooleanField()
-    is_superuser = serializers.BooleanField()
+    username = StrictCharField()
+    email = StrictCharField()
+    is_staff = StrictBooleanField()
+    is_superuser = StrictBooleanField()
 
 
 class LoginResultSerializer(serializers.Serializer):
     user = StaffUserSerializer()
-    csrf_token = serializers.CharField(
+    csrf_token = StrictCharField(
         help_text="Send it back as the X-CSRFToken header on unsafe requests (also a cookie)."
     )
     session_expires_at = serializers.DateTimeField()
