@@ -227,6 +227,15 @@ class ChataiAutoSchema(AutoSchema):
                 schema.setdefault("minLength", 1)
         return parameters
 
+    def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False):  # type: ignore[no-untyped-def]
+        """A request serializer's `openapi_request_extra` (rules a field cannot state, e.g.
+        `minProperties`) is merged into its request component, PATCH ones included."""
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        extra = getattr(serializer, "openapi_request_extra", None)
+        if extra and direction == "request":
+            schema = {**schema, **extra}
+        return schema
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)  # type: ignore[arg-type]
         for code in self._error_codes():

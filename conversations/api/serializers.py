@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
@@ -50,10 +52,24 @@ class ThreadSerializer(StrictModelSerializer):
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
+    openapi_request_extra = {"minProperties": 1, "additionalProperties": False}
+
     status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
     needs_human = StrictBooleanField(
         required=False, help_text="false resumes automation; true pauses it for a human."
     )
+
+    def to_internal_value(self, data: Any) -> dict:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: ["Unknown field: send `status` and/or `needs_human`."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict) -> dict:
         if not attrs:

@@ -29,6 +29,8 @@ class FlowSerializer(StrictModelSerializer):
 class FlowActiveSerializer(StrictModelSerializer):
     """PATCH body of a flow: only `is_active` may change (activating deactivates the others)."""
 
+    openapi_request_extra = {"required": ["is_active"]}
+
     class Meta:
         model = Flow
         fields = ["is_active"]

@@ -11,14 +11,18 @@ from core.api_fields import (
     StrictCharField,
     StrictEmailField,
     StrictModelSerializer,
-    StrictSlugField,
 )
 from tenants.models import Tenant, TenantAPIKey, TenantProjectConfig
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # The same rule in the schema (`pattern`); an empty owner phone is allowed (blank skips it).
-E164_VALIDATOR = RegexValidator(
-    r"^(\+[1-9]\d{6,14})?$", message="Must be an E.164 number such as +5511988887777."
+E164_VALIDATOR = RegexValidator(E164, message="Must be an E.164 number such as +5511988887777.")
+
+
+# What `django.utils.text.slugify` leaves as it is (the service's rule), as a schema pattern.
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9]+(?:(?:_+-?|-)_*[a-z0-9]+)*$",
+    message="Use lowercase letters, numbers and hyphens.",
 )
 
 
@@ -41,7 +45,14 @@ class KeywordListField(serializers.ListField):
 class TenantSerializer(StrictModelSerializer):
     """Writes go through `tenants.services.tenant_create` / `tenant_update` in the view."""
 
-    slug = StrictSlugField(max_length=80, required=False)
+    slug = StrictCharField(
+        max_length=80,
+        required=False,
+        trim_whitespace=False,
+        validators=[SLUG_VALIDATOR],
+        help_text="Lowercase letters, digits, hyphens and underscores; derived from the name "
+        "when left out.",
+    )
     owner_name = StrictCharField(max_length=200, required=False, allow_blank=True)
     owner_email = StrictEmailField(required=False, allow_blank=True)
     owner_phone = StrictCharField(
