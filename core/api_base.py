@@ -236,6 +236,13 @@ class ChataiAutoSchema(AutoSchema):
             schema = {**schema, **extra}
         return schema
 
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        """A body whose serializer states extra rules (`openapi_request_extra`) is required."""
+        body = super()._get_request_body(direction)  # type: ignore[arg-type]
+        if body and getattr(self.get_request_serializer(), "openapi_request_extra", None):
+            body["required"] = True
+        return body
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)  # type: ignore[arg-type]
         for code in self._error_codes():

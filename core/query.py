@@ -8,7 +8,9 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+# Longer numbers are read as this (above every maximum; a page past the last one).
+_HUGE = 10**18
 
 
 def single_query_params(request: Request, names: list[str]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def query_int(
         return None
     if not _WHOLE_NUMBER.fullmatch(value):
         raise ValidationError({name: ["Must be a whole number."]})
-    number = int(value)
+    number = int(value) if len(value) <= 18 else _HUGE
     if number < minimum or (maximum is not None and number > maximum):
         bounds = f"from {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise ValidationError({name: [f"Must be a whole number {bounds}."]})

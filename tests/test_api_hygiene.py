@@ -113,9 +113,10 @@ def test_filters_and_page_numbers_refuse_bad_values(client, tenant, route, query
 
 @pytest.mark.django_db
 def test_a_page_past_the_last_one_is_still_a_404(client, tenant):
-    response = client.get(reverse("thread-list", kwargs={"tenant": tenant.pk}), {"page": 9})
-    assert response.status_code == 404
-    assert error_of(response)["code"] == "not_found"
+    for page in ("9", "2499701539669723648", "9" * 40):
+        response = client.get(reverse("thread-list", kwargs={"tenant": tenant.pk}), {"page": page})
+        assert response.status_code == 404
+        assert error_of(response)["code"] == "not_found"
 
 
 @pytest.mark.django_db
