@@ -81,6 +81,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         details = _flatten(exc.detail)
     elif isinstance(exc, exceptions.APIException):
         message = str(exc.detail)
+        if response.status_code == 403 and message.startswith("CSRF Failed"):
+            # DRF's SessionAuthentication: the same code as Django's CSRF_FAILURE_VIEW.
+            code = "csrf_failed"
         if isinstance(exc.detail, str) and getattr(exc.detail, "code", None):
             detail_code = exc.detail.code
             if detail_code not in ("invalid", "error", None) and response.status_code == 409:

@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -188,10 +190,13 @@ _ERROR_DESCRIPTIONS = {
 
 
 class ChataiAutoSchema(AutoSchema):
-    """Adds the error envelope responses to each operation.
+    """Adds the error envelope responses to each operation, and says what the server refuses.
 
     401, 403 and 404 everywhere authentication applies, 400 on writes and on reads with query
-    filters, 415 on writes. Views add others (409, 429) with `extend_schema`.
+    filters or page numbers, 415 on writes. Views add others (409, 429) with `extend_schema`.
+    Query filters (`core.filters.StrictFilterSet`) refuse empty values, so string filters say
+    `minLength: 1`; date-time filters carry `core.filters.DATETIME_PATTERN` (offsets under 16
+    hours).
     """
 
     def _error_codes(self) -> list[str]:
@@ -202,7 +207,11 @@ class ChataiAutoSchema(AutoSchema):
             codes += ["401", "403", "404"]
         elif "{" in self.path:
             codes.append("404")
-        if self.method in ("POST", "PUT", "PATCH") or self._has_query_filters():
+        if (
+            self.method in ("POST", "PUT", "PATCH")
+            or self._has_query_filters()
+            or self._is_paginated_list()
+        ):
             codes.append("400")
         if self.method in ("POST", "PUT", "PATCH"):
             codes.append("415")
@@ -215,6 +224,43 @@ class ChataiAutoSchema(AutoSchema):
             or getattr(view, "filterset_fields", None)
             or getattr(view, "query_serializer_class", None)
         )
+
+    def _is_paginated_list(self) -> bool:
+        return (
+            self.method == "GET"
+            and getattr(self.view, "pagination_class", None) is not None
+            and self._is_list_view()
+        )
+
+    def _get_filter_parameters(self) -> list[dict[str, Any]]:
+        from core.filters import DATETIME_PATTERN
+
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") != "string" or "enum" in schema:
+                continue
+            if schema.get("format") == "date-time":
+                schema["pattern"] = DATETIME_PATTERN
+            elif "format" not in schema:
+                schema.setdefault("minLength", 1)
+        return parameters
+
+    def _map_serializer(self, serializer: Any, direction: str, bypass_extensions: bool = False):  # type: ignore[no-untyped-def]
+        """A request serializer's `openapi_request_extra` (rules a field cannot state, e.g.
+        `minProperties`) is merged into its request component, PATCH ones included."""
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        extra = getattr(serializer, "openapi_request_extra", None)
+        if extra and direction == "request":
+            schema = {**schema, **extra}
+        return schema
+
+    def _get_request_body(self, direction: str = "request") -> dict[str, Any] | None:
+        """A body whose serializer states extra rules (`openapi_request_extra`) is required."""
+        body = super()._get_request_body(direction)  # type: ignore[arg-type]
+        if body and getattr(self.get_request_serializer(), "openapi_request_extra", None):
+            body["required"] = True
+        return body
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)  # type: ignore[arg-type]
@@ -239,9 +285,23 @@ def error_response(code: str, description: str | None = None) -> dict[str, OpenA
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
+def error_envelope(code: str, message: str, status: int, **headers: str) -> JsonResponse:
+    """The API's error body `{"error": {"code", "message", "details"}}` outside DRF views."""
+    response = JsonResponse(
+        {"error": {"code": code, "message": message, "details": []}}, status=status
+    )
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Any unknown /api/ path: the JSON 404 envelope (a GET missing its trailing slash is
-    redirected, as APPEND_SLASH would have done)."""
+    """Any unknown /api/ path, whatever the method: the JSON 404 envelope (a GET missing its
+    trailing slash is redirected, as APPEND_SLASH would have done).
+
+    Exempt from CSRF: it reads nothing and changes nothing, so an unsafe method on an unknown
+    path is a 404 like any other, not Django's HTML CSRF page."""
     path = request.path_info
     if settings.APPEND_SLASH and not path.endswith("/") and request.method in ("GET", "HEAD"):
         try:
@@ -253,6 +313,17 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
             return HttpResponsePermanentRedirect(
                 request.path + "/" + (f"?{query}" if query else "")
             )
-    return JsonResponse(
-        {"error": {"code": "not_found", "message": "Not found.", "details": []}}, status=404
-    )
+    return error_envelope("not_found", "Not found.", 404)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """`CSRF_FAILURE_VIEW`: the JSON envelope (403 `csrf_failed`) under /api/, Django's page
+    elsewhere (the admin)."""
+    if request.path_info.startswith("/api/"):
+        return error_envelope(
+            "csrf_failed",
+            f"CSRF Failed: {reason} Send the X-CSRFToken header with the token from the "
+            "login answer (or the csrftoken cookie).",
+            403,
+        )
+    return django_csrf_failure(request, reason=reason)

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from tenants.models import Role, Tenant, TenantInvitation, TenantMembership
+from tenants.models import InvitationStatus, Role, Tenant, TenantInvitation, TenantMembership
 
 INVITATION_DAYS = 7
 
@@ -80,7 +80,7 @@ def invitation_find(*, raw_token: str) -> TenantInvitation | None:
         .filter(tenant__deleted_at__isnull=True)
         .first()
     )
-    if invitation is None or invitation.status != "pending":
+    if invitation is None or invitation.status != InvitationStatus.PENDING:
         return None
     return invitation
 
@@ -96,7 +96,7 @@ def invitation_accept(*, invitation: TenantInvitation, user: Any) -> TenantMembe
     A user who already is a member keeps their membership and role (the invitation is used up
     all the same). Raises InvitationUnusable when the invitation is no longer pending."""
     locked = TenantInvitation.objects.select_for_update().filter(pk=invitation.pk).first()
-    if locked is None or locked.status != "pending":
+    if locked is None or locked.status != InvitationStatus.PENDING:
         raise InvitationUnusable
     existing = TenantMembership.objects.filter(tenant_id=locked.tenant_id, user=user).first()
     if existing is not None:

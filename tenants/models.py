@@ -127,6 +127,13 @@ class TenantMembership(BaseModel):
         return f"{self.user} ({self.get_role_display().lower()})"
 
 
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REVOKED = "revoked", "Withdrawn"
+    EXPIRED = "expired", "Expired"
+
+
 class TenantInvitation(BaseModel):
     """An invitation to join a tenant with a role, accepted through a one-time link.
 
@@ -160,12 +167,11 @@ class TenantInvitation(BaseModel):
         return f"Invitation to {self.tenant} ({self.get_role_display().lower()})"
 
     @property
-    def status(self) -> str:
-        """`pending`, `accepted`, `revoked` or `expired`."""
+    def status(self) -> InvitationStatus:
         if self.accepted_at:
-            return "accepted"
+            return InvitationStatus.ACCEPTED
         if self.revoked_at:
-            return "revoked"
+            return InvitationStatus.REVOKED
         if self.expires_at <= timezone.now():
-            return "expired"
-        return "pending"
+            return InvitationStatus.EXPIRED
+        return InvitationStatus.PENDING

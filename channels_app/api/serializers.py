@@ -1,26 +1,41 @@
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from channels_app.models import ChannelInstance, ChannelType, Provider
+from channels_app.services import E164
+from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
+
+IDENTIFIER_MESSAGE = "Must be 'whatsapp:' followed by the phone number."
 
 
-class ChannelSerializer(serializers.ModelSerializer):
+class ChannelSerializer(StrictModelSerializer):
     """A channel. `secrets` are write-only: answers only say `has_secrets`."""
 
     channel_type = serializers.ChoiceField(
         choices=ChannelType.choices, default=ChannelType.WHATSAPP
     )
     provider = serializers.ChoiceField(choices=Provider.choices)
-    identifier = serializers.CharField(
-        max_length=100, required=False, help_text="Defaults to `whatsapp:<phone_number>`."
+    identifier = StrictCharField(
+        max_length=100,
+        required=False,
+        trim_whitespace=False,
+        validators=[RegexValidator(r"^whatsapp:\+[1-9]\d{6,14}$", message=IDENTIFIER_MESSAGE)],
+        help_text="`whatsapp:` followed by `phone_number` (the default).",
+    )
+    phone_number = StrictCharField(
+        max_length=20,
+        trim_whitespace=False,
+        validators=[RegexValidator(E164, message="Must be an E.164 number such as +14155238886.")],
+        help_text="E.164, e.g. +14155238886.",
     )
     settings = serializers.DictField(required=False, help_text="Non-secret provider settings.")
     secrets = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, max_length=2000, trim_whitespace=True),
+        child=StrictCharField(allow_blank=True, max_length=2000, trim_whitespace=True),
         required=False,
         write_only=True,
         help_text="Provider credentials; never returned. On PATCH, an empty value removes one.",
     )
-    has_secrets = serializers.BooleanField(read_only=True)
+    has_secrets = StrictBooleanField(read_only=True)
 
     class Meta:
         model = ChannelInstance

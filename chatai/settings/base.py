@@ -54,6 +54,8 @@ PII_LOOKUP_KEY = _required("PII_LOOKUP_KEY", _derived_key("lookup", SECRET_KEY))
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
+# The JSON error envelope for /api/ paths; Django's page for the admin.
+CSRF_FAILURE_VIEW = "core.api_base.csrf_failure"
 
 INSTALLED_APPS = [
     "chatai.apps.ChataiAdminConfig",
@@ -237,8 +239,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON (the flow upload also takes a multipart file); a form post is a 415.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "core.api_base.ChataiAutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
@@ -256,6 +260,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ThreadStatusEnum": "conversations.models.ThreadStatus",
         "MessageStatusEnum": "conversations.models.MessageStatus",
+        "InvitationStatusEnum": "tenants.models.InvitationStatus",
     },
     # Swagger UI would otherwise send the schema's URL to validator.swagger.io for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},

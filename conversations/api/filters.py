@@ -10,16 +10,17 @@ from conversations.models import (
 )
 from conversations.selectors import OPTED_OUT
 from core.crypto import normalize_phone, phone_lookup
+from core.filters import StrictBooleanFilter, StrictFilterSet, StrictIsoDateTimeFilter
 
 
-class ContactFilter(django_filters.FilterSet):
-    opted_out = django_filters.BooleanFilter(method="filter_opted_out", label="Opted out")
-    erased = django_filters.BooleanFilter(
+class ContactFilter(StrictFilterSet):
+    opted_out = StrictBooleanFilter(method="filter_opted_out", label="Opted out")
+    erased = StrictBooleanFilter(
         field_name="erased_at", lookup_expr="isnull", exclude=True, label="Erased"
     )
     phone = django_filters.CharFilter(method="filter_phone", label="Phone (E.164, exact)")
     external_id = django_filters.CharFilter()
-    created_since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_since = StrictIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Contact
@@ -38,19 +39,19 @@ class ContactFilter(django_filters.FilterSet):
         return queryset.filter(phone_lookup=phone_lookup(normalized))
 
 
-class ThreadFilter(django_filters.FilterSet):
+class ThreadFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=ThreadStatus.choices)
     channel = django_filters.UUIDFilter(field_name="channel_id")
     contact = django_filters.UUIDFilter(field_name="contact_id")
-    needs_human = django_filters.BooleanFilter()
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    needs_human = StrictBooleanFilter()
+    updated_since = StrictIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = ChatThread
         fields = ["status", "channel", "contact", "needs_human", "updated_since"]
 
 
-class MessageFilter(django_filters.FilterSet):
+class MessageFilter(StrictFilterSet):
     direction = django_filters.ChoiceFilter(choices=Direction.choices)
     status = django_filters.ChoiceFilter(choices=MessageStatus.choices)
 

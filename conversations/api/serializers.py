@@ -1,10 +1,13 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
 from conversations.services.stats import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS
+from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(StrictModelSerializer):
     """A contact with its decrypted name and phone (for authorised clients only)."""
 
     class Meta:
@@ -22,14 +25,14 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ThreadContactSerializer(serializers.ModelSerializer):
+class ThreadContactSerializer(StrictModelSerializer):
     class Meta:
         model = Contact
         fields = ["id", "name", "phone"]
         read_only_fields = fields
 
 
-class ThreadSerializer(serializers.ModelSerializer):
+class ThreadSerializer(StrictModelSerializer):
     contact = ThreadContactSerializer(read_only=True)
 
     class Meta:
@@ -49,10 +52,24 @@ class ThreadSerializer(serializers.ModelSerializer):
 
 
 class ThreadUpdateSerializer(serializers.Serializer):
+    openapi_request_extra = {"minProperties": 1, "additionalProperties": False}
+
     status = serializers.ChoiceField(choices=ThreadStatus.choices, required=False)
-    needs_human = serializers.BooleanField(
+    needs_human = StrictBooleanField(
         required=False, help_text="false resumes automation; true pauses it for a human."
     )
+
+    def to_internal_value(self, data: Any) -> dict:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: ["Unknown field: send `status` and/or `needs_human`."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict) -> dict:
         if not attrs:
@@ -60,14 +77,14 @@ class ThreadUpdateSerializer(serializers.Serializer):
         return attrs
 
 
-class AttachmentSerializer(serializers.ModelSerializer):
+class AttachmentSerializer(StrictModelSerializer):
     class Meta:
         model = MessageAttachment
         fields = ["id", "media_type", "content_type", "url", "size_bytes"]
         read_only_fields = fields
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(StrictModelSerializer):
     attachments = AttachmentSerializer(many=True, read_only=True)
 
     class Meta:
@@ -87,18 +104,18 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class AgentMessageSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=4096, help_text="Sent as the agent.")
+    text = StrictCharField(max_length=4096, help_text="Sent as the agent.")
 
 
 class ErasureSerializer(serializers.Serializer):
-    dry_run = serializers.BooleanField(
+    dry_run = StrictBooleanField(
         default=False, help_text="Report what would be erased without changing anything."
     )
 
 
 class ErasureReportSerializer(serializers.Serializer):
     contact_id = serializers.UUIDField()
-    dry_run = serializers.BooleanField()
+    dry_run = StrictBooleanField()
     contacts_redacted = serializers.IntegerField()
     messages_redacted = serializers.IntegerField()
     messages_cancelled = serializers.IntegerField()
@@ -110,7 +127,12 @@ class ErasureReportSerializer(serializers.Serializer):
 
 class StatsQuerySerializer(serializers.Serializer):
     days = serializers.IntegerField(
-        min_value=MIN_DAYS, max_value=MAX_DAYS, default=DEFAULT_DAYS, required=False
+        min_value=MIN_DAYS,
+        max_value=MAX_DAYS,
+        default=DEFAULT_DAYS,
+        required=False,
+        help_text=f"Days to cover, today included ({MIN_DAYS}..{MAX_DAYS}, "
+        f"default {DEFAULT_DAYS}).",
     )
 
 
@@ -126,8 +148,8 @@ class ThreadCountSerializer(serializers.Serializer):
 
 
 class FlowStatsSerializer(serializers.Serializer):
-    flow_id = serializers.CharField()
-    name = serializers.CharField()
+    flow_id = StrictCharField()
+    name = StrictCharField()
     started = serializers.IntegerField()
     completed = serializers.IntegerField()
     handed_off = serializers.IntegerField()

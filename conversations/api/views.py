@@ -1,9 +1,8 @@
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +31,8 @@ from conversations.services.stats import tenant_stats
 from conversations.services.threads import thread_update
 from core.api import Conflict
 from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_user
+from core.pagination import StrictCursorPagination
+from core.query import single_query_params
 from tenants.access import Action
 
 
@@ -106,8 +107,8 @@ class ThreadViewSet(
         return Response(ThreadSerializer(thread).data)
 
 
-class MessageCursorPagination(CursorPagination):
-    """Newest first; `?page_size=` up to 200."""
+class MessageCursorPagination(StrictCursorPagination):
+    """Newest first; `?page_size=` from 1 to 200."""
 
     ordering = ("-created_at", "-id")
     page_size = 50
@@ -185,15 +186,11 @@ class StatsView(TenantScopedMixin, APIView):
 
     @extend_schema(
         summary="Activity over the last N days (default 30, 1..365)",
-        parameters=[
-            OpenApiParameter(
-                "days", int, description="Days to cover, today included (1..365, default 30)."
-            )
-        ],
+        parameters=[StatsQuerySerializer],
         responses={200: StatsSerializer},
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        query = StatsQuerySerializer(data=request.query_params)
+        query = StatsQuerySerializer(data=single_query_params(request, ["days"]))
         query.is_valid(raise_exception=True)
         stats = tenant_stats(tenant=self.tenant, days=query.validated_data["days"])
         return Response(StatsSerializer(stats).data)

@@ -3,13 +3,14 @@ list (in the browsable API's form) and validate against every tenant's channels.
 
 import django_filters
 
+from core.filters import StrictBooleanFilter, StrictFilterSet
 from flows.models import Flow
 
 
-class FlowFilter(django_filters.FilterSet):
+class FlowFilter(StrictFilterSet):
     channel = django_filters.UUIDFilter(field_name="channel_id")
     flow_id = django_filters.CharFilter()
-    is_active = django_filters.BooleanFilter()
+    is_active = StrictBooleanFilter()
 
     class Meta:
         model = Flow

@@ -4,12 +4,13 @@ from typing import Any
 from rest_framework import serializers
 
 from channels_app.models import ChannelInstance
+from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 from flows.models import Flow
 
 MAX_FLOW_FILE_BYTES = 1024 * 1024
 
 
-class FlowSerializer(serializers.ModelSerializer):
+class FlowSerializer(StrictModelSerializer):
     class Meta:
         model = Flow
         fields = [
@@ -25,8 +26,10 @@ class FlowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FlowActiveSerializer(serializers.ModelSerializer):
+class FlowActiveSerializer(StrictModelSerializer):
     """PATCH body of a flow: only `is_active` may change (activating deactivates the others)."""
+
+    openapi_request_extra = {"required": ["is_active"]}
 
     class Meta:
         model = Flow
@@ -89,7 +92,7 @@ class FlowCreateSerializer(FlowDocumentSerializer):
     channel = serializers.PrimaryKeyRelatedField(
         queryset=ChannelInstance.objects.none(), help_text="A channel of this tenant."
     )
-    activate = serializers.BooleanField(
+    activate = StrictBooleanField(
         default=True, help_text="Make this version the active one of its flow_id."
     )
 
@@ -101,6 +104,6 @@ class FlowCreateSerializer(FlowDocumentSerializer):
 
 
 class FlowValidationResultSerializer(serializers.Serializer):
-    valid = serializers.BooleanField()
-    flow_id = serializers.CharField()
-    name = serializers.CharField()
+    valid = StrictBooleanField()
+    flow_id = StrictCharField()
+    name = StrictCharField()

@@ -66,8 +66,16 @@ class FlowViewSet(
     lookup_url_kwarg = "flow"
     lookup_value_regex = UUID_PATTERN
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
     filterset_class = FlowFilter
+
+    def get_parsers(self) -> list:
+        """JSON everywhere; uploading or validating a flow also takes a multipart `file`."""
+        action = getattr(self, "action", None)
+        if action is None and getattr(self, "request", None) is not None:
+            action = self.action_map.get(self.request.method.lower())
+        if action in ("create", "validate"):
+            return [parsers.JSONParser(), parsers.MultiPartParser()]
+        return [parsers.JSONParser()]
 
     def get_serializer_class(self) -> type:
         if self.action == "create":

@@ -3,9 +3,17 @@
 import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from core.api_fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictModelSerializer,
+)
 from tenants.models import (
+    InvitationStatus,
     Role,
     Tenant,
     TenantAPIKey,
@@ -15,9 +23,18 @@ from tenants.models import (
 )
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# The same rule in the schema (`pattern`); an empty owner phone is allowed (blank skips it).
+E164_VALIDATOR = RegexValidator(E164, message="Must be an E.164 number such as +5511988887777.")
 
 
-class ProjectConfigSerializer(serializers.ModelSerializer):
+# What `django.utils.text.slugify` leaves as it is (the service's rule), as a schema pattern.
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9]+(?:(?:_+-?|-)_*[a-z0-9]+)*$",
+    message="Use lowercase letters, numbers and hyphens.",
+)
+
+
+class ProjectConfigSerializer(StrictModelSerializer):
     class Meta:
         model = TenantProjectConfig
         fields = ["business_description", "target_audience", "communication_style", "language"]
@@ -25,7 +42,7 @@ class ProjectConfigSerializer(serializers.ModelSerializer):
 
 
 class KeywordListField(serializers.ListField):
-    child = serializers.CharField(max_length=50, allow_blank=False)
+    child = StrictCharField(max_length=50, allow_blank=False)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
@@ -33,13 +50,27 @@ class KeywordListField(serializers.ListField):
         super().__init__(**kwargs)
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(StrictModelSerializer):
     """Writes go through `tenants.services.tenant_create` / `tenant_update` in the view."""
 
-    slug = serializers.SlugField(max_length=80, required=False)
-    owner_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    owner_email = serializers.EmailField(required=False, allow_blank=True)
-    owner_phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    slug = StrictCharField(
+        max_length=80,
+        required=False,
+        trim_whitespace=False,
+        validators=[SLUG_VALIDATOR],
+        help_text="Lowercase letters, digits, hyphens and underscores; derived from the name "
+        "when left out.",
+    )
+    owner_name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    owner_email = StrictEmailField(required=False, allow_blank=True)
+    owner_phone = StrictCharField(
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        validators=[E164_VALIDATOR],
+        help_text="E.164, e.g. +5511988887777 (or empty).",
+    )
     config = ProjectConfigSerializer(required=False)
     opt_out_keywords = KeywordListField()
     opt_in_keywords = KeywordListField()
@@ -62,13 +93,8 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {"is_active": {"required": False}}
 
-    def validate_owner_phone(self, value: str) -> str:
-        if value and not E164.match(value):
-            raise serializers.ValidationError("Must be an E.164 number such as +5511988887777.")
-        return value
 
-
-class APIKeySerializer(serializers.ModelSerializer):
+class APIKeySerializer(StrictModelSerializer):
     class Meta:
         model = TenantAPIKey
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -76,17 +102,15 @@ class APIKeySerializer(serializers.ModelSerializer):
 
 
 class APIKeyCreatedSerializer(APIKeySerializer):
-    key = serializers.CharField(
-        read_only=True, help_text="The key itself, shown only in this answer."
-    )
+    key = StrictCharField(read_only=True, help_text="The key itself, shown only in this answer.")
 
     class Meta(APIKeySerializer.Meta):
         fields = ["id", "name", "prefix", "key", "created_at"]
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=512, trim_whitespace=False, write_only=True)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=512, trim_whitespace=False, write_only=True)
 
 
 class UserMembershipSerializer(serializers.Serializer):
@@ -97,11 +121,11 @@ class UserMembershipSerializer(serializers.Serializer):
 
 class StaffUserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField()
-    email = serializers.CharField()
-    is_staff = serializers.BooleanField()
-    is_superuser = serializers.BooleanField()
-    is_platform_staff = serializers.BooleanField(
+    username = StrictCharField()
+    email = StrictCharField()
+    is_staff = StrictBooleanField()
+    is_superuser = StrictBooleanField()
+    is_platform_staff = StrictBooleanField(
         help_text="Sees and manages every tenant (superusers and the Platform staff group)."
     )
     memberships = UserMembershipSerializer(
@@ -125,9 +149,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    status = serializers.ChoiceField(
-        choices=["pending", "accepted", "revoked", "expired"], read_only=True
-    )
+    status = serializers.ChoiceField(choices=InvitationStatus.choices, read_only=True)
 
     class Meta:
         model = TenantInvitation
@@ -148,7 +170,7 @@ class InvitationCreatedSerializer(InvitationSerializer):
 
 
 class InvitationCreateSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254, help_text="Who the invitation is for.")
+    email = StrictEmailField(max_length=254, help_text="Who the invitation is for.")
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -158,7 +180,7 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 class LoginResultSerializer(serializers.Serializer):
     user = StaffUserSerializer()
-    csrf_token = serializers.CharField(
+    csrf_token = StrictCharField(
         help_text="Send it back as the X-CSRFToken header on unsafe requests (also a cookie)."
     )
     session_expires_at = serializers.DateTimeField()

@@ -100,6 +100,10 @@ class TenantViewSet(
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if request.method.lower() not in self.action_map:
+            # The route exists (it is in the public schema): an unsupported method is a 405
+            # with `Allow`, for a key too, before the key's 404 for the tenant list.
+            raise exceptions.MethodNotAllowed(request.method)
         if self.lookup_url_kwarg in kwargs:
             self.tenant = tenant_for_request(request, kwargs[self.lookup_url_kwarg])
             bind_tenant(self.tenant.pk)
