@@ -13,16 +13,7 @@ from flows.models import Flow, FlowSession
 from tenants.api_keys import api_key_create
 from tenants.members import invitation_create
 from tests import factories
-
-VIEW, REPLY, EXPORT, ERASE, MANAGE = "view", "reply", "export", "erase", "manage"
-KEYS, MEMBERS, PLATFORM = "manage_keys", "manage_members", "platform"
-OWNER = {VIEW, REPLY, EXPORT, ERASE, MANAGE, KEYS, MEMBERS}
-ALLOWED = {
-    "owner": OWNER,
-    "agent": {VIEW, REPLY},
-    "viewer": {VIEW},
-    "platform_group": OWNER | {PLATFORM},
-}
+from tests.roles import ALLOWED, KEYS, MANAGE, MEMBERS, PLATFORM, REPLY, USER_KINDS, VIEW, logged_in
 
 # model -> (view, change, add, delete, change by POST); None: nobody (read-only pages)
 TENANT_MODELS = {
@@ -119,9 +110,9 @@ def _pages(objects):
             yield label, kind, takes_id, reverse(f"admin:{pattern.name}", kwargs=kwargs)
 
 
-def _expected_get(label, kind, allowed, url):
-    if label in PLATFORM_MODELS:
-        return 403
+def _expected_get(label, kind, allowed, url, principal):
+    if label in PLATFORM_MODELS:  # superusers: Django's own rules, not ours to sweep
+        return None if principal == "superuser" else 403
     column = TENANT_MODELS[label][_GET_COLUMNS.get(kind, 0)]  # changelist and history: view
     if column is None or column not in allowed:
         return 403
@@ -130,29 +121,20 @@ def _expected_get(label, kind, allowed, url):
     return 200
 
 
-def _login(kind, tenant, django_user_model, member):
-    client = Client()
-    if kind == "platform_group":
-        user = django_user_model.objects.create_user(username="ops")
-        user.groups.add(Group.objects.get(name="Platform staff"))
-    else:
-        user = member(tenant, kind)
-    client.force_login(user)
-    return client
-
-
 @pytest.mark.django_db
-@pytest.mark.parametrize("kind", sorted(ALLOWED))
+@pytest.mark.parametrize("kind", USER_KINDS)
 def test_each_role_sees_exactly_its_admin_pages(kind, objects, tenant, django_user_model, member):
     # given: a user of `kind` on `tenant`
-    client = _login(kind, tenant, django_user_model, member)
+    client = logged_in(Client(), kind, tenant, django_user_model, member)
     allowed = ALLOWED[kind]
     failures = []
     assert client.get(reverse("admin:index")).status_code == 200
     # when: they open every page
     for label, page, _, url in _pages(objects):
-        expected = _expected_get(label, page, allowed, url)
+        expected = _expected_get(label, page, allowed, url, kind)
         status = client.get(url).status_code
+        if expected is None:
+            expected = status if status < 500 else "below 500"
         if status != expected:
             failures.append((url, "GET", status, expected))
         # and send every change form (an empty one: refused, or re-shown with its errors)

@@ -10,6 +10,18 @@ from rest_framework.test import APIClient
 from flows.models import Flow
 from tests import factories
 from tests.api_helpers import error_of, key_client
+from tests.roles import (
+    ALLOWED,
+    ERASE,
+    EXPORT,
+    KEYS,
+    MANAGE,
+    MEMBERS,
+    PLATFORM,
+    REPLY,
+    VIEW,
+    logged_in,
+)
 
 WRITE_BODIES = {"post": {}, "patch": {}, "put": {}}
 
@@ -229,11 +241,8 @@ def test_unknown_and_malformed_ids_are_json_404s(staff_client, tenant):
 
 
 # --- Roles -----------------------------------------------------------------------------------
-# What each route needs, written here independently of `tenants.access`, and what each kind of
-# principal may do. A route missing from REQUIRED fails the sweep.
-
-VIEW, REPLY, EXPORT, ERASE, MANAGE = "view", "reply", "export", "erase", "manage"
-KEYS, MEMBERS, PLATFORM = "manage_keys", "manage_members", "platform"
+# What each route needs, written here independently of `tenants.access` (what each kind of
+# principal may do is in tests/roles.py). A route missing from REQUIRED fails the sweep.
 
 REQUIRED = {
     ("tenant-list", "get"): VIEW,
@@ -275,16 +284,6 @@ REQUIRED = {
     ("stats", "get"): VIEW,
 }
 
-OWNER = {VIEW, REPLY, EXPORT, ERASE, MANAGE, KEYS, MEMBERS}
-ALLOWED = {
-    "owner": OWNER,
-    "agent": {VIEW, REPLY},
-    "viewer": {VIEW},
-    "key": {VIEW, REPLY, EXPORT, ERASE, MANAGE},
-    "platform_group": OWNER | {PLATFORM},
-    "superuser": OWNER | {PLATFORM},
-}
-
 
 def test_every_route_and_method_has_a_required_action():
     swept = {(name, method) for name, _, methods in ROUTES for method in methods}
@@ -300,20 +299,9 @@ def _ordered_calls(owned):
 
 
 def _client_for(kind, tenant, django_user_model, member):
-    from django.contrib.auth.models import Group
-
     if kind == "key":
         return key_client(tenant)
-    client = APIClient()
-    if kind == "superuser":
-        user = django_user_model.objects.create_user(username="root", is_superuser=True)
-    elif kind == "platform_group":
-        user = django_user_model.objects.create_user(username="ops")
-        user.groups.add(Group.objects.get(name="Platform staff"))
-    else:
-        user = member(tenant, kind)
-    client.force_login(user)
-    return client
+    return logged_in(APIClient(), kind, tenant, django_user_model, member)
 
 
 @pytest.mark.django_db
