@@ -10,6 +10,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from conversations import admin_inbox
+from conversations.admin_display import mask_phone
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
 from conversations.services.outbound import (
     ContactErasedError,
@@ -26,11 +28,7 @@ from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
 INBOX_MESSAGES = 200
 
 
-def mask_phone(phone: str) -> str:
-    """Show only the last 4 digits: `+5511988887777` -> `•••••••••7777`."""
-    if not phone:
-        return ""
-    return "•" * max(len(phone) - 4, 0) + phone[-4:]
+__all__ = ["mask_phone"]  # kept importable from here
 
 
 class ReadOnlyAdminMixin:
@@ -278,3 +276,29 @@ class MessageAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     ]
     fields = readonly_fields
     inlines = [AttachmentInline]
+
+
+# --- The inbox: /admin/inbox/ and /admin/inbox/<thread>/ (conversations.admin_inbox) ----------
+
+
+def _page(view):  # type: ignore[no-untyped-def]
+    def bound(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return view(request, *args, admin_site=admin.site, **kwargs)
+
+    bound.__name__ = view.__name__
+    return bound
+
+
+admin.site.add_page("inbox/", _page(admin_inbox.inbox_list_view), "inbox")
+admin.site.add_page("inbox/<uuid:thread_id>/", _page(admin_inbox.conversation_view), "inbox-thread")
+admin.site.add_page(
+    "inbox/<uuid:thread_id>/updates/",
+    _page(admin_inbox.conversation_updates_view),
+    "inbox-thread-updates",
+)
+admin.site.add_page(
+    "inbox/<uuid:thread_id>/act/", _page(admin_inbox.conversation_act_view), "inbox-thread-act"
+)
+admin.site.add_page(
+    "inbox/media/<uuid:attachment_id>/", _page(admin_inbox.media_view), "inbox-media"
+)

@@ -1,8 +1,36 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.crypto import name_index
 from core.fields import EncryptedJSONField, EncryptedTextField, ProviderIdField
 from core.models import BaseModel
+
+
+class NameIndexField(models.TextField):
+    """The blind index of the words of the instance's `name` (`core.crypto.name_index`),
+    computed whenever the row is saved with it, so a name can be searched by whole words
+    without ever being stored or compared in clear. Writes that bypass `save()` (queryset
+    `update`) must set it with `name_index(...)` themselves."""
+
+    def __init__(self, *args: object, source: str = "name", **kwargs: object) -> None:
+        self.source = source
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("default", "")
+        kwargs["editable"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def deconstruct(self):  # type: ignore[no-untyped-def]
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("editable", None)
+        if self.source != "name":
+            kwargs["source"] = self.source
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        value = name_index(getattr(model_instance, self.source) or "")
+        setattr(model_instance, self.attname, value)
+        return value
 
 
 class Contact(BaseModel):
@@ -13,6 +41,8 @@ class Contact(BaseModel):
     external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
     phone = EncryptedTextField(blank=True, default="")
     name = EncryptedTextField(blank=True, default="")
+    # Keyed hashes of the name's words, for the inbox's name search (see NameIndexField).
+    name_index = NameIndexField()
     # NULL (not "") after erasure, so the partial unique constraint ignores erased contacts.
     phone_lookup = models.CharField(  # noqa: DJ001
         max_length=64, null=True, blank=True, editable=False
@@ -64,6 +94,17 @@ class ChatThread(BaseModel):
     handoff_reason = models.CharField(max_length=500, blank=True, default="")
     last_activity_at = models.DateTimeField(null=True, blank=True)
     last_inbound_at = models.DateTimeField(null=True, blank=True)
+    # The staff member answering it (Chatwoot's assignee); None: unassigned.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_threads",
+    )
+    # When someone who may answer last opened the conversation: inbound messages after it are
+    # unread.
+    agent_last_seen_at = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -80,6 +121,7 @@ class ChatThread(BaseModel):
             models.Index(fields=["tenant", "status", "needs_human"], name="thread_inbox_idx"),
             models.Index(fields=["tenant", "-last_activity_at"], name="thread_activity_idx"),
             models.Index(fields=["tenant", "updated_at"], name="thread_updated_idx"),
+            models.Index(fields=["tenant", "assigned_to"], name="thread_assignee_idx"),
         ]
 
     def __str__(self) -> str:
@@ -196,3 +238,23 @@ class MessageAttachment(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.media_type} attachment {self.pk}"
+
+
+class ThreadNote(BaseModel):
+    """A private note staff leave on a conversation. It is never sent: it lives outside the
+    message pipeline altogether. The text is encrypted like a message's."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = EncryptedTextField()
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = "note"
+        indexes = [models.Index(fields=["thread", "created_at"], name="note_thread_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Note on {self.thread_id}"

@@ -6,6 +6,8 @@ The first key of `PII_ENCRYPTION_KEYS` encrypts; every key decrypts, so keys can
 
 import hashlib
 import hmac
+import re
+import unicodedata
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -113,3 +115,32 @@ def phone_lookup(raw: str) -> str:
     """The blind index of a phone number, or '' for an empty one."""
     phone = normalize_phone(raw)
     return blind_index(phone, purpose="phone") if phone else ""
+
+
+NAME_INDEX_WORDS = 20
+
+
+def name_words(raw: str) -> list[str]:
+    """The words of a name as they are compared: case and accents ignored ("José" = "jose"),
+    split on anything that is not a letter or digit, each once, in order."""
+    decomposed = unicodedata.normalize("NFKD", raw or "").casefold()
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    words: list[str] = []
+    for word in re.findall(r"\w+", plain):
+        if word not in words:
+            words.append(word)
+    return words
+
+
+def name_word_lookup(word: str) -> str:
+    """The blind index of one normalised name word (a keyed hash: 64 bits are plenty to tell a
+    tenant's contacts apart, and nothing about the word can be read from it)."""
+    return blind_index(word, purpose="name-word")[:16]
+
+
+def name_index(raw: str) -> str:
+    """What `Contact.name_index` stores for a name: the lookups of its first NAME_INDEX_WORDS
+    words, space-separated and space-framed (`" a1b2… c3d4… "`), so a search for a word is a
+    containment test for `" <lookup> "`. Empty for an empty name."""
+    lookups = [name_word_lookup(word) for word in name_words(raw)[:NAME_INDEX_WORDS]]
+    return f" {' '.join(lookups)} " if lookups else ""

@@ -18,6 +18,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
+from django.urls import path
 
 from tenants import access
 from tenants.access import Action
@@ -71,8 +72,24 @@ class ChataiAdminSite(admin.AdminSite):
     index_title = "Onboarding and inbox"
     login_form = ChataiAuthenticationForm
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[tuple[str, Any, str]] = []
+
     def has_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and access.has_any_access(request.user))
+
+    def add_page(self, route: str, view: Any, name: str) -> None:
+        """A page of the site that belongs to no one model (the inbox): served behind the
+        admin's login like every admin page; the view checks the user's role itself."""
+        self._pages.append((route, view, name))
+
+    def pages(self) -> list[tuple[str, Any, str]]:
+        return list(self._pages)
+
+    def get_urls(self) -> list:
+        own = [path(route, self.admin_view(view), name=name) for route, view, name in self._pages]
+        return own + super().get_urls()
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         """Every model admin answers through `tenants.access`: ours scope by tenant; any other

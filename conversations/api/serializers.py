@@ -123,6 +123,7 @@ class ErasureReportSerializer(serializers.Serializer):
     files_deleted = serializers.IntegerField()
     sessions_ended = serializers.IntegerField()
     threads_closed = serializers.IntegerField()
+    notes_deleted = serializers.IntegerField()
 
 
 class StatsQuerySerializer(serializers.Serializer):

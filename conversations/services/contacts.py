@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Contact, ThreadStatus
-from core.crypto import blind_index, normalize_phone, phone_lookup
+from core.crypto import blind_index, name_index, normalize_phone, phone_lookup
 from tenants.models import Tenant
 
 
@@ -68,7 +68,7 @@ def _contact_rename(*, contact: Contact, name: str) -> None:
 def contact_rename(*, contact_id: object, name: str) -> None:
     """Store a contact's new profile name; an erased contact keeps none."""
     Contact.objects.filter(pk=contact_id, erased_at__isnull=True).update(
-        name=name, updated_at=timezone.now()
+        name=name, name_index=name_index(name), updated_at=timezone.now()
     )
 
 

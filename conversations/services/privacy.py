@@ -22,6 +22,7 @@ from conversations.models import (
     Message,
     MessageAttachment,
     MessageStatus,
+    ThreadNote,
     ThreadStatus,
 )
 from core.crypto import phone_lookup
@@ -184,6 +185,11 @@ def contact_export(*, contact: Contact) -> dict[str, Any]:
         message__thread_id__in=thread_ids
     ).order_by("created_at", "pk"):
         attachments_by_message.setdefault(attachment.message_id, []).append(attachment)
+    notes_by_thread: dict[UUID, list[ThreadNote]] = {pk: [] for pk in thread_ids}
+    for note in ThreadNote.all_objects.filter(thread_id__in=thread_ids).order_by(
+        "created_at", "pk"
+    ):
+        notes_by_thread[note.thread_id].append(note)
     sessions_by_thread: dict[UUID, list[FlowSession]] = {pk: [] for pk in thread_ids}
     for session in (
         FlowSession.all_objects.filter(thread_id__in=thread_ids)
@@ -237,6 +243,10 @@ def contact_export(*, contact: Contact) -> dict[str, Any]:
                 "flow_sessions": [
                     _export_session(session) for session in sessions_by_thread[thread.pk]
                 ],
+                "notes": [
+                    {"id": _id(note.pk), "text": note.text, "created_at": _iso(note.created_at)}
+                    for note in notes_by_thread[thread.pk]
+                ],
             }
             for thread in threads
         ],
@@ -259,6 +269,7 @@ class ErasureReport:
     files_deleted: int = 0
     sessions_ended: int = 0
     threads_closed: int = 0
+    notes_deleted: int = 0
 
     @property
     def changed(self) -> bool:
@@ -369,6 +380,8 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         report.files_deleted = len(file_names)
         report.sessions_ended = _sessions_to_end(thread_ids).count()
         report.threads_closed = _threads_to_close(contact).count()
+        notes = ThreadNote.all_objects.filter(thread_id__in=thread_ids)
+        report.notes_deleted = notes.count()
 
         if dry_run or not report.changed:
             return report
@@ -388,6 +401,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
             updated_at=now,
         )
         attachments.delete()
+        notes.delete()  # what staff wrote about the contact goes with the contact's data
         _sessions_to_end(thread_ids).filter(status=SessionStatus.WAITING).update(
             status=SessionStatus.INTERRUPTED,
             ended_at=now,
@@ -413,6 +427,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
             update_fields=[
                 "phone",
                 "name",
+                "name_index",
                 "external_id",
                 "phone_lookup",
                 "erasure_requested_at",

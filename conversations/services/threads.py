@@ -1,13 +1,19 @@
-"""Staff and API changes to a thread: its status and whether it waits for a human."""
+"""Staff and API changes to a thread: its status, whether it waits for a human, who answers
+it, when it was last read, and the private notes staff leave on it."""
 
 import logging
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import ChatThread, ThreadStatus
+from conversations.models import ChatThread, ThreadNote, ThreadStatus
 from flows.models import FlowSession, SessionStatus
+from tenants import access
+from tenants.access import Action
+
+MAX_NOTE = 4096
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +75,48 @@ def thread_update(
     for field in ("status", "needs_human", "handoff_reason", "updated_at"):
         setattr(thread, field, getattr(locked, field))
     return thread
+
+
+def thread_assign(*, thread: ChatThread, assignee: Any) -> ChatThread:
+    """Give the thread to `assignee` (None: unassigned). Only someone who may answer the
+    thread's tenant (an owner, an agent, platform staff) can be assigned: else ValidationError
+    and nothing changes."""
+    if assignee is not None and not access.can(assignee, Action.REPLY, thread.tenant_id):
+        raise ValidationError({"assignee": "This person cannot answer this tenant's threads."})
+    now = timezone.now()
+    ChatThread.objects.filter(pk=thread.pk).update(assigned_to=assignee, updated_at=now)
+    thread.assigned_to = assignee
+    thread.updated_at = now
+    logger.info(
+        "thread assigned",
+        extra={"thread_id": str(thread.pk), "assigned": assignee is not None},
+    )
+    return thread
+
+
+def thread_mark_seen(*, thread: ChatThread) -> None:
+    """Someone who may answer has read the conversation up to now: its inbound messages so far
+    are no longer unread. (`updated_at` is left alone: reading changes nothing an API client
+    syncs.)"""
+    now = timezone.now()
+    ChatThread.objects.filter(pk=thread.pk).update(agent_last_seen_at=now)
+    thread.agent_last_seen_at = now
+
+
+def thread_note_add(*, thread: ChatThread, text: str, author: Any = None) -> ThreadNote:
+    """A private note on the thread (never sent to the contact). ValidationError for an empty
+    or too long text."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "A note cannot be empty."})
+    if len(text) > MAX_NOTE:
+        raise ValidationError({"text": f"A note has at most {MAX_NOTE} characters."})
+    note = ThreadNote.objects.create(
+        tenant_id=thread.tenant_id,
+        thread=thread,
+        author=author if getattr(author, "pk", None) else None,
+        text=text,
+    )
+    ChatThread.objects.filter(pk=thread.pk).update(updated_at=timezone.now())
+    logger.info("note added", extra={"thread_id": str(thread.pk), "note_id": str(note.pk)})
+    return note

@@ -1,0 +1,184 @@
+"""Why a message was not delivered, in words a staff member can act on.
+
+`explain(code)` turns our own failure codes and the providers' error codes (Twilio's numeric
+codes, the Cloud API's `error.code`) into what happened, what to do, and whether sending the
+same text again can help (the inbox then offers Retry). Codes not listed get a generic
+explanation that still shows the code, for support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    what: str
+    todo: str
+    retry: bool
+
+
+_WINDOW = (
+    "WhatsApp refused a free-form message: more than 24 hours passed since the contact last wrote.",
+    "Wait for the contact to write again, or send an approved template.",
+    False,
+)
+_RATE = (
+    "The provider is limiting how fast this number may send.",
+    "Wait a minute and retry.",
+    True,
+)
+_RECIPIENT = (
+    "The number cannot receive WhatsApp messages (not on WhatsApp, or not reachable).",
+    "Check the number with the contact by another means.",
+    False,
+)
+_CREDENTIALS = (
+    "The channel's credentials were refused or are missing.",
+    "Ask an owner to check the channel's credentials, then retry.",
+    True,
+)
+_NETWORK = (
+    "The provider could not be reached.",
+    "Retry; if it keeps failing, check the channel's status.",
+    True,
+)
+
+_KNOWN: dict[str, tuple[str, str, bool]] = {
+    # ours
+    "network": _NETWORK,
+    "timeout": (
+        "The provider did not answer in time.",
+        "Retry; if it keeps failing, check the channel's status.",
+        True,
+    ),
+    "no_credentials": _CREDENTIALS,
+    "untrusted_host": (
+        "The channel points at an API host the platform does not trust.",
+        "Ask platform staff to check the channel's settings.",
+        False,
+    ),
+    "no_number_id": (
+        "The channel has no Cloud API phone number id.",
+        "Ask an owner to complete the channel's settings, then retry.",
+        True,
+    ),
+    "no_recipient": (
+        "The contact has no number to send to.",
+        "Nothing can be sent to this contact.",
+        False,
+    ),
+    "opted_out": (
+        "The contact opted out of messages.",
+        "Only the contact can opt back in (by writing the opt-in keyword).",
+        False,
+    ),
+    "contact_erased": (
+        "The contact's data was erased before the message went out.",
+        "Nothing can be sent to this contact.",
+        False,
+    ),
+    "send_unconfirmed": (
+        "The provider may or may not have taken the message (the connection broke after it was "
+        "sent), so it was not sent again automatically.",
+        "Check with the contact whether it arrived before sending it again.",
+        True,
+    ),
+    "no_id": (
+        "The provider answered without a message id.",
+        "Retry; if it keeps failing, check the channel's status.",
+        True,
+    ),
+    "twilio_error": (
+        "Twilio refused the message.",
+        "Retry; if it keeps failing, check the channel in Twilio's console.",
+        True,
+    ),
+    # Twilio (https://www.twilio.com/docs/api/errors)
+    "63016": _WINDOW,
+    "63018": _RATE,
+    "20429": _RATE,
+    "21610": (
+        "The contact unsubscribed from this number (they sent STOP).",
+        "Only the contact can opt back in.",
+        False,
+    ),
+    "63003": _RECIPIENT,
+    "63024": _RECIPIENT,
+    "21211": _RECIPIENT,
+    "21614": _RECIPIENT,
+    "30003": _RECIPIENT,
+    "30005": _RECIPIENT,
+    "30006": _RECIPIENT,
+    "30007": (
+        "The carrier or WhatsApp filtered the message (spam or policy).",
+        "Rephrase it; avoid links and repeated texts.",
+        True,
+    ),
+    "30008": (
+        "The provider reported an unknown delivery error.",
+        "Retry later.",
+        True,
+    ),
+    "20003": _CREDENTIALS,
+    "63007": (
+        "Twilio does not know this WhatsApp sender for the account.",
+        "Ask an owner to check the channel's number and credentials.",
+        False,
+    ),
+    # WhatsApp Cloud API (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)
+    "131047": _WINDOW,
+    "131026": _RECIPIENT,
+    "131021": (
+        "The contact's number is the business's own number.",
+        "Nothing can be sent to this contact from this number.",
+        False,
+    ),
+    "131049": (
+        "WhatsApp did not deliver it to keep the ecosystem healthy (too many messages to this "
+        "person recently).",
+        "Wait before writing again.",
+        False,
+    ),
+    "131048": _RATE,
+    "131056": _RATE,
+    "130429": _RATE,
+    "80007": _RATE,
+    "190": _CREDENTIALS,
+    "131031": (
+        "The WhatsApp Business account is locked or restricted.",
+        "Ask an owner to check the account in Meta's Business Manager.",
+        False,
+    ),
+    "368": (
+        "Meta temporarily blocked this number for policy reasons.",
+        "Ask an owner to check the account in Meta's Business Manager.",
+        False,
+    ),
+    "131051": (
+        "WhatsApp does not support this kind of message.",
+        "Send it as text instead.",
+        False,
+    ),
+    "131000": (
+        "WhatsApp reported an unknown error.",
+        "Retry later.",
+        True,
+    ),
+}
+
+
+def explain(code: str) -> Failure:
+    code = (code or "").strip()
+    known = _KNOWN.get(code)
+    if known is None:
+        return Failure(
+            code=code,
+            what="The message could not be delivered"
+            + (f" (provider code {code})." if code else "."),
+            todo="Retry; if it keeps failing, ask support with the code.",
+            retry=True,
+        )
+    what, todo, retry = known
+    return Failure(code=code, what=what, todo=todo, retry=retry)
