@@ -24,7 +24,7 @@
     var reply = form.querySelector("button[value=reply]");
     var note = form.querySelector("button[value=note]");
     var button = reply && !reply.disabled ? reply : note;
-    if (form.requestSubmit) { form.requestSubmit(button); } else { button.click(); }
+    button.click();  // a click, so the button's action is sent (htmx tracks the clicked button)
   });
 
   var stick = true;
