@@ -70,6 +70,7 @@ def _context(request: HttpRequest, admin_site: Any, **extra: Any) -> dict[str, A
 # --- The list ---------------------------------------------------------------------------------
 
 
+@require_GET
 def inbox_list_view(request: HttpRequest, admin_site: Any) -> HttpResponse:
     filters = inbox.InboxFilters.from_query(request.GET)
     version = inbox.inbox_version(user=request.user, filters=filters)
@@ -139,11 +140,14 @@ def _snippet(message: Message | None) -> str:
 # --- One conversation -------------------------------------------------------------------------
 
 
+@require_GET
 def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: Any) -> HttpResponse:
     thread = _thread_or_404(request, thread_id)
     can_reply = access.can(request.user, Action.REPLY, thread.tenant_id)
     before = request.GET.get("before", "")
     timeline = inbox.conversation_timeline(thread=thread, before=before)
+    if timeline.anchor_missing:
+        messages.warning(request, "That message is not in this thread; showing the latest.")
     if can_reply and not timeline.paged:
         thread_mark_seen(thread=thread)
     context = _context(
@@ -168,6 +172,7 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
     return TemplateResponse(request, "admin/inbox/conversation.html", context)
 
 
+@require_GET
 def conversation_updates_view(
     request: HttpRequest, thread_id: uuid.UUID, admin_site: Any
 ) -> HttpResponse:

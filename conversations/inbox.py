@@ -279,18 +279,20 @@ class Timeline:
     items: list[TimelineItem]
     older_than: uuid.UUID | None  # the id to page back from, when older messages exist
     paged: bool  # showing an older page (no live updates there)
+    anchor_missing: bool = False  # `before` named no message of this thread
 
 
 def conversation_timeline(*, thread: ChatThread, before: str = "") -> Timeline:
     """The latest CONVERSATION_PAGE messages of the thread (or those before the message
     `before`), oldest first, with the notes written in the same span, and day separators."""
     messages = Message.objects.filter(thread=thread)
-    paged = False
+    paged = anchor_missing = False
     if before:
         try:
             anchor = messages.only("created_at").get(pk=uuid.UUID(before))
         except (ValueError, Message.DoesNotExist):
             anchor = None
+        anchor_missing = anchor is None
         if anchor is not None:
             paged = True
             messages = messages.filter(
@@ -320,7 +322,12 @@ def conversation_timeline(*, thread: ChatThread, before: str = "") -> Timeline:
         item_day = item.at.date()
         item.new_day = item_day != day
         day = item_day
-    return Timeline(items=items, older_than=page[0].pk if more and page else None, paged=paged)
+    return Timeline(
+        items=items,
+        older_than=page[0].pk if more and page else None,
+        paged=paged,
+        anchor_missing=anchor_missing,
+    )
 
 
 def conversation_version(*, thread: ChatThread) -> str:

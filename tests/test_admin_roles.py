@@ -25,7 +25,8 @@ TENANT_MODELS = {
     "flows.flow": (VIEW, MANAGE, MANAGE, None, MANAGE),
     "flows.flowsession": (VIEW, None, None, None, None),
     "conversations.contact": (VIEW, None, None, None, None),
-    "conversations.chatthread": (VIEW, None, None, None, REPLY),  # the inbox: replies, actions
+    # a thread's page leads to its conversation in the inbox (a redirect, for GET and POST)
+    "conversations.chatthread": (VIEW, None, None, None, VIEW),
     "conversations.message": (VIEW, None, None, None, None),
 }
 # Django's own and django-axes' models: superusers only (no member holds their permissions).
@@ -118,6 +119,8 @@ def _expected_get(label, kind, allowed, url, principal):
         return 403
     if label == "flows.flow" and url.endswith("/add/"):
         return 302  # the add page is the upload page
+    if label == "conversations.chatthread" and url.endswith("/change/"):
+        return 302  # to the conversation in the inbox
     return 200
 
 
@@ -213,3 +216,76 @@ def test_the_flow_upload_offers_only_channels_of_owned_tenants(tenant, other_ten
     client.force_login(user)
     page = client.get(reverse("admin:flows_flow_upload"))
     assert list(page.context["form"].fields["channel"].queryset) == [mine]
+
+
+# --- Pages of the site that belong to no model (the inbox): name -> (method, action) -----------
+
+SITE_PAGES = {
+    "inbox": ("get", VIEW),
+    "inbox-thread": ("get", VIEW),
+    "inbox-thread-updates": ("get", VIEW),
+    "inbox-thread-act": ("post", REPLY),
+    "inbox-media": ("get", VIEW),
+}
+
+
+@pytest.fixture
+def site_objects(objects):
+    from django.core.files.base import ContentFile
+
+    from conversations.models import MessageAttachment
+
+    attachment = MessageAttachment.objects.create(
+        message=objects["conversations.message"],
+        media_type="image",
+        content_type="image/png",
+        download_status="stored",
+    )
+    attachment.file.save("a.png", ContentFile(b"png"), save=True)
+    return {"thread_id": objects["conversations.chatthread"].pk, "attachment_id": attachment.pk}
+
+
+def _site_pages(site_objects):
+    for route, _, name in admin.site.pages():
+        names = [part.split(">")[0].split(":")[-1] for part in route.split("<")[1:]]
+        yield name, reverse(f"admin:{name}", kwargs={n: site_objects[n] for n in names}), names
+
+
+def test_every_site_page_is_in_the_table():
+    assert {name for _, _, name in admin.site.pages()} == set(SITE_PAGES)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", USER_KINDS)
+def test_each_role_gets_exactly_its_site_pages(
+    kind, site_objects, tenant, django_user_model, member
+):
+    client = logged_in(Client(), kind, tenant, django_user_model, member)
+    failures = []
+    for name, url, _ in _site_pages(site_objects):
+        method, needed = SITE_PAGES[name]
+        data = {"action": "note", "text": "from the sweep"} if method == "post" else {}
+        status = getattr(client, method)(url, data).status_code
+        allowed = needed in ALLOWED[kind]
+        if allowed and status not in (200, 204, 302):
+            failures.append((name, status, "allowed"))
+        if not allowed and status != 403:
+            failures.append((name, status, 403))
+    assert failures == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["owner", "agent", "viewer"])
+def test_another_tenants_conversation_is_404_on_every_site_page(
+    role, site_objects, other_tenant, member
+):
+    client = Client()
+    client.force_login(member(other_tenant, role))
+    failures = []
+    for name, url, names in _site_pages(site_objects):
+        if not names:
+            continue
+        status = getattr(client, SITE_PAGES[name][0])(url, {"action": "note", "text": "x"})
+        if status.status_code != 404:
+            failures.append((name, status.status_code))
+    assert failures == []

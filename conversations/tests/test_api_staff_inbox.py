@@ -1,5 +1,5 @@
 """The staff inbox in the admin: conversation decrypted for staff, replies through the
-outbound service, handoff actions through thread_update."""
+outbound service, handoff actions through thread_update, long conversations paged."""
 
 from datetime import timedelta
 
@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations.inbox import CONVERSATION_PAGE
 from conversations.models import ChatThread, Message, MessageAttachment
 from flows.models import Flow, FlowSession, SessionStatus
 from tests import factories
@@ -27,7 +28,18 @@ def thread(tenant):
 
 
 def _url(thread):
-    return reverse("admin:conversations_chatthread_change", args=[thread.pk])
+    return reverse("admin:inbox-thread", args=[thread.pk])
+
+
+def _act(thread):
+    return reverse("admin:inbox-thread-act", args=[thread.pk])
+
+
+@pytest.mark.django_db
+def test_the_threads_change_page_leads_to_the_inbox(admin_client, thread):
+    old = reverse("admin:conversations_chatthread_change", args=[thread.pk])
+    response = admin_client.get(old)
+    assert response.status_code == 302 and response.url == _url(thread)
 
 
 @pytest.mark.django_db
@@ -55,8 +67,9 @@ def test_thread_page_shows_the_conversation_attachments_and_sessions(admin_clien
     assert page.status_code == 200
     html = page.content.decode()
     assert "I want to book a class" in html
-    assert "image/png" in html
-    assert "welcome v3" in html and "ask_day" in html
+    assert "being downloaded" in html  # not stored yet: no provider link, ever
+    assert "https://x.test/a" not in html
+    assert "W</strong> v3" in html and "ask_day" in html
     # the phone is masked as everywhere in the admin: the last four digits only
     assert thread.contact.phone not in html
     assert thread.contact.phone[-4:] in html
@@ -65,7 +78,7 @@ def test_thread_page_shows_the_conversation_attachments_and_sessions(admin_clien
 
 @pytest.mark.django_db
 def test_reply_box_sends_as_agent(admin_client, staff_user, thread):
-    response = admin_client.post(_url(thread), {"_send_reply": "1", "text": "Hi, this is Ana"})
+    response = admin_client.post(_act(thread), {"action": "reply", "text": "Hi, this is Ana"})
     assert response.status_code == 302
     message = Message.objects.get(thread=thread, direction="outbound")
     assert (message.text, message.sender, message.status) == ("Hi, this is Ana", "agent", "queued")
@@ -77,17 +90,17 @@ def test_reply_outside_the_window_is_an_admin_error(admin_client, thread):
     ChatThread.objects.filter(pk=thread.pk).update(
         last_inbound_at=timezone.now() - timedelta(days=2)
     )
-    response = admin_client.post(_url(thread), {"_send_reply": "1", "text": "late"}, follow=True)
+    response = admin_client.post(_act(thread), {"action": "reply", "text": "late"}, follow=True)
     assert "24-hour window is closed" in response.content.decode()
     assert not Message.objects.filter(thread=thread, direction="outbound").exists()
 
 
 @pytest.mark.django_db
 def test_resume_automation_and_close(admin_client, thread):
-    admin_client.post(_url(thread), {"_thread_action": "1", "needs_human": "0"})
+    admin_client.post(_act(thread), {"action": "resume"})
     thread.refresh_from_db()
     assert thread.needs_human is False and thread.handoff_reason == ""
-    admin_client.post(_url(thread), {"_thread_action": "1", "status": "closed"})
+    admin_client.post(_act(thread), {"action": "close"})
     thread.refresh_from_db()
     assert thread.status == "closed"
 
@@ -110,8 +123,8 @@ def test_thread_list_filters_with_a_flat_query_budget(
 def test_non_staff_cannot_post_replies(client, django_user_model, thread):
     user = django_user_model.objects.create_user(username="u", password="pw-123456789")
     client.force_login(user)
-    response = client.post(_url(thread), {"_send_reply": "1", "text": "x"})
-    assert response.status_code in (302, 403)
+    response = client.post(_act(thread), {"action": "reply", "text": "x"})
+    assert response.status_code == 302 and "/admin/login/" in response.url
     assert not Message.objects.filter(thread=thread, direction="outbound").exists()
 
 
@@ -138,8 +151,9 @@ def _conversation(thread, count):
 def test_a_long_conversation_pages_back_to_its_first_message(
     admin_client, thread, django_assert_max_num_queries
 ):
-    # given: 205 messages, more than a page
-    _conversation(thread, 205)
+    # given: 5 more messages than a page
+    total = CONVERSATION_PAGE + 5
+    _conversation(thread, total)
 
     # when: the thread page, then its "older messages" link
     latest = admin_client.get(_url(thread)).content.decode()
@@ -147,10 +161,11 @@ def test_a_long_conversation_pages_back_to_its_first_message(
     with django_assert_max_num_queries(20):
         older = admin_client.get(_url(thread), {"before": older_than}).content.decode()
 
-    # then: the latest 200, then the 5 before them, oldest first on each page
-    assert "message number 204" in latest and "message number 005" in latest
+    # then: the latest page, then the 5 before it, oldest first on each page
+    newest = f"message number {total - 1:03d}"
+    assert newest in latest and "message number 005" in latest
     assert "message number 004" not in latest
-    assert latest.index("message number 005") < latest.index("message number 204")
+    assert latest.index("message number 005") < latest.index(newest)
     assert [f"message number {n:03d}" in older for n in range(6)] == [True] * 5 + [False]
     assert "?before=" not in older  # nothing older
     assert "Latest messages" in older
@@ -187,8 +202,8 @@ def test_a_viewer_of_the_tenant_cannot_write(client, member, thread):
 
     # when: the page, a reply and a thread action
     page = client.get(_url(thread))
-    reply = client.post(_url(thread), {"_send_reply": "1", "text": "hello"})
-    action = client.post(_url(thread), {"_thread_action": "1", "status": "archived"})
+    reply = client.post(_act(thread), {"action": "reply", "text": "hello"})
+    action = client.post(_act(thread), {"action": "close"})
 
     # then: the conversation is shown without the forms, and nothing was written
     assert page.status_code == 200 and "Send reply" not in page.content.decode()
