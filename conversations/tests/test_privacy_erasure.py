@@ -157,6 +157,7 @@ def test_erasure_leaves_no_trace_in_any_table(twilio_channel):
         "files_deleted": 1,
         "sessions_ended": 2,
         "threads_closed": 1,
+        "notes_deleted": 0,
     }
     assert not default_storage.exists(data["stored"])
     # and the other contact is untouched
@@ -314,3 +315,18 @@ def test_a_redelivery_after_the_erasure_does_not_bring_the_contact_back(twilio_c
     # then: a duplicate; no live contact with the phone again
     assert (again.pk, created) == (message.pk, False)
     assert not Contact.objects.filter(erased_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_staff_notes_are_exported_and_erased_with_the_contact(tenant):
+    from conversations.models import ThreadNote
+    from conversations.services.privacy import contact_export
+    from conversations.services.threads import thread_note_add
+
+    thread = factories.ThreadFactory(channel=factories.TwilioChannelFactory(tenant=tenant))
+    thread_note_add(thread=thread, text="Prefers mornings, allergic to peanuts")
+    exported = contact_export(contact=thread.contact)
+    assert exported["threads"][0]["notes"][0]["text"] == "Prefers mornings, allergic to peanuts"
+    report = contact_erase(contact=thread.contact)
+    assert report.notes_deleted == 1
+    assert not ThreadNote.all_objects.filter(thread=thread).exists()
