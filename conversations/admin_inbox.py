@@ -13,6 +13,7 @@ redirect back).
 
 from __future__ import annotations
 
+import mimetypes
 import uuid
 from typing import Any
 
@@ -119,7 +120,22 @@ def _row(row: inbox.InboxRow) -> dict[str, Any]:
         "last_from_contact": bool(last and last.direction == "inbound"),
         "unread": row.unread,
         "waiting_since": row.waiting_since,
+        "waiting": _duration(timezone.now() - row.waiting_since) if row.waiting_since else "",
     }
+
+
+def _duration(delta: Any) -> str:
+    """A wait as people say it: "<1 min", "12 min", "3 h 5 min", "2 days"."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "<1 min"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    days = hours // 24
+    return f"{days} day{'s' if days > 1 else ''}"
 
 
 def _snippet(message: Message | None) -> str:
@@ -411,11 +427,13 @@ def media_view(request: HttpRequest, attachment_id: uuid.UUID, admin_site: Any) 
     if not attachment.file:
         raise Http404("Not stored (yet).")
     inline = _inline(attachment.content_type)
+    extension = mimetypes.guess_extension(attachment.content_type or "") or ""
+    filename = (attachment.metadata or {}).get("filename") or f"{attachment.media_type}{extension}"
     response = FileResponse(
         attachment.file.open("rb"),
         content_type=attachment.content_type if inline else "application/octet-stream",
         as_attachment=not inline,
-        filename=f"{attachment.media_type}-{attachment.pk}",
+        filename=str(filename)[:150],
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
