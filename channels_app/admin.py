@@ -17,6 +17,7 @@ from channels_app.services import (
     TestSendThrottled,
     channel_send_test,
 )
+from core.context import bind_tenant
 from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
@@ -228,6 +229,7 @@ class ChannelAdmin(TenantScopedAdmin):
         channel = self.get_object(request, str(object_id))
         if not self.has_change_permission(request, channel):
             raise PermissionDenied
+        bind_tenant(channel.tenant_id)
         form = TestMessageForm(request.POST or None)
         outcome = None
         if request.method == "POST" and form.is_valid():

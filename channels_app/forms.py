@@ -111,7 +111,7 @@ class SecretField(forms.CharField):
 
 
 def _provider_attrs(provider: str) -> dict[str, str]:
-    return {"data-channel-provider-field": provider}
+    return {"data-channel-provider-field": provider, "class": "vTextField"}
 
 
 class ChannelForm(forms.ModelForm):
@@ -172,6 +172,7 @@ class ChannelForm(forms.ModelForm):
         label="API base URL",
         required=False,
         max_length=500,
+        widget=forms.URLInput(attrs={"class": "vURLField"}),
         assume_scheme="https",
         help_text="Platform staff only: send this channel's requests to another host (a proxy "
         "or a test double). Empty: the provider's own API.",
@@ -307,7 +308,7 @@ class ChannelForm(forms.ModelForm):
             value = getattr(self, "cleaned_data", {}).get(name)
             if isinstance(field, SecretField) and value:
                 field.widget.kept_token = seal_secret(value, scope=field.kept_scope)
-                field.widget.attrs["placeholder"] = "•••••• kept from your last attempt"
+                field.widget.attrs["placeholder"] = "•••••• kept from your last try"
 
     def save_through_services(self, *, tenant: Any) -> ChannelInstance:
         """Create or update through the channel services; errors land on the form fields."""
