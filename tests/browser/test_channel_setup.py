@@ -105,3 +105,32 @@ def test_an_owner_sets_up_a_cloud_api_channel_and_sends_a_test(page: Page, brows
     page.screenshot(path="/tmp/channel-setup-test-message.png", full_page=True)
     problems += browser_problems.collect(page)
     assert problems == []
+
+
+def test_each_channel_on_the_tenant_page_shows_its_own_providers_fields(
+    staff_page: Page, browser_problems
+):
+    # given: a tenant with a Twilio channel
+    acme = factories.TenantFactory(name="Acme Gym")
+    factories.TwilioChannelFactory(tenant=acme)
+    page = staff_page
+
+    # when: staff open the tenant's page
+    page.goto(f"/admin/tenants/tenant/{acme.pk}/change/")
+    first = page.locator("#channels-0")
+
+    # then: the Twilio channel shows Twilio's fields only
+    expect(first.locator(".field-auth_token")).to_be_visible()
+    expect(first.locator(".field-access_token")).to_be_hidden()
+
+    # when: they add another channel and pick the Cloud API for it
+    page.locator("#channels-group .add-row a").click()
+    second = page.locator("#channels-1")
+    second.locator("select[name=channels-1-provider]").select_option("cloud_api")
+
+    # then: the new one shows the Cloud API's fields, the first one is unchanged
+    expect(second.locator(".field-access_token")).to_be_visible()
+    expect(second.locator(".field-auth_token")).to_be_hidden()
+    expect(first.locator(".field-auth_token")).to_be_visible()
+    page.screenshot(path="/tmp/channel-setup-tenant-inline.png", full_page=True)
+    assert browser_problems.collect(page) == []
