@@ -29,11 +29,8 @@ def change_url(channel):
     return reverse("admin:channels_app_channelinstance_change", args=[channel.pk])
 
 
-def test_url(channel):
+def message_url(channel):
     return reverse("admin:channels_app_channelinstance_test_message", args=[channel.pk])
-
-
-test_url.__test__ = False  # a helper, not a test
 
 
 def channel_form(tenant=None, **overrides):
@@ -273,7 +270,7 @@ def test_the_channel_page_shows_the_webhook_url_and_hides_the_verify_token(
     assert "A message comes in" in page and "Callback URL" in page
     assert settings.META_VERIFY_TOKEN not in page
     assert "ask the platform's staff" in page
-    assert test_url(channel) in page
+    assert message_url(channel) in page
 
     staff_page = admin_client.get(change_url(channel)).content.decode()
     assert f'<code class="channel-verify-token">{settings.META_VERIFY_TOKEN}</code>' in staff_page
@@ -285,7 +282,7 @@ def test_viewers_see_the_webhook_url_but_no_test_message_link(tenant, member):
     client.force_login(member(tenant, "viewer"))
     page = client.get(change_url(channel)).content.decode()
     assert "/api/webhooks/whatsapp" in page
-    assert test_url(channel) not in page
+    assert message_url(channel) not in page
 
 
 # -- "Send a test message" ---------------------------------------------------------------------
@@ -300,7 +297,7 @@ def test_an_owner_sends_a_test_message_through_twilio(tenant, owner_client, capl
     caplog.set_level(logging.DEBUG)
 
     # when
-    response = owner_client.post(test_url(channel), {"to_phone": TO})
+    response = owner_client.post(message_url(channel), {"to_phone": TO})
 
     # then: Twilio was asked once, from the channel to the number; its id shows
     assert response.status_code == 200
@@ -325,7 +322,7 @@ def test_a_refused_test_message_shows_the_code_and_what_it_means(tenant, owner_c
         status=400,
     )
 
-    page = owner_client.post(test_url(channel), {"to_phone": TO}).content.decode()
+    page = owner_client.post(message_url(channel), {"to_phone": TO}).content.decode()
 
     assert "Refused by WhatsApp Cloud API" in page
     assert "131030" in page
@@ -337,7 +334,7 @@ def test_a_refused_test_message_shows_the_code_and_what_it_means(tenant, owner_c
 def test_a_bad_number_is_a_form_error_and_sends_nothing(tenant, owner_client):
     channel = factories.TwilioChannelFactory(tenant=tenant)
     for bad in ("", "4155550123", "+0123", "+1" + "2" * 20, "<script>"):
-        response = owner_client.post(test_url(channel), {"to_phone": bad})
+        response = owner_client.post(message_url(channel), {"to_phone": bad})
         assert response.status_code == 200
         assert response.context["form"].errors["to_phone"]
     assert len(responses.calls) == 0
@@ -348,8 +345,8 @@ def test_test_messages_are_limited_per_channel(tenant, owner_client):
     channel = factories.TwilioChannelFactory(tenant=tenant)
     responses.post(TWILIO_MESSAGES, json=load("twilio/messages_create_201.json"), status=201)
     for _ in range(TEST_SENDS_PER_WINDOW):
-        owner_client.post(test_url(channel), {"to_phone": TO})
-    response = owner_client.post(test_url(channel), {"to_phone": TO})
+        owner_client.post(message_url(channel), {"to_phone": TO})
+    response = owner_client.post(message_url(channel), {"to_phone": TO})
     assert "try again later" in response.content.decode()
     assert len(responses.calls) == TEST_SENDS_PER_WINDOW
 
@@ -360,8 +357,8 @@ def test_viewers_and_agents_cannot_send_a_test_message(tenant, member, role):
     channel = factories.TwilioChannelFactory(tenant=tenant)
     client = Client()
     client.force_login(member(tenant, role))
-    assert client.get(test_url(channel)).status_code == 403
-    assert client.post(test_url(channel), {"to_phone": TO}).status_code == 403
+    assert client.get(message_url(channel)).status_code == 403
+    assert client.post(message_url(channel), {"to_phone": TO}).status_code == 403
     assert len(responses.calls) == 0
 
 
@@ -370,6 +367,6 @@ def test_another_tenants_channel_is_a_404(tenant, other_tenant, member):
     channel = factories.TwilioChannelFactory(tenant=tenant)
     client = Client()
     client.force_login(member(other_tenant, "owner"))
-    assert client.get(test_url(channel)).status_code == 404
-    assert client.post(test_url(channel), {"to_phone": TO}).status_code == 404
+    assert client.get(message_url(channel)).status_code == 404
+    assert client.post(message_url(channel), {"to_phone": TO}).status_code == 404
     assert len(responses.calls) == 0
