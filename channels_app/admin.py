@@ -1,23 +1,60 @@
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from channels_app.forms import ChannelForm
-from channels_app.models import ChannelInstance
+from channels_app.forms import ChannelForm, TestMessageForm
+from channels_app.models import ChannelInstance, Provider
+from channels_app.services import (
+    TEST_MESSAGE_TEXT,
+    TEST_SENDS_PER_WINDOW,
+    TestSendThrottled,
+    channel_send_test,
+)
+from core.context import bind_tenant
 from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
 
+TWILIO_FIELDS = ["account_sid", "auth_token", "messaging_service_sid"]
+CLOUD_FIELDS = ["phone_number_id", "waba_id", "access_token", "app_secret"]
+CHANNEL_MEDIA_JS = ["channels_app/channel_form.js"]
+CHANNEL_MEDIA_CSS = {"all": ["core/admin.css", "channels_app/channel_form.css"]}
+
 
 def _channel_form_for(request: HttpRequest, form: type[ChannelForm]) -> type[ChannelForm]:
-    """The form with the user's right to set platform-only settings (`api_base_url`)."""
+    """The form with the user's right to set platform-only settings (`api_base_url`) and the
+    user a kept secret is bound to."""
     return type(
         form.__name__,
         (form,),
-        {"may_set_platform_settings": access.can_anywhere(request.user, Action.PLATFORM)},
+        {
+            "may_set_platform_settings": access.can_anywhere(request.user, Action.PLATFORM),
+            "kept_secret_owner": str(request.user.pk),
+        },
     )
+
+
+def _model_fields(fields: list[str]) -> list[str]:
+    """The fields for Django's form factory: the form declares its own (one of them,
+    `phone_number_id`, shares its name with the model's non-editable mirror)."""
+    return [name for name in fields if name not in ChannelForm.declared_fields]
+
+
+def _secrets_set(obj: ChannelInstance | None) -> str:
+    names = sorted((obj.secrets or {}) if obj is not None and obj.pk else {})
+    return ", ".join(names) if names else "none"
+
+
+def webhook_url() -> str:
+    """The URL to paste into Twilio's and Meta's consoles (the same for every channel)."""
+    return f"{settings.PUBLIC_BASE_URL}{reverse('webhook-whatsapp')}"
 
 
 class ChannelInlineFormSet(BaseInlineFormSet):
@@ -50,32 +87,42 @@ class ChannelInline(TenantScopedInline, admin.StackedInline):
     form = ChannelForm
     formset = ChannelInlineFormSet
     extra = 0
-    readonly_fields = ["has_secrets"]
-    fields = [
-        "provider",
-        "identifier",
-        "phone_number",
-        "settings",
-        "account_sid",
-        "auth_token",
-        "access_token",
-        "has_secrets",
-        "is_active",
-    ]
+    readonly_fields = ["secrets_set"]
     show_change_link = True
+
+    class Media:
+        js = CHANNEL_MEDIA_JS
+        css = CHANNEL_MEDIA_CSS
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = [
+            "provider",
+            "identifier",
+            "phone_number",
+            *TWILIO_FIELDS,
+            *CLOUD_FIELDS,
+            "secrets_set",
+            "is_active",
+        ]
+        if access.can_anywhere(request.user, Action.PLATFORM):
+            fields.insert(-1, "api_base_url")
+        return fields
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
         kwargs["form"] = _channel_form_for(request, self.form)
+        fields = kwargs.get("fields") or flatten_fieldsets(self.get_fieldsets(request, obj))
+        kwargs["fields"] = _model_fields(fields)
         return super().get_formset(request, obj, **kwargs)
 
-    @admin.display(boolean=True, description="Secrets set")
-    def has_secrets(self, obj: ChannelInstance) -> bool:
-        return bool(obj.pk) and obj.has_secrets
+    @admin.display(description="Secrets set")
+    def secrets_set(self, obj: ChannelInstance) -> str:
+        return _secrets_set(obj)
 
 
 @admin.register(ChannelInstance)
 class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
+    change_form_template = "admin/channels_app/channelinstance/change_form.html"
     list_display = ["identifier", "tenant", "provider", "phone_number", "is_active", "created_at"]
     list_filter = [
         "provider",
@@ -86,27 +133,133 @@ class ChannelAdmin(TenantScopedAdmin):
     search_fields = ["identifier", "tenant__name", "phone_number_id"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
-    readonly_fields = ["id", "has_secrets", "created_at", "updated_at"]
-    fieldsets = [
-        (None, {"fields": ["tenant", "provider", "identifier", "phone_number", "is_active"]}),
-        ("Provider settings (not secret)", {"fields": ["settings"]}),
-        (
-            "Secrets (write-only, encrypted at rest)",
-            {"fields": ["account_sid", "auth_token", "access_token", "has_secrets"]},
-        ),
-        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
-    ]
+    readonly_fields = ["id", "secrets_set", "created_at", "updated_at"]
+
+    class Media:
+        js = CHANNEL_MEDIA_JS
+        css = CHANNEL_MEDIA_CSS
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets: list[Any] = [
+            (None, {"fields": ["tenant", "provider", "identifier", "phone_number", "is_active"]}),
+            (
+                "Twilio",
+                {
+                    "fields": TWILIO_FIELDS,
+                    "classes": ["channel-provider-group", "channel-provider-twilio"],
+                    "description": "Secrets are write-only and encrypted at rest: they are never "
+                    "shown again. On an edit, leave a secret empty to keep it.",
+                },
+            ),
+            (
+                "WhatsApp Cloud API",
+                {
+                    "fields": CLOUD_FIELDS,
+                    "classes": ["channel-provider-group", "channel-provider-cloud_api"],
+                    "description": "From Meta's developer dashboard, WhatsApp → API setup. "
+                    "Secrets are write-only and encrypted at rest: they are never shown again. "
+                    "On an edit, leave a secret empty to keep it.",
+                },
+            ),
+        ]
+        if access.can_anywhere(request.user, Action.PLATFORM):
+            fieldsets.append(("Platform staff", {"fields": ["api_base_url"]}))
+        record = ["id", "secrets_set", "created_at", "updated_at"]
+        if obj is not None:
+            fieldsets.append(("Record", {"fields": record, "classes": ["collapse"]}))
+        return fieldsets
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         kwargs["form"] = _channel_form_for(request, self.form)
+        if kwargs.get("fields") is not None or "fields" not in kwargs:
+            fields = kwargs.get("fields") or flatten_fieldsets(self.get_fieldsets(request, obj))
+            kwargs["fields"] = _model_fields(fields)
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is not None and "tenant" in form.base_fields:  # absent on a read-only page
             form.base_fields["tenant"].disabled = True
         return form
 
-    @admin.display(boolean=True, description="Secrets set")
-    def has_secrets(self, obj: ChannelInstance) -> bool:
-        return obj.has_secrets
+    @admin.display(description="Secrets set")
+    def secrets_set(self, obj: ChannelInstance) -> str:
+        return _secrets_set(obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        context["channel_setup"] = self._setup_context(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _setup_context(self, request: HttpRequest, obj: ChannelInstance | None) -> dict[str, Any]:
+        """What the "Connect the provider" panel shows. META_VERIFY_TOKEN itself only to
+        platform staff (it is the platform's, shared by every tenant)."""
+        platform = access.can_anywhere(request.user, Action.PLATFORM)
+        saved = obj is not None and obj.pk is not None
+        return {
+            "webhook_url": webhook_url(),
+            "provider": obj.provider if saved else "",
+            "providers": Provider,
+            "verify_token_configured": bool(settings.META_VERIFY_TOKEN),
+            "verify_token": settings.META_VERIFY_TOKEN if platform else "",
+            "test_message_url": (
+                reverse("admin:channels_app_channelinstance_test_message", args=[obj.pk])
+                if saved and access.can(request.user, Action.MANAGE, obj.tenant)
+                else ""
+            ),
+        }
+
+    def get_urls(self) -> list:
+        custom = [
+            path(
+                "<uuid:object_id>/test-message/",
+                self.admin_site.admin_view(self.test_message_view),
+                name="channels_app_channelinstance_test_message",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def test_message_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        """Send a short text from the channel to a number the owner gives, and show what the
+        provider answered. Another tenant's channel is a 404; without MANAGE, a 403."""
+        channel = self.get_object(request, str(object_id))
+        if not self.has_change_permission(request, channel):
+            raise PermissionDenied
+        bind_tenant(channel.tenant_id)
+        form = TestMessageForm(request.POST or None)
+        outcome = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                outcome = channel_send_test(channel=channel, to_phone=form.cleaned_data["to_phone"])
+            except TestSendThrottled:
+                form.add_error(
+                    None,
+                    f"At most {TEST_SENDS_PER_WINDOW} test messages per channel every 10 "
+                    "minutes: try again later.",
+                )
+            except ValidationError as exc:
+                form.add_error("to_phone", exc.messages)
+            else:
+                summary = "accepted" if outcome.accepted else f"refused ({outcome.code})"
+                self.log_change(request, channel, f"Sent a test message: {summary}.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Send a test message",
+            "channel": channel,
+            "original": channel,
+            "form": form,
+            "outcome": outcome,
+            "text": TEST_MESSAGE_TEXT,
+            "provider_label": channel.get_provider_display(),
+        }
+        return TemplateResponse(
+            request, "admin/channels_app/channelinstance/test_message.html", context
+        )
 
     def save_model(self, request: HttpRequest, obj: ChannelInstance, form: Any, change: bool):
         tenant = obj.tenant if change else form.cleaned_data["tenant"]

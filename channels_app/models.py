@@ -19,8 +19,9 @@ class ChannelInstance(BaseModel):
     """A tenant's WhatsApp number at one provider.
 
     `settings` holds non-secret provider settings (Cloud API `phone_number_id`, `api_base_url`);
-    `secrets` is encrypted (Twilio `account_sid`/`auth_token`, Cloud API `access_token`) and is
-    never shown back. `phone_number_id` mirrors `settings.phone_number_id` for the webhook lookup.
+    `secrets` is encrypted (Twilio `account_sid`/`auth_token`, Cloud API `access_token`/
+    `app_secret`) and is never shown back. `phone_number_id` mirrors `settings.phone_number_id`
+    for the webhook lookup.
     """
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="channels")

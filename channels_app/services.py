@@ -1,15 +1,28 @@
 """Writes for channels."""
 
+import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
 from channels_app.models import ChannelInstance, ChannelType, Provider
+from channels_app.providers import (
+    AmbiguousSendError,
+    OutboundPayload,
+    ProviderError,
+    TransientSendError,
+    get_provider,
+)
+from channels_app.providers.base import scrub
 from core.storable import unstorable
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SECRET_KEYS = {
@@ -203,3 +216,137 @@ def channel_update(*, channel: ChannelInstance, data: dict[str, Any]) -> Channel
         channel.is_active = bool(data["is_active"])
     channel.save()
     return channel
+
+
+# --- "Send a test message" --------------------------------------------------------------------
+
+TEST_MESSAGE_TEXT = (
+    "chatai test message: this WhatsApp channel is connected and can send. No reply is needed."
+)
+TEST_SENDS_PER_WINDOW = 5
+TEST_SEND_WINDOW_SECONDS = 10 * 60
+
+# What a provider's error code usually means, for the person setting the channel up.
+TEST_SEND_HINTS: dict[tuple[str, str], str] = {
+    ("twilio", "20003"): "Twilio refused the credentials: check the account SID and auth token.",
+    ("twilio", "20404"): "Twilio does not know this account or number: check the account SID.",
+    ("twilio", "21211"): "The destination is not a valid phone number.",
+    ("twilio", "21606"): "This channel's number cannot send from this Twilio account.",
+    ("twilio", "21608"): "A trial account can only send to verified numbers.",
+    ("twilio", "63007"): (
+        "Twilio has no WhatsApp sender for this channel's number: check the phone number, or "
+        "that the number is approved for WhatsApp in Twilio's console."
+    ),
+    ("twilio", "63015"): (
+        "Twilio sandbox: the destination must first join the sandbox (send the join code to it)."
+    ),
+    ("twilio", "63016"): (
+        "WhatsApp allows a free-form message only within 24 hours of the destination's last "
+        "message to this number: write to the channel from that phone first."
+    ),
+    ("cloud_api", "190"): (
+        "Meta refused the access token (expired or revoked): set a new one, ideally a system "
+        "user's permanent token."
+    ),
+    ("cloud_api", "100"): (
+        "Meta refused a parameter: check the phone number ID, and that the destination is a "
+        "valid WhatsApp number."
+    ),
+    ("cloud_api", "10"): "The access token lacks the whatsapp_business_messaging permission.",
+    ("cloud_api", "200"): "The access token lacks the whatsapp_business_messaging permission.",
+    ("cloud_api", "131030"): (
+        "The destination is not in the test number's allowed list: add it in Meta's WhatsApp "
+        "API setup page, or use a production number."
+    ),
+    ("cloud_api", "131047"): (
+        "WhatsApp allows a free-form message only within 24 hours of the destination's last "
+        "message to this number: write to the channel from that phone first."
+    ),
+    ("cloud_api", "131026"): "WhatsApp could not deliver to this number (not on WhatsApp?).",
+    ("twilio", "no_credentials"): "The channel has no Twilio credentials: set them above.",
+    ("cloud_api", "no_credentials"): "The channel has no access token: set it above.",
+    ("cloud_api", "no_number_id"): "The channel has no phone number ID: set it above.",
+}
+
+
+@dataclass(frozen=True)
+class TestSendOutcome:
+    """What the provider answered to a test message.
+
+    `accepted` with the provider's `message_id`, or else its error `code`, its reason
+    (`detail`, scrubbed of phone numbers) and a `hint` in plain language ('' when none is
+    known). `unconfirmed` when the answer was lost (the message may still arrive).
+    """
+
+    accepted: bool
+    message_id: str = ""
+    code: str = ""
+    detail: str = ""
+    hint: str = ""
+    unconfirmed: bool = False
+
+
+class TestSendThrottled(Exception):
+    """Too many test messages from this channel lately."""
+
+
+def _test_send_allowed(channel: ChannelInstance) -> bool:
+    key = f"channel-test-send:{channel.pk}"
+    cache.add(key, 0, timeout=TEST_SEND_WINDOW_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=TEST_SEND_WINDOW_SECONDS)
+        count = 1
+    return count <= TEST_SENDS_PER_WINDOW
+
+
+def channel_send_test(*, channel: ChannelInstance, to_phone: str) -> TestSendOutcome:
+    """Send TEST_MESSAGE_TEXT from the channel to `to_phone`, synchronously, through the
+    channel's provider (the same code that sends replies), and say what the provider answered.
+
+    Stores nothing: no contact, thread or message (the number is the person's own test
+    phone, not a customer; the provider's later status callback for it finds no message and is
+    ignored). Raises ValidationError for a number that is not E.164, TestSendThrottled past
+    TEST_SENDS_PER_WINDOW sends per channel in TEST_SEND_WINDOW_SECONDS; any provider failure
+    is an outcome, never an exception. Logs the channel and the outcome, never the number.
+    """
+    to_phone = (to_phone or "").strip()
+    if not E164.match(to_phone):
+        raise ValidationError({"to_phone": "Must be an E.164 number such as +14155238886."})
+    if not _test_send_allowed(channel):
+        raise TestSendThrottled()
+    extra = {"channel_id": str(channel.pk), "provider": channel.provider}
+    try:
+        provider = get_provider(channel)
+        result = provider.send(
+            channel=channel, payload=OutboundPayload(to_phone=to_phone, text=TEST_MESSAGE_TEXT)
+        )
+    except ProviderError as exc:
+        code = exc.code or type(exc).__name__
+        logger.info("channel test message refused", extra={**extra, "code": code})
+        return TestSendOutcome(
+            accepted=False,
+            code=code,
+            detail=scrub(str(exc)),
+            hint=TEST_SEND_HINTS.get((channel.provider, code), "") or _generic_hint(exc),
+            unconfirmed=isinstance(exc, AmbiguousSendError),
+        )
+    except Exception:  # noqa: BLE001 - an unexpected error is an outcome too
+        logger.exception("channel test message raised", extra=extra)
+        return TestSendOutcome(
+            accepted=False,
+            code="error",
+            detail="The provider call failed unexpectedly.",
+            unconfirmed=True,
+        )
+    logger.info("channel test message accepted", extra=extra)
+    return TestSendOutcome(accepted=True, message_id=result.provider_message_id)
+
+
+def _generic_hint(exc: ProviderError) -> str:
+    if isinstance(exc, AmbiguousSendError):
+        return "The provider's answer was lost: the message may still arrive."
+    if isinstance(exc, TransientSendError):
+        return "The provider is busy or could not be reached: try again in a minute."
+    return ""

@@ -37,11 +37,13 @@ CUSTOM_PAGES = {
     "flows_flow_upload": ("add", False),
     "flows_flow_nodes": ("view", True),
     "auth_user_password_change": ("change", True),
+    "channels_app_channelinstance_test_message": ("act", True),
 }
 _COLUMNS = {"view": 0, "change": 1, "add": 2, "delete": 3}
 # A GET of the change page needs only the view action (Django shows it read-only); what
-# saving it needs is the last column.
-_GET_COLUMNS = {**_COLUMNS, "change": 0}
+# saving it needs is the last column. A page that acts ("act": its GET is already the form
+# that acts, e.g. sending a test message) needs the change column for a GET too.
+_GET_COLUMNS = {**_COLUMNS, "change": 0, "act": 1}
 
 
 def _label(model) -> str:

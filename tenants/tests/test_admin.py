@@ -37,10 +37,13 @@ def onboarding_form(**overrides: str) -> dict[str, str]:
         "channels-0-provider": "twilio",
         "channels-0-identifier": "",
         "channels-0-phone_number": "+14155238886",
-        "channels-0-settings": "{}",
         "channels-0-account_sid": "AC123",
         "channels-0-auth_token": "super-secret-token",
+        "channels-0-messaging_service_sid": "",
+        "channels-0-phone_number_id": "",
+        "channels-0-waba_id": "",
         "channels-0-access_token": "",
+        "channels-0-app_secret": "",
         "channels-0-is_active": "on",
     }
     data.update(overrides)
@@ -72,10 +75,10 @@ def test_invalid_channel_shows_errors_and_stores_nothing(client, staff_user):
     client.force_login(staff_user)
     response = client.post(
         reverse("admin:tenants_tenant_add"),
-        onboarding_form(**{"channels-0-provider": "cloud_api", "channels-0-settings": "{}"}),
+        onboarding_form(**{"channels-0-provider": "cloud_api"}),
     )
     assert response.status_code == 200
-    assert "phone_number_id is required" in response.content.decode()
+    assert "Required for the Cloud API." in response.content.decode()
     assert not Tenant.all_objects.exists()
 
 
@@ -102,7 +105,6 @@ def test_editing_a_channel_keeps_secrets_left_empty(client, staff_user):
             "provider": "twilio",
             "identifier": channel.identifier,
             "phone_number": channel.phone_number,
-            "settings": "{}",
             "account_sid": "",
             "auth_token": "tok-new",
             "access_token": "",
