@@ -248,7 +248,6 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         response["Content-Disposition"] = (
             f'attachment; filename="contact-{contact.pk}-{stamp}.json"'
         )
-        response["Cache-Control"] = "no-store"
         return response
 
     def erase_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:

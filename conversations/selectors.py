@@ -4,7 +4,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from conversations.models import ChatThread, Contact, Message, MessageAttachment
 from flows.models import FlowSession
@@ -55,11 +56,24 @@ CONTACT_TIMELINE_SIZE = 100
 
 def contact_list_annotated(queryset: QuerySet[Contact]) -> QuerySet[Contact]:
     """`queryset` with `thread_count` (live threads) and `last_activity_at` (the latest
-    activity of those threads), computed in the same query."""
-    live = Q(threads__deleted_at__isnull=True)
+    activity of those threads), computed in the same query.
+
+    Correlated subqueries rather than a join and GROUP BY: the changelist's COUNT leaves
+    them out (Django strips unused annotations), so counting a large table stays a count."""
+    threads = ChatThread.objects.filter(contact=OuterRef("pk"))
     return queryset.annotate(
-        thread_count=Count("threads", filter=live),
-        last_activity_at=Max("threads__last_activity_at", filter=live),
+        thread_count=Coalesce(
+            Subquery(
+                threads.order_by().values("contact").annotate(n=Count("pk")).values("n"),
+                output_field=IntegerField(),
+            ),
+            0,
+        ),
+        last_activity_at=Subquery(
+            threads.filter(last_activity_at__isnull=False)
+            .order_by("-last_activity_at")
+            .values("last_activity_at")[:1]
+        ),
     )
 
 
