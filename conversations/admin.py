@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import slugify
+from django.utils.text import capfirst, slugify
 
 from conversations import selectors
 from conversations.models import ChatThread, Contact, Message, MessageAttachment, ThreadStatus
@@ -207,7 +207,6 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         show_variables = access.can(request.user, Action.EXPORT, contact.tenant_id)
         return {
             "contact": contact,
-            "contact_title": contact.name or mask_phone(contact.phone) or str(contact),
             "contact_phone": mask_phone(contact.phone),
             "contact_consent": contact_consent(contact),
             "contact_threads": threads,
@@ -258,8 +257,10 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         if request.method == "POST" and form.is_valid():
             report = contact_erase(contact=contact)
             if report.changed:
-                counts = ", ".join(f"{label}: {value}" for label, value in erasure_rows(report))
-                self.message_user(request, f"Contact erased. {counts}.", messages.SUCCESS)
+                done = "; ".join(
+                    f"{label}: {count}" for label, count in erasure_rows(report) if count
+                )
+                self.message_user(request, f"Contact erased. {capfirst(done)}.", messages.SUCCESS)
             else:
                 self.message_user(request, "Nothing left to erase.", messages.INFO)
             return HttpResponseRedirect(

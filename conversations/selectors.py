@@ -89,7 +89,8 @@ def contact_threads(*, contact: Contact) -> list[ChatThread]:
 
 
 class TimelineKind:
-    """What happened, and its place among events at the same instant (higher: shown first)."""
+    """What happened, and its place among events at the same instant (higher: later, shown
+    first)."""
 
     FLOW_RUN = "flow_run"
     THREAD_OPENED = "thread_opened"
@@ -98,13 +99,15 @@ class TimelineKind:
     ERASURE_REQUESTED = "erasure_requested"
     ERASED = "erased"
 
+    # In the order they happen when they share an instant (a flow's first run opens the
+    # conversation; an erasure request comes before the erasure).
     RANKS = {
-        ERASED: 1,
-        ERASURE_REQUESTED: 2,
-        OPTED_OUT: 3,
-        OPTED_IN: 4,
-        THREAD_OPENED: 5,
-        FLOW_RUN: 6,
+        OPTED_IN: 1,
+        THREAD_OPENED: 2,
+        FLOW_RUN: 3,
+        OPTED_OUT: 4,
+        ERASURE_REQUESTED: 5,
+        ERASED: 6,
     }
 
 

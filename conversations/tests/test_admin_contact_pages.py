@@ -328,8 +328,10 @@ def test_erasure_with_confirmation_erases_and_reports(story, tenant, member, cap
     assert contact.erased_at is not None and contact.name == "" and contact.phone == ""
     assert response.redirect_chain[-1][0] == _page(contact)
     html = response.content.decode()
-    assert "Contact erased. name, phone and external id removed: 1" in html
-    assert "message texts emptied: 4" in html
+    assert (
+        "Contact erased. Name, phone and external id removed: 1; message texts emptied: 4;" in html
+    )
+    assert "attachments deleted" not in html  # none were there
     assert "Erased on" in html
     assert 'id="contact-erase"' not in html  # nothing left to erase
     assert 'id="contact-export"' in html  # the tombstone can still be exported
