@@ -129,6 +129,7 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
     list_display = [
         "display_name",
+        "masked_phone",
         "consent",
         "conversations",
         "last_activity",
@@ -151,6 +152,10 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     @admin.display(description="Contact", ordering="-created_at")
     def display_name(self, obj: Contact) -> str:
         return obj.name or mask_phone(obj.phone) or str(obj)
+
+    @admin.display(description="Phone")
+    def masked_phone(self, obj: Contact) -> str:
+        return mask_phone(obj.phone)
 
     @admin.display(description="Consent")
     def consent(self, obj: Contact) -> str:
