@@ -74,18 +74,21 @@ class EraseConfirmForm(forms.Form):
 
 def contact_consent(contact: Contact) -> list[str]:
     """The contact's consent and erasure state as sentences, for people."""
-    when = "%Y-%m-%d %H:%M"
+
+    def at(moment: Any) -> str:
+        return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
     lines = []
     if contact.erased_at is not None:
-        lines.append(f"Erased on {contact.erased_at:{when}}: name, phone and messages removed.")
+        lines.append(f"Erased on {at(contact.erased_at)}: name, phone and messages removed.")
     elif contact.erasure_requested_at is not None:
-        lines.append(f"Erasure requested on {contact.erasure_requested_at:{when}}.")
+        lines.append(f"Erasure requested on {at(contact.erasure_requested_at)}.")
     if contact.opted_in_at is not None:
         source = f" ({contact.opt_in_source})" if contact.opt_in_source else ""
-        lines.append(f"Opted in on {contact.opted_in_at:{when}}{source}.")
+        lines.append(f"Opted in on {at(contact.opted_in_at)}{source}.")
     if contact.opted_out_at is not None:
         lines.append(
-            f"Opted out on {contact.opted_out_at:{when}}"
+            f"Opted out on {at(contact.opted_out_at)}"
             + (": no automated message is sent." if contact.is_opted_out else ".")
         )
     if contact.opted_in_at is None and contact.opted_out_at is None:
@@ -142,6 +145,22 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_per_page = 100
     search_fields = ["external_id", "id"]
     change_form_template = "admin/conversations/contact/contact_page.html"
+    # The page is the template's; these keep Django's form to safe, read-only fields (the
+    # masked phone, never the phone) should anything render it.
+    fields = [
+        "id",
+        "tenant",
+        "name",
+        "masked_phone",
+        "external_id",
+        "opted_in_at",
+        "opt_in_source",
+        "opted_out_at",
+        "erasure_requested_at",
+        "erased_at",
+        "created_at",
+    ]
+    readonly_fields = fields
 
     class Media:
         css = {"all": ["conversations/contacts.css"]}
