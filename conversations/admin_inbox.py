@@ -182,7 +182,9 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         window_open=thread_window_open(thread=thread),
         assignees=_assignees(thread) if can_reply else [],
         assignee_label=person(thread.assigned_to),
-        sessions=_sessions(thread),
+        sessions=_sessions(
+            thread, show_answers=access.can(request.user, Action.EXPORT, thread.tenant_id)
+        ),
         statuses=ThreadStatus,
     )
     return TemplateResponse(request, "admin/inbox/conversation.html", context)
@@ -213,7 +215,9 @@ def _updates(
         thread=thread,
         contact_label=_contact_label(thread),
         contact_phone=mask_phone(thread.contact.phone),
-        sessions=_sessions(thread),
+        sessions=_sessions(
+            thread, show_answers=access.can(request.user, Action.EXPORT, thread.tenant_id)
+        ),
         timeline=_timeline(timeline, _contact_label(thread)),
         older_than=timeline.older_than,
         version=version,
@@ -247,12 +251,15 @@ def _assignees(thread: ChatThread) -> list[Any]:
     )
 
 
-def _sessions(thread: ChatThread) -> list[dict[str, Any]]:
+def _sessions(thread: ChatThread, *, show_answers: bool) -> list[dict[str, Any]]:
+    """The thread's latest flow runs. What the contact answered in them is shown only to
+    those who may export the contact's data (as on the contact's page): answers collected out
+    of context are the export's, not every reader's."""
     sessions = FlowSession.objects.filter(thread=thread).select_related("flow")
     return [
         {
             "session": session,
-            "variables": sorted((session.variables or {}).items()),
+            "variables": sorted((session.variables or {}).items()) if show_answers else [],
         }
         for session in sessions.order_by("-created_at")[:10]
     ]

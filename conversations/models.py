@@ -33,6 +33,11 @@ class NameIndexField(models.TextField):
         return value
 
 
+def phone_tail(phone: str) -> str:
+    """A phone as its last four digits only: `+5511988887777` -> `…7777`."""
+    return "…" + phone[-4:] if phone else ""
+
+
 class Contact(BaseModel):
     """A person writing to a tenant. Phone and name are encrypted; `phone_lookup` is the HMAC
     blind index used to find the contact by phone (cleared on erasure)."""
@@ -64,7 +69,23 @@ class Contact(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"Contact {self.pk}"
+        """`Maria Silva · whatsapp …7777`: the name and the phone's last four digits.
+
+        Never queries (a deferred name or phone is left out rather than loaded) and never
+        decrypts (the fields are decrypted once, when the row is read). Falls back to the
+        id's first block for a contact with neither, e.g. after erasure. Shown in the admin,
+        never written to logs (log lines carry ids only)."""
+        deferred = self.get_deferred_fields()
+        name = "" if "name" in deferred else self.name
+        phone = "" if "phone" in deferred else self.phone
+        parts = [name.strip()] if name.strip() else []
+        if phone:
+            parts.append(f"whatsapp {phone_tail(phone)}")
+        if not parts:
+            erased = "erased_at" not in deferred and self.erased_at is not None
+            label = "Erased contact" if erased else "Contact"
+            return f"{label} {str(self.pk)[:8]}"
+        return " · ".join(parts)
 
     @property
     def is_opted_out(self) -> bool:

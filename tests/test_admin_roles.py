@@ -13,7 +13,19 @@ from flows.models import Flow, FlowSession
 from tenants.api_keys import api_key_create
 from tenants.members import invitation_create
 from tests import factories
-from tests.roles import ALLOWED, KEYS, MANAGE, MEMBERS, PLATFORM, REPLY, USER_KINDS, VIEW, logged_in
+from tests.roles import (
+    ALLOWED,
+    ERASE,
+    EXPORT,
+    KEYS,
+    MANAGE,
+    MEMBERS,
+    PLATFORM,
+    REPLY,
+    USER_KINDS,
+    VIEW,
+    logged_in,
+)
 
 # model -> (view, change, add, delete, change by POST); None: nobody (read-only pages)
 TENANT_MODELS = {
@@ -32,12 +44,22 @@ TENANT_MODELS = {
 # Django's own and django-axes' models: superusers only (no member holds their permissions).
 PLATFORM_MODELS = {"auth.user", "auth.group", "axes.accessattempt", "axes.accesslog"}
 PLATFORM_MODELS |= {"axes.accessfailurelog"}
-# Custom pages: name -> which column of TENANT_MODELS they need, and whether they take an id.
+# Custom pages: name -> what they need, whether they take an id, and what a GET answers when
+# allowed. What they need is a column of TENANT_MODELS ("view", "change", "add", "delete") or
+# an action of tests.roles (EXPORT, ERASE) named directly.
 CUSTOM_PAGES = {
-    "flows_flow_upload": ("add", False),
-    "flows_flow_nodes": ("view", True),
-    "auth_user_password_change": ("change", True),
-    "channels_app_channelinstance_test_message": ("act", True),
+    "flows_flow_upload": ("add", False, 200),
+    "flows_flow_nodes": ("view", True, 200),
+    "auth_user_password_change": ("change", True, 200),
+    "channels_app_channelinstance_test_message": (MANAGE, True, 200),  # sends: owners only
+    "conversations_contact_export": (EXPORT, True, 405),  # the download is a POST
+    "conversations_contact_erase": (ERASE, True, 200),  # GET: the confirmation page
+}
+# The same page's POST, for custom pages that have one: what a POST without its fields answers
+# when allowed (None: allowed roles are not posted to here; see the page's own tests).
+CUSTOM_POSTS = {
+    "conversations_contact_export": 200,  # the download itself
+    "conversations_contact_erase": 200,  # the form again: the word was not typed
 }
 _COLUMNS = {"view": 0, "change": 1, "add": 2, "delete": 3}
 # A GET of the change page needs only the view action (Django shows it read-only); what
@@ -97,7 +119,8 @@ def objects(tenant, django_user_model):
 
 
 def _pages(objects):
-    """(label, kind, url) of every named admin page of every registered model."""
+    """(label, kind, takes_id, url, page name) of every named admin page of every registered
+    model; `kind` is a column name or, for a custom page, what it needs."""
     for model, model_admin in admin.site._registry.items():
         label = _label(model)
         prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
@@ -110,12 +133,20 @@ def _pages(objects):
             if takes_id and label not in objects:
                 continue  # no such object to address (axes rows live in the cache here)
             kwargs = {names[0]: objects[label].pk} if takes_id else {}
-            yield label, kind, takes_id, reverse(f"admin:{pattern.name}", kwargs=kwargs)
+            yield (
+                label,
+                kind,
+                takes_id,
+                reverse(f"admin:{pattern.name}", kwargs=kwargs),
+                pattern.name,
+            )
 
 
-def _expected_get(label, kind, allowed, url, principal):
+def _expected_get(label, kind, allowed, url, principal, name):
     if label in PLATFORM_MODELS:  # superusers: Django's own rules, not ours to sweep
         return None if principal == "superuser" else 403
+    if kind not in _COLUMNS and name in CUSTOM_PAGES:  # a custom page needing an action
+        return CUSTOM_PAGES[name][2] if kind in allowed else 403
     column = TENANT_MODELS[label][_GET_COLUMNS.get(kind, 0)]  # changelist and history: view
     if column is None or column not in allowed:
         return 403
@@ -135,8 +166,8 @@ def test_each_role_sees_exactly_its_admin_pages(kind, objects, tenant, django_us
     failures = []
     assert client.get(reverse("admin:index")).status_code == 200
     # when: they open every page
-    for label, page, _, url in _pages(objects):
-        expected = _expected_get(label, page, allowed, url, kind)
+    for label, page, _, url, name in _pages(objects):
+        expected = _expected_get(label, page, allowed, url, kind, name)
         status = client.get(url).status_code
         if expected is None:
             expected = status if status < 500 else "below 500"
@@ -150,6 +181,12 @@ def test_each_role_sees_exactly_its_admin_pages(kind, objects, tenant, django_us
                 failures.append((url, "POST", status, "200 or 302"))
             if needed not in allowed and status != 403:
                 failures.append((url, "POST", status, 403))
+        # and post to every custom page that needs an action (an empty form for the erasure)
+        if name in CUSTOM_POSTS and label in TENANT_MODELS:
+            status = client.post(url, {}).status_code
+            expected = CUSTOM_POSTS[name] if page in allowed else 403
+            if status != expected:
+                failures.append((url, "POST", status, expected))
     # then: each answer is what the role allows
     assert failures == []
 
@@ -160,7 +197,7 @@ def test_another_tenants_objects_are_404_in_the_admin(role, objects, other_tenan
     client = Client()
     client.force_login(member(other_tenant, role))
     failures = []
-    for label, _, takes_id, url in _pages(objects):
+    for label, _, takes_id, url, _ in _pages(objects):
         if not takes_id or label in PLATFORM_MODELS:
             continue
         for method in ("get", "post"):
@@ -186,7 +223,7 @@ def test_a_user_with_no_tenant_cannot_use_the_admin(is_staff, objects, django_us
     assert login.status_code == 200  # the form again, with the wrong-password message
     assert "enter the correct username and password" in login.content.decode()
     client.force_login(user)
-    for _, _, _, url in _pages(objects):
+    for _, _, _, url, _ in _pages(objects):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response.url, url
 
