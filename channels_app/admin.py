@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -86,6 +87,11 @@ class ChannelAdmin(TenantScopedAdmin):
     search_fields = ["identifier", "tenant__name", "phone_number_id"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """With its tenant: the channel's name (page titles, breadcrumbs) includes it."""
+        return super().get_queryset(request).select_related("tenant")
+
     readonly_fields = ["id", "has_secrets", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["tenant", "provider", "identifier", "phone_number", "is_active"]}),

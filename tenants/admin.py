@@ -203,6 +203,11 @@ class TenantMembershipAdmin(TenantScopedAdmin):
     fields = ["user", "tenant", "role", "invited_by", "created_at"]
     readonly_fields = ["user", "tenant", "invited_by", "created_at"]
 
+    def get_queryset(self, request: HttpRequest) -> Any:
+        """With what the rows and the page title show (the changelist then skips
+        `list_select_related`)."""
+        return super().get_queryset(request).select_related("user", "tenant", "invited_by")
+
     @admin.display(description="Name", ordering="user__first_name")
     def user_name(self, obj: TenantMembership) -> str:
         return obj.user.get_full_name()
