@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -133,6 +134,11 @@ class ChannelAdmin(TenantScopedAdmin):
     search_fields = ["identifier", "tenant__name", "phone_number_id"]
     list_select_related = ["tenant"]
     autocomplete_fields = ["tenant"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """With its tenant: the channel's name (page titles, breadcrumbs) includes it."""
+        return super().get_queryset(request).select_related("tenant")
+
     readonly_fields = ["id", "secrets_set", "created_at", "updated_at"]
 
     class Media:

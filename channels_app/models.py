@@ -15,6 +15,9 @@ class Provider(models.TextChoices):
     CLOUD_API = "cloud_api", "WhatsApp Cloud API"
 
 
+_PROVIDER_SHORT = {Provider.TWILIO: "Twilio", Provider.CLOUD_API: "Cloud API"}
+
+
 class ChannelInstance(BaseModel):
     """A tenant's WhatsApp number at one provider.
 
@@ -49,7 +52,17 @@ class ChannelInstance(BaseModel):
         indexes = [models.Index(fields=["phone_number_id"], name="channel_phone_number_id_idx")]
 
     def __str__(self) -> str:
-        return self.identifier
+        """`Acme · WhatsApp +1555…0001 (Twilio)`. The tenant's name only when the tenant is
+        loaded already (`select_related`): a list of channels never costs a query per row."""
+        number = self.phone_number or self.identifier.removeprefix("whatsapp:")
+        if len(number) > 9:
+            number = f"{number[:5]}…{number[-4:]}"
+        kind = "WhatsApp" if self.channel_type == ChannelType.WHATSAPP else self.channel_type
+        provider = _PROVIDER_SHORT.get(self.provider, self.provider)
+        label = f"{kind} {number} ({provider})"
+        if ChannelInstance.tenant.is_cached(self):
+            return f"{self.tenant.name} · {label}"
+        return label
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.phone_number_id = str((self.settings or {}).get("phone_number_id", "") or "")

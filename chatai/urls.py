@@ -6,6 +6,7 @@ from core import views as core_views
 from tenants.views import invitation_accept_view
 
 urlpatterns = [
+    path("", core_views.landing, name="landing"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("", include("channels_app.urls")),

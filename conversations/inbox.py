@@ -242,15 +242,6 @@ def inbox_channels(*, user: Any) -> list[ChannelInstance]:
     )
 
 
-def inbox_waiting_count(*, user: Any) -> int:
-    """How many open conversations of `user`'s tenants wait for a human (one query)."""
-    return (
-        access.scope(ChatThread.objects.all(), user)
-        .filter(status=ThreadStatus.OPEN, needs_human=True)
-        .count()
-    )
-
-
 def inbox_version(*, user: Any, filters: InboxFilters) -> str:
     """Changes whenever the list could look different (for live polling: one query)."""
     queryset = access.scope(ChatThread.objects.all(), user)

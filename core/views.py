@@ -1,15 +1,31 @@
-"""Liveness and readiness probes."""
+"""The landing page at `/`, and the liveness and readiness probes."""
 
 import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
+
+from tenants import access
+from tenants.admin_base import inbox_url
 
 logger = logging.getLogger(__name__)
+
+
+@require_safe
+def landing(request: HttpRequest) -> HttpResponse:
+    """What chatai is, and the ways in: the staff admin, the API docs, health. Someone who may
+    use the admin gets a button to the inbox instead of the sign-in. Shows nobody's data."""
+    signed_in = access.has_any_access(request.user)
+    return render(
+        request,
+        "landing.html",
+        {"signed_in": signed_in, "inbox_url": inbox_url() if signed_in else None},
+    )
 
 
 @never_cache

@@ -345,19 +345,23 @@ class FlowAdmin(TenantScopedAdmin):
 
 @admin.register(FlowSession)
 class FlowSessionAdmin(TenantScopedAdmin):
+    # The first column reads "Welcome v3 · waiting · 2026-03-12 14:05" (flow, status, start).
     list_display = [
-        "id",
-        "flow",
+        "__str__",
         "thread",
-        "status",
         "current_node",
         "handed_off",
         "waiting_since",
         "wait_expires_at",
-        "created_at",
     ]
     list_filter = ["status", "handed_off"]
     search_fields = ["flow__flow_id", "current_node"]
     list_select_related = ["flow", "thread"]
+    ordering = ["-created_at"]
     date_hierarchy = "created_at"
     change_action = add_action = delete_action = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """With the flow (the session's name) and the thread. The changelist then skips
+        `list_select_related`, so this names everything its rows show."""
+        return super().get_queryset(request).select_related("flow", "thread")

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from core.fields import EncryptedJSONField
 from core.models import BaseModel
@@ -59,7 +60,8 @@ class Flow(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.flow_id} v{self.version}"
+        """`Welcome v3` (the flow's name, else its id, and the version)."""
+        return f"{self.name or self.flow_id} v{self.version}"
 
 
 class SessionStatus(models.TextChoices):
@@ -129,4 +131,10 @@ class FlowSession(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"Session {self.pk} ({self.status})"
+        """`Welcome v3 · waiting · 2026-03-12 14:05` (started). The flow's name only when the
+        flow is loaded already (`select_related`): never a query of its own."""
+        started = (
+            f" · {timezone.localtime(self.created_at):%Y-%m-%d %H:%M}" if self.created_at else ""
+        )
+        flow = str(self.flow) if FlowSession.flow.is_cached(self) else "Flow session"
+        return f"{flow} · {self.get_status_display().lower()}{started}"

@@ -17,8 +17,9 @@ from channels_app.admin import ChannelInline
 from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
-from tenants.api_keys import api_key_revoke
+from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.forms import (
+    APIKeyCreateForm,
     InvitationForm,
     MemberChangeForm,
     TenantAdminForm,
@@ -138,16 +139,46 @@ class TenantAdmin(TenantScopedAdmin):
 
 @admin.register(TenantAPIKey)
 class TenantAPIKeyAdmin(TenantScopedAdmin):
-    """Keys of the tenants the user owns (platform staff: all). Deleting a key revokes it."""
+    """Keys of the tenants the user owns (platform staff: all). Adding one creates it through
+    `api_key_create` and shows the key once; deleting a key revokes it."""
 
-    view_action = change_action = delete_action = Action.MANAGE_KEYS
-    add_action = None
+    view_action = change_action = add_action = delete_action = Action.MANAGE_KEYS
     list_display = ["name", "prefix", "tenant", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["revoked_at"]
+    list_filter = ["revoked_at", ("tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "prefix", "tenant__name"]
     list_select_related = ["tenant"]
     readonly_fields = ["tenant", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     exclude = ["hashed_key"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("tenant")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = APIKeyCreateForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["tenant", "name"]
+        return list(self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            return  # every field of a key is read-only
+        api_key, raw_key = api_key_create(
+            tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"]
+        )
+        obj.pk = api_key.pk
+        obj.__dict__.update(api_key.__dict__)
+        messages.warning(
+            request,
+            "Copy this API key now and keep it secret; it is not shown again (send it as "
+            f"“Authorization: Api-Key <key>”): {raw_key}",
+        )
 
     def delete_model(self, request: HttpRequest, obj: TenantAPIKey) -> None:
         api_key_revoke(api_key=obj)
@@ -171,6 +202,11 @@ class TenantMembershipAdmin(TenantScopedAdmin):
     search_fields = ["user__username", "user__first_name", "user__last_name"]
     fields = ["user", "tenant", "role", "invited_by", "created_at"]
     readonly_fields = ["user", "tenant", "invited_by", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        """With what the rows and the page title show (the changelist then skips
+        `list_select_related`)."""
+        return super().get_queryset(request).select_related("user", "tenant", "invited_by")
 
     @admin.display(description="Name", ordering="user__first_name")
     def user_name(self, obj: TenantMembership) -> str:

@@ -2,6 +2,9 @@
 
 - `ChataiAdminSite` lets in platform staff and tenant members (`access.has_any_access`), with or
   without `is_staff`; a user who sees no tenant cannot log in.
+- Its index and nav sidebar are ordered for the job: the inbox with the number of
+  conversations waiting for a human first, then conversations, flows, channels, tenants, and
+  the accounts and lockout tables under one "Security" heading last.
 - `TenantScopedAdmin` (and `TenantScopedInline`) narrow every changelist to the tenants the user
   sees, answer 404 for an object of another tenant (exactly as for an id that does not exist),
   and take each permission from the user's role in the object's tenant: a role without the
@@ -18,7 +21,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
-from django.urls import path
+from django.urls import path, reverse
 
 from tenants import access
 from tenants.access import Action
@@ -66,15 +69,99 @@ class PlatformOnlyAdmin:
         )
 
 
+# The index's sections: (heading, css name, the models in their order). A model of one of our
+# apps that is not named here joins the end of its app's section; a model of any other app
+# (Django's accounts, django-axes, a library added later) joins "Security".
+SECTIONS: list[tuple[str, str, list[str]]] = [
+    ("Conversations", "conversations", ["chatthread", "contact", "message", "messageattachment"]),
+    ("Flows", "flows", ["flow", "flowsession"]),
+    ("Channels", "channels", ["channelinstance"]),
+    (
+        "Tenants",
+        "tenants",
+        ["tenant", "tenantmembership", "tenantinvitation", "tenantapikey"],
+    ),
+    ("Security", "security", ["user", "group"]),
+]
+_SECTION_OF_APP = {
+    "conversations": "Conversations",
+    "flows": "Flows",
+    "channels_app": "Channels",
+    "tenants": "Tenants",
+}
+_WAITING_ATTR = "_chatai_waiting_count"
+
+
+def inbox_url() -> str:
+    """The staff inbox (`conversations.admin_inbox`), on the conversations waiting for a
+    human."""
+    return reverse("admin:inbox") + "?needs_human=1"
+
+
+def waiting_count(request: HttpRequest) -> int:
+    """Open conversations waiting for a human in the tenants the user sees: one COUNT query,
+    remembered for the request (the index and its sidebar both ask)."""
+    count = getattr(request, _WAITING_ATTR, None)
+    if count is None:
+        from conversations.models import ChatThread, ThreadStatus
+
+        waiting = ChatThread.objects.filter(needs_human=True, status=ThreadStatus.OPEN)
+        count = access.scope(waiting, request.user).count()
+        setattr(request, _WAITING_ATTR, count)
+    return count
+
+
 class ChataiAdminSite(admin.AdminSite):
     site_header = "chatai staff"
     site_title = "chatai"
-    index_title = "Onboarding and inbox"
+    index_title = "Inbox and onboarding"
     login_form = ChataiAuthenticationForm
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pages: list[tuple[str, Any, str]] = []
+
+    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict]:
+        """The index and the sidebar, ordered for the job (see `SECTIONS`); an app's own page
+        (`app_label`) keeps Django's list of that app."""
+        if app_label is not None:
+            return super().get_app_list(request, app_label)
+        app_dict = self._build_app_dict(request)
+        if not app_dict:
+            return []
+        placed: dict[str, list[dict]] = {name: [] for name, _, _ in SECTIONS}
+        order = {name: models for name, _, models in SECTIONS}
+        for label, app in app_dict.items():
+            section = _SECTION_OF_APP.get(label, "Security")
+            placed[section].extend(app["models"])
+        sections = [self._inbox_section(request)]
+        for name, css, _ in SECTIONS:
+            models = placed[name]
+            if not models:
+                continue
+            rank = {model_name: i for i, model_name in enumerate(order[name])}
+            models.sort(key=lambda m: (rank.get(m["model"]._meta.model_name, len(rank)), m["name"]))
+            sections.append({"name": name, "app_label": css, "app_url": None, "models": models})
+        return sections
+
+    def _inbox_section(self, request: HttpRequest) -> dict:
+        return {
+            "name": "Inbox",
+            "app_label": "inbox",
+            "app_url": None,
+            "models": [
+                {
+                    "name": "Waiting for a human",
+                    "object_name": "inbox",
+                    "admin_url": inbox_url(),
+                    "add_url": None,
+                    "view_only": True,
+                    "link_only": True,
+                    "badge": waiting_count(request),
+                    "perms": {"view": True},
+                }
+            ],
+        }
 
     def has_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and access.has_any_access(request.user))

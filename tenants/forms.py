@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from tenants.members import member_update
 from tenants.models import (
     Tenant,
+    TenantAPIKey,
     TenantInvitation,
     TenantMembership,
     TenantProjectConfig,
@@ -76,6 +77,16 @@ class InvitationForm(forms.ModelForm):
     class Meta:
         model = TenantInvitation
         fields = ["tenant", "email", "role"]
+
+
+class APIKeyCreateForm(forms.ModelForm):
+    """A new API key: its tenant and a name saying what uses it. The key itself is made by
+    `api_key_create` and shown once, after saving."""
+
+    class Meta:
+        model = TenantAPIKey
+        fields = ["tenant", "name"]
+        help_texts = {"name": "What uses this key, e.g. “CRM sync”. The key is shown once."}
 
 
 class MemberChangeForm(forms.ModelForm):

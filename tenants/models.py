@@ -58,7 +58,11 @@ class TenantProjectConfig(BaseModel):
         verbose_name = "project config"
 
     def __str__(self) -> str:
-        return f"Config of {self.tenant_id}"
+        """`AI config of Acme` (the tenant's name only when the tenant is loaded already, as
+        on its tenant's page)."""
+        if TenantProjectConfig.tenant.is_cached(self):
+            return f"AI config of {self.tenant.name}"
+        return "AI config"
 
 
 class TenantAPIKey(BaseModel):
@@ -76,7 +80,12 @@ class TenantAPIKey(BaseModel):
         verbose_name = "API key"
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
+        """`Acme · CRM sync (chk_1a2b3c4d…)`, `· revoked` once revoked. The tenant's name only
+        when the tenant is loaded already: never a query of its own."""
+        label = f"{self.name} ({self.prefix}…)"
+        if TenantAPIKey.tenant.is_cached(self):
+            label = f"{self.tenant.name} · {label}"
+        return f"{label} · revoked" if self.revoked_at else label
 
     @property
     def is_active(self) -> bool:
@@ -124,7 +133,12 @@ class TenantMembership(BaseModel):
         indexes = [models.Index(fields=["user", "tenant"], name="membership_user_tenant_idx")]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.get_role_display().lower()})"
+        """`alice, agent at Acme` (the tenant's name only when the tenant is loaded already;
+        the admin loads the user and the tenant with the membership)."""
+        label = f"{self.user}, {self.get_role_display().lower()}"
+        if TenantMembership.tenant.is_cached(self):
+            return f"{label} at {self.tenant.name}"
+        return label
 
 
 class InvitationStatus(models.TextChoices):

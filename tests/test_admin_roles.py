@@ -30,7 +30,7 @@ from tests.roles import (
 # model -> (view, change, add, delete, change by POST); None: nobody (read-only pages)
 TENANT_MODELS = {
     "tenants.tenant": (VIEW, MANAGE, PLATFORM, PLATFORM, MANAGE),
-    "tenants.tenantapikey": (KEYS, KEYS, None, KEYS, KEYS),
+    "tenants.tenantapikey": (KEYS, KEYS, KEYS, KEYS, KEYS),
     "tenants.tenantmembership": (MEMBERS, MEMBERS, None, MEMBERS, MEMBERS),
     "tenants.tenantinvitation": (MEMBERS, None, MEMBERS, MEMBERS, None),
     "channels_app.channelinstance": (VIEW, MANAGE, MANAGE, MANAGE, MANAGE),
