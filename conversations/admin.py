@@ -327,7 +327,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         ("tenant", admin.RelatedOnlyFieldListFilter),
         "channel__provider",
     ]
-    list_select_related = ["tenant", "channel", "contact", "assigned_to"]
+    list_select_related = ["tenant", "channel__tenant", "contact", "assigned_to"]
     search_fields = ["id", "contact__external_id"]
     ordering = ["-needs_human", "-last_activity_at"]
     readonly_fields = [

@@ -146,7 +146,11 @@ class ChatThread(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"Thread {self.pk}"
+        """`Conversation with Maria Silva · whatsapp …7777`, when the contact is loaded with
+        it (never a query of its own); else the id's first block."""
+        if ChatThread.contact.is_cached(self):
+            return f"Conversation with {self.contact}"
+        return f"Conversation {str(self.pk)[:8]}"
 
 
 class Direction(models.TextChoices):
@@ -236,7 +240,9 @@ class Message(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.direction} message {self.pk}"
+        """`Inbound text, 2 Dec 16:39` (never the text itself: the admin shows it apart)."""
+        kind = self.kind.replace("_", " ")
+        return f"{self.get_direction_display()} {kind}, {self.created_at:%d %b %H:%M}"
 
 
 class MessageAttachment(BaseModel):

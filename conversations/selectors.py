@@ -82,7 +82,7 @@ def contact_threads(*, contact: Contact) -> list[ChatThread]:
     `message_count` (live messages): one query, most recent activity first."""
     return list(
         ChatThread.objects.filter(contact=contact, tenant_id=contact.tenant_id)
-        .select_related("channel")
+        .select_related("channel__tenant")
         .annotate(message_count=Count("messages", filter=Q(messages__deleted_at__isnull=True)))
         .order_by(F("last_activity_at").desc(nulls_last=True), "-created_at", "-id")
     )

@@ -356,7 +356,7 @@ class FlowSessionAdmin(TenantScopedAdmin):
     ]
     list_filter = ["status", "handed_off"]
     search_fields = ["flow__flow_id", "current_node"]
-    list_select_related = ["flow", "thread"]
+    list_select_related = ["flow", "thread__contact"]
     ordering = ["-created_at"]
     date_hierarchy = "created_at"
     change_action = add_action = delete_action = None
@@ -364,4 +364,12 @@ class FlowSessionAdmin(TenantScopedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """With the flow (the session's name) and the thread. The changelist then skips
         `list_select_related`, so this names everything its rows show."""
-        return super().get_queryset(request).select_related("flow", "thread")
+        return super().get_queryset(request).select_related("flow", "thread__contact")
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        """What the contact answered in the flow (`variables`) is for those who may export
+        the contact's data, as on the contact's page and in the inbox."""
+        exclude = list(super().get_exclude(request, obj) or [])
+        if obj is None or not access.can(request.user, Action.EXPORT, obj.tenant_id):
+            exclude.append("variables")
+        return exclude

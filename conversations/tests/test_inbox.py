@@ -268,3 +268,27 @@ def test_a_location_shows_its_name_and_a_map_link(tenant, member, waiting):
     page = _login(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
     html = page.content.decode()
     assert "Academia Centro" in html and "openstreetmap.org/?mlat=-23.5" in html
+
+
+@pytest.mark.django_db
+def test_answers_typed_into_flows_are_shown_only_to_who_may_export(tenant, member, waiting):
+    from flows.models import Flow, FlowSession
+
+    flow = Flow.objects.create(
+        tenant=tenant, channel=waiting.channel, flow_id="f", version=1, name="Intake", definition={}
+    )
+    session = FlowSession.objects.create(
+        tenant=tenant,
+        thread=waiting,
+        flow=flow,
+        status="completed",
+        variables={"cpf": "123.456.789-00"},
+    )
+    thread_page = reverse("admin:inbox-thread", args=[waiting.pk])
+    session_page = reverse("admin:flows_flowsession_change", args=[session.pk])
+    for role, shown in (("owner", True), ("agent", False), ("viewer", False)):
+        client = _login(member(tenant, role))
+        for url in (thread_page, session_page):
+            html = client.get(url).content.decode()
+            assert ("123.456.789-00" in html) is shown, (role, url)
+            assert "Intake" in html
