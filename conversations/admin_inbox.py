@@ -20,6 +20,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -298,6 +299,9 @@ def _timeline(timeline: inbox.Timeline, contact_label: str = "Contact") -> list[
             "failure": explain(item.message.error_code)
             if item.message is not None and item.message.status == "failed"
             else None,
+            "retried": bool((item.message.metadata or {}).get("retried_as"))
+            if item.message is not None
+            else False,
             "location": (item.message.private_data or {}).get("location")
             if item.message is not None
             else None,
@@ -360,21 +364,20 @@ def _act(request: HttpRequest, thread: ChatThread, action: str) -> None:
     if action == "reply":
         _reply(request, thread, request.POST.get("text", ""))
     elif action == "retry":
-        failed = Message.objects.filter(
-            thread=thread, pk=_uuid(request.POST.get("message")), status="failed"
-        ).first()
-        if failed is None or not failed.text or not explain(failed.error_code).retry:
-            raise ValidationError("That message cannot be sent again.")
-        _reply(request, thread, failed.text)
+        _retry(request, thread, _uuid(request.POST.get("message")))
     elif action == "note":
         thread_note_add(thread=thread, text=request.POST.get("text", ""), author=user)
     elif action == "assign":
         assignee_id = request.POST.get("assignee", "")
         assignee = None
         if assignee_id:
-            assignee = get_user_model().objects.filter(pk=_int(assignee_id)).first()
+            # Only someone the page offers: the tenant's owners and agents (or the current
+            # assignee). Any other id, existing or not, gets the same answer.
+            offered = {entry["pk"] for entry in _assignees(thread)}
+            pk = _int(assignee_id)
+            assignee = get_user_model().objects.filter(pk=pk).first() if pk in offered else None
             if assignee is None:
-                raise ValidationError("No such person.")
+                raise ValidationError("That person cannot be given this conversation.")
         thread_assign(thread=thread, assignee=assignee)
         messages.success(request, "Assigned." if assignee else "Unassigned.")
     elif action == "assign_me":
@@ -396,9 +399,30 @@ def _act(request: HttpRequest, thread: ChatThread, action: str) -> None:
         raise ValidationError("Unknown action.")
 
 
-def _reply(request: HttpRequest, thread: ChatThread, text: str) -> None:
+@transaction.atomic
+def _retry(request: HttpRequest, thread: ChatThread, message_id: uuid.UUID | None) -> None:
+    """Send a failed message's text again, once: the failed message is locked and marked
+    with the new one, so a double click, a re-post or two agents never send it twice."""
+    failed = (
+        Message.objects.select_for_update()
+        .filter(thread=thread, pk=message_id, status="failed")
+        .first()
+    )
+    if (
+        failed is None
+        or not failed.text
+        or (failed.metadata or {}).get("retried_as")
+        or not explain(failed.error_code).retry
+    ):
+        raise ValidationError("That message cannot be sent again.")
+    again = _reply(request, thread, failed.text)
+    failed.metadata = {**(failed.metadata or {}), "retried_as": str(again.pk)}
+    failed.save(update_fields=["metadata", "updated_at"])
+
+
+def _reply(request: HttpRequest, thread: ChatThread, text: str) -> Message:
     try:
-        message_send_agent(thread=thread, text=text, user=request.user)
+        return message_send_agent(thread=thread, text=text, user=request.user)
     except ContactErasedError:
         raise ValidationError("Not sent: the contact's data was erased.") from None
     except OutsideWindowError:
@@ -416,7 +440,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 # --- Media ------------------------------------------------------------------------------------

@@ -117,12 +117,15 @@ def _decode_cursor(raw: str) -> dict[str, Any] | None:
     try:
         padded = raw + "=" * (-len(raw) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        activity = parse_datetime(values["a"])
+        if activity is None or activity.tzinfo is None:
+            return None
         return {
             "needs_human": bool(values["n"]),
-            "activity": parse_datetime(values["a"]),
+            "activity": activity.astimezone(UTC),  # raises for a time out of range
             "id": uuid.UUID(values["i"]),
         }
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
 
 

@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -129,6 +129,10 @@ class TimelineCursor:
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("The cursor's time has no offset.")
+        try:
+            moment = moment.astimezone(UTC)  # a time the database can compare
+        except OverflowError:
+            raise ValueError("The cursor's time is out of range.") from None
         return cls(at=moment, rank=int(rank), key=uuid.UUID(key))
 
     def sort_key(self) -> tuple[datetime, int, uuid.UUID]:

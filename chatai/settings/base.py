@@ -195,6 +195,9 @@ SESSION_COOKIE_AGE = 24 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # The admin login is the one login page.
 LOGIN_URL = "admin:login"
+# Messages live in the session, not in a cookie: some carry what is shown once (a new API
+# key, an invitation link), and Django's cookie storage only signs, it does not encrypt.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 LOGIN_REDIRECT_URL = "admin:index"
 
 # Failed logins (admin and API) are counted per username at an address and per address, each

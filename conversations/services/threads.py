@@ -103,14 +103,20 @@ def thread_mark_seen(*, thread: ChatThread) -> None:
     thread.agent_last_seen_at = now
 
 
+@transaction.atomic
 def thread_note_add(*, thread: ChatThread, text: str, author: Any = None) -> ThreadNote:
     """A private note on the thread (never sent to the contact). ValidationError for an empty
-    or too long text."""
+    or too long text, and for a contact whose data was erased: notes are the contact's data
+    too. Holds the thread row lock, as the erasure does, so a note never slips in beside a
+    running erasure."""
     text = (text or "").strip()
     if not text:
         raise ValidationError({"text": "A note cannot be empty."})
     if len(text) > MAX_NOTE:
         raise ValidationError({"text": f"A note has at most {MAX_NOTE} characters."})
+    locked = ChatThread.objects.select_for_update().select_related("contact").get(pk=thread.pk)
+    if locked.contact.erased_at is not None:
+        raise ValidationError({"text": "The contact's data was erased: no note can be added."})
     note = ThreadNote.objects.create(
         tenant_id=thread.tenant_id,
         thread=thread,
