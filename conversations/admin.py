@@ -347,7 +347,7 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
     @admin.display(description="Contact")
     def contact_name(self, obj: ChatThread) -> str:
-        return obj.contact.name or str(obj.contact_id)
+        return str(obj.contact)  # the name and the phone's last digits, never an id
 
     def change_view(
         self,
