@@ -78,9 +78,11 @@ def test_invalid_flow_shows_every_error_with_its_path_and_stores_nothing(
     issues = response.context["issues"]
     assert len(issues) >= 3
     for issue in issues:
-        assert f"<code>{issue.path}</code>" in html
+        assert f"<code>{issue.location}</code>" in html
     paths = {issue.path for issue in issues}
     assert {"nodes[0].choices[1].next", "start"} <= paths
+    # the node's id is shown after its index
+    assert "<code>nodes[0](ask).choices[1].next</code>" in html
     assert any(p.startswith("nodes[1]") for p in paths)
     assert "Nothing was stored" in html
     assert not Flow.all_objects.exists()
