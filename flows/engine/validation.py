@@ -274,8 +274,8 @@ def _graph_issues(document: Mapping[str, Any]) -> list[ValidationIssue]:
         issues.append(
             ValidationIssue(
                 f"nodes[{index_of[cycle[0]]}]",
-                f"loop that never waits for the contact: {loop} "
-                "(a cycle must pass through a question, input or ai node)",
+                "loop that never waits for the contact (a cycle must pass through a question, "
+                f"input or ai node): {loop}",
             )
         )
     issues.extend(_choice_issues(nodes))
