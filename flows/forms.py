@@ -29,7 +29,9 @@ class FlowUploadForm(forms.Form):
         queryset=ChannelInstance.objects.none(),
         help_text="The tenant's WhatsApp channel this flow runs on.",
     )
-    file = forms.FileField(required=False, help_text="A flow definition .json file (at most 2 MiB).")
+    file = forms.FileField(
+        required=False, help_text="A flow definition .json file (at most 2 MiB)."
+    )
     definition_text = forms.CharField(
         required=False,
         label="Or paste the JSON",

@@ -30,9 +30,7 @@ _INVALID_FLOW = error_response(
 
 
 def _issues(issues: Any) -> list[dict[str, str | None]]:
-    return [
-        {"path": issue.path, "node": issue.node, "message": issue.message} for issue in issues
-    ]
+    return [{"path": issue.path, "node": issue.node, "message": issue.message} for issue in issues]
 
 
 @extend_schema_view(

@@ -42,13 +42,11 @@ def flow_json_from_text(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FlowReadError(
-            "json",
-            f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            "json", f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
     except (ValueError, RecursionError):
         raise FlowReadError(
-            "json",
-            "cannot be read as JSON (nesting too deep or a number too long)"
+            "json", "cannot be read as JSON (nesting too deep or a number too long)"
         ) from None
 
 

@@ -214,3 +214,23 @@ def test_non_staff_cannot_upload(client, django_user_model, twilio_channel):
 
     assert response.status_code == 302  # to the admin login
     assert not Flow.all_objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff{}", "The file is not UTF-8 text."),
+        (b"{\n  1}", "This is not valid JSON: Expecting property name enclosed in double quotes"),
+        (b"[" * 100_000, "This cannot be read as JSON (nesting too deep or a number too long)."),
+        (b" " * (2 * 1024 * 1024 + 1), "The file is larger than 2 MiB."),
+    ],
+)
+def test_unreadable_uploads_say_why_as_the_api_and_the_command_do(
+    admin_client, twilio_channel, raw, message
+):
+    upload = SimpleUploadedFile("flow.json", raw, content_type="application/json")
+    response = admin_client.post(reverse(UPLOAD), {"channel": twilio_channel.pk, "file": upload})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Flow.all_objects.exists()

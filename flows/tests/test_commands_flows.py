@@ -89,7 +89,7 @@ def test_every_file_is_checked_and_reported_whatever_is_wrong_with_it(tmp_path):
         in output
     )
     assert f"INVALID {missing}\n  the file cannot be read: No such file or directory\n" in output
-    assert f"INVALID {invalid} (1 error)\n  start: unknown node \"nope\"\n" in output
+    assert f'INVALID {invalid} (1 error)\n  start: unknown node "nope"\n' in output
     assert f"INVALID {tmp_path}\n  the file cannot be read: Is a directory\n" in output
     assert f"INVALID {latin1}\n  the file is not UTF-8 text\n" in output
     assert (

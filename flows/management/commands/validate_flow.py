@@ -23,7 +23,9 @@ def _read(path: Path) -> object:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FLOW_BYTES + 1)
     except OSError as exc:
-        raise FlowReadError("file", f"cannot be read: {exc.strerror or type(exc).__name__}") from None
+        raise FlowReadError(
+            "file", f"cannot be read: {exc.strerror or type(exc).__name__}"
+        ) from None
     return flow_json_from_bytes(raw, max_bytes=MAX_FLOW_BYTES)
 
 
