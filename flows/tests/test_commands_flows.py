@@ -7,8 +7,8 @@ import sys
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from channels_app.models import ChannelInstance
