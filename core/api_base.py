@@ -163,6 +163,12 @@ class TenantScopedMixin:
 
 class ErrorDetailSerializer(serializers.Serializer):
     path = serializers.CharField(help_text="A field name, or a JSON path into a flow document.")
+    node = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="In `invalid_flow` details: the id of the node `path` leads into "
+        "(`nodes[3]` → its id), or null.",
+    )
     message = serializers.CharField()
 
 

@@ -6,7 +6,6 @@ The form only reads and parses the JSON and runs the engine's validation so that
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -14,6 +13,7 @@ from django.db.models import QuerySet
 
 from channels_app.models import ChannelInstance
 from flows.engine import ValidationIssue
+from flows.engine.reading import FlowReadError, flow_json_from_bytes, flow_json_from_text
 from flows.services import flow_validate
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -29,7 +29,9 @@ class FlowUploadForm(forms.Form):
         queryset=ChannelInstance.objects.none(),
         help_text="The tenant's WhatsApp channel this flow runs on.",
     )
-    file = forms.FileField(required=False, help_text="A flow definition .json file (at most 2 MB).")
+    file = forms.FileField(
+        required=False, help_text="A flow definition .json file (at most 2 MiB)."
+    )
     definition_text = forms.CharField(
         required=False,
         label="Or paste the JSON",
@@ -65,40 +67,36 @@ class FlowUploadForm(forms.Form):
         self.issues: list[ValidationIssue] = []
         self.definition: dict | None = None
 
-    def _raw_json(self) -> str | None:
+    def _document(self) -> tuple[bool, object]:
+        """(read, document): the parsed JSON of the upload or the pasted text.
+
+        A file that is too large or not UTF-8 is an error on ``file`` (``(False, None)``); JSON
+        that cannot be parsed is a form error. The wording is the engine's
+        (:mod:`flows.engine.reading`), shared with the API and ``validate_flow``.
+        """
         upload = self.cleaned_data.get("file")
         pasted = (self.cleaned_data.get("definition_text") or "").strip()
         if upload and pasted:
             raise forms.ValidationError("Upload a file or paste JSON, not both.")
         if not upload and not pasted:
             raise forms.ValidationError("Upload a .json file or paste the flow JSON.")
-        if not upload:
-            return pasted
-        if upload.size > MAX_UPLOAD_BYTES:
-            self.add_error("file", "The file is larger than 2 MB.")
-            return None
         try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            self.add_error("file", "The file is not UTF-8 text.")
-            return None
+            if not upload:
+                return True, flow_json_from_text(pasted)
+            return True, flow_json_from_bytes(
+                upload.read(MAX_UPLOAD_BYTES + 1), max_bytes=MAX_UPLOAD_BYTES
+            )
+        except FlowReadError as exc:
+            if exc.kind != "json":
+                self.add_error("file", f"The file {exc.reason}.")
+                return False, None
+            raise forms.ValidationError(f"This {exc.reason}.") from None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        raw = self._raw_json()
-        if raw is None:
+        read, document = self._document()
+        if not read:
             return cleaned
-        try:
-            document = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                "This is not valid JSON: %(msg)s at line %(line)s, column %(col)s.",
-                params={"msg": exc.msg, "line": exc.lineno, "col": exc.colno},
-            ) from None
-        except (ValueError, RecursionError):
-            raise forms.ValidationError(
-                "This JSON cannot be read (nesting too deep or a number too long)."
-            ) from None
         self.issues = flow_validate(definition=document)
         if self.issues:
             raise forms.ValidationError(

@@ -69,7 +69,25 @@ def test_upload_a_multipart_file(client, tenant, channel):
     not_json = SimpleUploadedFile("flow.json", b"{nope", content_type="application/json")
     bad = client.post(url, {"channel": str(channel.pk), "file": not_json}, format="multipart")
     assert bad.status_code == 400
-    assert error_of(bad)["details"][0]["path"] == "file"
+    assert error_of(bad)["details"] == [
+        {
+            "path": "file",
+            "message": "The file is not valid JSON: "
+            "Expecting property name enclosed in double quotes at line 1, column 2.",
+        }
+    ]
+    for raw, message in [
+        (b"\xff{}", "The file is not UTF-8 text."),
+        (
+            b"[" * 100_000,
+            "The file cannot be read as JSON (nesting too deep or a number too long).",
+        ),
+        (b" " * (1024 * 1024 + 1), "The file is larger than 1 MiB."),
+    ]:
+        upload = SimpleUploadedFile("flow.json", raw, content_type="application/json")
+        refused = client.post(url, {"channel": str(channel.pk), "file": upload}, format="multipart")
+        assert refused.status_code == 400
+        assert error_of(refused)["details"] == [{"path": "file", "message": message}]
 
 
 @pytest.mark.django_db
@@ -83,6 +101,13 @@ def test_invalid_flow_lists_every_error_with_its_path_and_stores_nothing(client,
     assert error["code"] == "invalid_flow"
     paths = {detail["path"] for detail in error["details"]}
     assert {"nodes[1].choices[1].next", "nodes[0].next"} <= paths
+    by_path = {detail["path"]: detail for detail in error["details"]}
+    assert by_path["nodes[1].choices[1].next"] == {
+        "path": "nodes[1].choices[1].next",
+        "node": EXAMPLE["nodes"][1]["id"],
+        "message": 'unknown node "nowhere"',
+    }
+    assert by_path["nodes[0].next"]["node"] == EXAMPLE["nodes"][0]["id"]
     assert not Flow.objects.exists()
     not_object = client.post(url, {"channel": str(channel.pk), "definition": [1]}, format="json")
     assert not_object.status_code == 400 and error_of(not_object)["code"] == "invalid_flow"

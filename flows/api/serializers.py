@@ -1,13 +1,18 @@
-import json
 from typing import Any
 
 from rest_framework import serializers
 
 from channels_app.models import ChannelInstance
 from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
+from flows.engine.reading import (
+    MAX_FLOW_BYTES,
+    FlowReadError,
+    flow_json_from_bytes,
+    flow_json_from_text,
+)
 from flows.models import Flow
 
-MAX_FLOW_FILE_BYTES = 1024 * 1024
+MAX_FLOW_FILE_BYTES = MAX_FLOW_BYTES
 
 
 class FlowSerializer(StrictModelSerializer):
@@ -48,27 +53,12 @@ class FlowDocumentSerializer(serializers.Serializer):
     )
 
     def validate_file(self, upload: Any) -> Any:
-        if upload.size is not None and upload.size > MAX_FLOW_FILE_BYTES:
-            raise serializers.ValidationError(
-                f"The file is larger than {MAX_FLOW_FILE_BYTES // 1024} KiB."
-            )
-        raw = upload.read(MAX_FLOW_FILE_BYTES + 1)
-        if len(raw) > MAX_FLOW_FILE_BYTES:
-            raise serializers.ValidationError(
-                f"The file is larger than {MAX_FLOW_FILE_BYTES // 1024} KiB."
-            )
         try:
-            return json.loads(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError:
-            raise serializers.ValidationError("The file is not UTF-8 text.") from None
-        except json.JSONDecodeError as exc:
-            raise serializers.ValidationError(
-                f"The file is not valid JSON (line {exc.lineno}, column {exc.colno})."
-            ) from None
-        except (ValueError, RecursionError):
-            raise serializers.ValidationError(
-                "The file's JSON cannot be read (nesting too deep or a number too long)."
-            ) from None
+            return flow_json_from_bytes(
+                upload.read(MAX_FLOW_FILE_BYTES + 1), max_bytes=MAX_FLOW_FILE_BYTES
+            )
+        except FlowReadError as exc:
+            raise serializers.ValidationError(f"The file {exc.reason}.") from None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         has_definition = "definition" in attrs
@@ -81,9 +71,9 @@ class FlowDocumentSerializer(serializers.Serializer):
         if isinstance(document, str) and not has_file:
             # Multipart forms carry `definition` as text.
             try:
-                document = json.loads(document)
-            except (ValueError, RecursionError):
-                raise serializers.ValidationError({"definition": "Not valid JSON."}) from None
+                document = flow_json_from_text(document)
+            except FlowReadError as exc:
+                raise serializers.ValidationError({"definition": f"This {exc.reason}."}) from None
         attrs["document"] = document
         return attrs
 

@@ -24,12 +24,13 @@ from flows.services import flow_create, flow_set_active, flow_validate
 _INVALID_FLOW = error_response(
     "400",
     "`invalid_flow`: `details` lists every error with its JSON path "
-    "(e.g. `nodes[3].choices[1].next`); `invalid` for a malformed request.",
+    "(e.g. `nodes[3].choices[1].next`) and, when the path leads into a node with a valid id, "
+    "that id as `node` (e.g. `ask_day`); `invalid` for a malformed request.",
 )
 
 
-def _issues(issues: Any) -> list[dict[str, str]]:
-    return [{"path": issue.path, "message": issue.message} for issue in issues]
+def _issues(issues: Any) -> list[dict[str, str | None]]:
+    return [{"path": issue.path, "node": issue.node, "message": issue.message} for issue in issues]
 
 
 @extend_schema_view(

@@ -73,8 +73,9 @@ def _check_keyword(value: str) -> str:
 
 
 def _check_regex(value: str) -> str:
+    # Messages are predicates ("is not a valid regex: ..."): they follow the regex's path.
     if len(value) > MAX_REGEX_LENGTH:
-        raise ValueError(f"regex is longer than {MAX_REGEX_LENGTH} characters")
+        raise ValueError(f"is longer than {MAX_REGEX_LENGTH} characters")
     patterns.compile_check(value)
     return value
 
@@ -157,7 +158,10 @@ class _Comparison(_Model):
         elif self.op == "matches":
             if not isinstance(value, str):
                 raise ValueError('op "matches" needs "value" to be a regex string')
-            _check_regex(value)
+            try:
+                _check_regex(value)
+            except ValueError as exc:
+                raise ValueError(f'"value" {exc}') from None
         elif self.op in NUMERIC_OPERATORS:
             from .conditions import to_number  # local: conditions imports this module
 
@@ -183,7 +187,7 @@ class InputCondition(_Comparison):
     @classmethod
     def _must_be_true(cls, value: bool) -> bool:
         if value is not True:
-            raise ValueError('"input" must be true')
+            raise ValueError("must be true")
         return value
 
 

@@ -13,11 +13,15 @@ MATCH_TIMEOUT_SECONDS = 0.05
 
 
 def compile_check(pattern: str) -> None:
-    """Raise ValueError when ``pattern`` does not compile (the message names the problem)."""
+    """Raise ValueError when ``pattern`` does not compile.
+
+    The message is a predicate naming the problem ("is not a valid regex: ..."), to follow the
+    path or name of what holds the pattern.
+    """
     try:
         regex.compile(pattern)
     except Exception as exc:  # regex.error, and RecursionError/OverflowError on odd patterns
-        raise ValueError(f"regex does not compile: {exc}") from None
+        raise ValueError(f"is not a valid regex: {exc}") from None
 
 
 def _run(method: str, pattern: str, text: str) -> bool:

@@ -1,6 +1,8 @@
 """Whole-document validation: ``parse_flow`` and ``validate_flow``.
 
-Validation reports every problem at once, each with a JSON path (``nodes[3].choices[1].next``).
+Validation reports every problem at once, each with a JSON path (``nodes[3].choices[1].next``) and,
+when the path leads into a node with a valid id, that id (``ask_day``); people read both as
+``nodes[3](ask_day).choices[1].next`` (:attr:`ValidationIssue.location`).
 It runs in two passes over the same document and merges their findings:
 
 1. the pydantic models (:mod:`flows.engine.definition`): types, limits, unknown keys, templates,
@@ -34,19 +36,36 @@ from .definition import (
 from .text import normalize
 
 MAX_ISSUES = 500
+_NODE_PREFIX = re.compile(r"nodes\[(\d+)\]")
 
 Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
 class ValidationIssue:
-    """One problem in a flow document: where (a JSON path, ``""`` for the root) and what."""
+    """One problem in a flow document: where and what.
+
+    ``path`` is a plain JSON path (``nodes[3].choices[1].next``, ``""`` for the root) that a
+    program can follow into the document; ``node`` is the id of the node it leads into
+    (``nodes[3]``'s ``"id"``) when that id is a valid node id (a slug), else ``None`` (an id that is
+    not a slug has its own issue, and is never echoed: it may hold anything). ``location`` is the
+    form for people, with the id after the index: ``nodes[3](ask_day).choices[1].next``.
+    """
 
     path: str
     message: str
+    node: str | None = None
+
+    @property
+    def location(self) -> str:
+        """``path`` with the node id after the node's index; ``""`` for the root."""
+        match = _NODE_PREFIX.match(self.path)
+        if self.node is None or match is None:
+            return self.path
+        return f"{match.group(0)}({self.node}){self.path[match.end() :]}"
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{self.location}: {self.message}" if self.path else self.message
 
 
 class FlowValidationError(Exception):
@@ -241,9 +260,7 @@ def _graph_issues(document: Mapping[str, Any]) -> list[ValidationIssue]:
             for node_id, index in index_of.items():
                 if node_id not in reached:
                     issues.append(
-                        ValidationIssue(
-                            f"nodes[{index}]", f'node "{node_id}" cannot be reached from start'
-                        )
+                        ValidationIssue(f"nodes[{index}]", "cannot be reached from start")
                     )
 
     waiting = {
@@ -257,8 +274,8 @@ def _graph_issues(document: Mapping[str, Any]) -> list[ValidationIssue]:
         issues.append(
             ValidationIssue(
                 f"nodes[{index_of[cycle[0]]}]",
-                f"loop that never waits for the contact: {loop} "
-                "(a cycle must pass through a question, input or ai node)",
+                "loop that never waits for the contact (a cycle must pass through a question, "
+                f"input or ai node): {loop}",
             )
         )
     issues.extend(_choice_issues(nodes))
@@ -411,6 +428,19 @@ def _sort_key(issue: ValidationIssue) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(num)) if num else (1, quoted or name) for num, quoted, name in parts)
 
 
+def _with_node(issue: ValidationIssue, raw_nodes: object) -> ValidationIssue:
+    """``issue`` with the id of the node its path leads into, when that id is a slug."""
+    match = _NODE_PREFIX.match(issue.path)
+    if match is None or not isinstance(raw_nodes, list):
+        return issue
+    index = int(match.group(1))
+    node = raw_nodes[index] if index < len(raw_nodes) else None
+    node_id = node.get("id") if isinstance(node, Mapping) else None
+    if not isinstance(node_id, str) or not re.fullmatch(SLUG_PATTERN, node_id):
+        return issue
+    return ValidationIssue(issue.path, issue.message, node=node_id)
+
+
 def _collect(document: object) -> list[ValidationIssue]:
     if not isinstance(document, Mapping):
         return [ValidationIssue("", f"a flow must be a JSON object, not {_describe(document)}")]
@@ -428,7 +458,7 @@ def _collect(document: object) -> list[ValidationIssue]:
     issues.extend(
         ValidationIssue(format_path(loc), problem) for loc, problem in unstorable(document)
     )
-    unique = list(dict.fromkeys(issues))
+    unique = [_with_node(issue, raw_nodes) for issue in dict.fromkeys(issues)]
     unique.sort(key=_sort_key)
     if len(unique) > MAX_ISSUES:
         hidden = len(unique) - MAX_ISSUES

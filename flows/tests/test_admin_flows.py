@@ -78,9 +78,11 @@ def test_invalid_flow_shows_every_error_with_its_path_and_stores_nothing(
     issues = response.context["issues"]
     assert len(issues) >= 3
     for issue in issues:
-        assert f"<code>{issue.path}</code>" in html
+        assert f"<code>{issue.location}</code>" in html
     paths = {issue.path for issue in issues}
     assert {"nodes[0].choices[1].next", "start"} <= paths
+    # the node's id is shown after its index
+    assert "<code>nodes[0](ask).choices[1].next</code>" in html
     assert any(p.startswith("nodes[1]") for p in paths)
     assert "Nothing was stored" in html
     assert not Flow.all_objects.exists()
@@ -211,4 +213,24 @@ def test_non_staff_cannot_upload(client, django_user_model, twilio_channel):
     )
 
     assert response.status_code == 302  # to the admin login
+    assert not Flow.all_objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff{}", "The file is not UTF-8 text."),
+        (b"{\n  1}", "This is not valid JSON: Expecting property name enclosed in double quotes"),
+        (b"[" * 100_000, "This cannot be read as JSON (nesting too deep or a number too long)."),
+        (b" " * (2 * 1024 * 1024 + 1), "The file is larger than 2 MiB."),
+    ],
+)
+def test_unreadable_uploads_say_why_as_the_api_and_the_command_do(
+    admin_client, twilio_channel, raw, message
+):
+    upload = SimpleUploadedFile("flow.json", raw, content_type="application/json")
+    response = admin_client.post(reverse(UPLOAD), {"channel": twilio_channel.pk, "file": upload})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
     assert not Flow.all_objects.exists()

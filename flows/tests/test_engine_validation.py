@@ -397,7 +397,7 @@ def test_duplicate_node_ids() -> None:
 def test_unreachable_node() -> None:
     document = minimal()
     document["nodes"].append({"id": "orphan", "type": "end"})
-    assert issues_of(document) == {"nodes[2]": 'node "orphan" cannot be reached from start'}
+    assert issues_of(document) == {"nodes[2]": "cannot be reached from start"}
 
 
 def test_loop_without_a_waiting_node() -> None:
