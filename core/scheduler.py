@@ -127,15 +127,12 @@ class Scheduler:
             # The next run counts from this one: a slow run is never followed by a burst.
             job.next_due = now + job.every
             ran.append(job.name)
-            close_old_connections()
             try:
                 job.run()
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any job
                 logger.error(
                     "scheduled job failed", extra={"job": job.name, "error": type(exc).__name__}
                 )
-            finally:
-                close_old_connections()
         return ran
 
     def start(self) -> None:
@@ -161,7 +158,12 @@ class Scheduler:
     def _loop(self) -> None:
         try:
             while not self._stop.wait(self.tick):
-                self.run_due()
+                # Like a request: a connection broken or past CONN_MAX_AGE is replaced.
+                close_old_connections()
+                try:
+                    self.run_due()
+                finally:
+                    close_old_connections()
         finally:
             connections.close_all()
 
