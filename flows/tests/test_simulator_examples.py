@@ -26,8 +26,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def channel(settings):
+    settings.SANDBOX_PROVIDER_ENABLED = True
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # the simulator must not use it
     call_command("seed_demo", stdout=StringIO())
+    # the demo's own conversations are not part of these transcripts
+    from conversations.models import Contact
+
+    Contact.all_objects.all().delete()
     channel = ChannelInstance.objects.get(identifier=CHANNEL)
     flow_create(
         tenant=channel.tenant,
