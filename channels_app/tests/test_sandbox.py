@@ -13,7 +13,6 @@ from channels_app.models import Provider
 from channels_app.providers import OutboundPayload, PermanentSendError, get_provider
 from channels_app.sandbox import sandbox_statuses_advance
 from channels_app.services import channel_create
-from conversations.models import Message
 from conversations.services.outbound import message_send_agent
 from tests import factories
 
@@ -48,9 +47,12 @@ def _agent_reply(thread, django_capture_on_commit_callbacks):
 
 
 def test_a_send_is_accepted_without_any_network(
-    enabled, thread, django_capture_on_commit_callbacks
+    enabled, thread, django_capture_on_commit_callbacks, monkeypatch
 ):
-    # the `responses` guard of the suite would fail any HTTP call
+    def no_network(*args, **kwargs):
+        raise AssertionError("the sandbox made a network call")
+
+    monkeypatch.setattr("socket.socket.connect", no_network)
     message = _agent_reply(thread, django_capture_on_commit_callbacks)
 
     assert message.status == "sent"
