@@ -21,3 +21,10 @@ def on_starting(server):
 
 def child_exit(server, worker):
     prometheus_multiprocess.process_exited(worker.pid)
+
+
+def worker_exit(server, worker):
+    # The embedded scheduler (started with the application when no broker is set) stops cleanly.
+    from core import scheduler
+
+    scheduler.stop()

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from channels_app.models import ChannelInstance, Provider
+from channels_app.providers.sandbox import sandbox_enabled
 from channels_app.services import (
     E164,
     SECRET_KEYS,
@@ -37,6 +38,7 @@ SETTINGS_FIELDS = ("messaging_service_sid", "phone_number_id", "waba_id", "api_b
 PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
     Provider.TWILIO: ("account_sid", "auth_token", "messaging_service_sid"),
     Provider.CLOUD_API: ("phone_number_id", "waba_id", "access_token", "app_secret"),
+    Provider.SANDBOX: (),  # nothing to connect: no secrets, no settings
 }
 KEPT_SUFFIX = "__kept"
 KEPT_SECRET_MAX_AGE = 15 * 60
@@ -193,6 +195,13 @@ class ChannelForm(forms.ModelForm):
             return
         self.fields["identifier"].required = False
         self.fields["provider"].widget.attrs["data-channel-provider"] = ""
+        if not sandbox_enabled() and self.instance.provider != Provider.SANDBOX:
+            # Not offered where it cannot work (production); channel_validate refuses it too.
+            self.fields["provider"].choices = [
+                choice
+                for choice in self.fields["provider"].choices
+                if choice[0] != Provider.SANDBOX
+            ]
         settings = (self.instance.settings or {}) if self.instance.pk else {}
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
         scope_id = "new" if self.instance._state.adding else str(self.instance.pk)

@@ -13,9 +13,14 @@ class ChannelType(models.TextChoices):
 class Provider(models.TextChoices):
     TWILIO = "twilio", "Twilio"
     CLOUD_API = "cloud_api", "WhatsApp Cloud API"
+    SANDBOX = "sandbox", "Sandbox (demo: nothing is sent)"
 
 
-_PROVIDER_SHORT = {Provider.TWILIO: "Twilio", Provider.CLOUD_API: "Cloud API"}
+_PROVIDER_SHORT = {
+    Provider.TWILIO: "Twilio",
+    Provider.CLOUD_API: "Cloud API",
+    Provider.SANDBOX: "Sandbox",
+}
 
 
 class ChannelInstance(BaseModel):

@@ -19,6 +19,7 @@ from channels_app.providers import (
     get_provider,
 )
 from channels_app.providers.base import scrub
+from channels_app.providers.sandbox import sandbox_enabled
 from core.storable import unstorable
 from tenants.models import Tenant
 
@@ -28,10 +29,12 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SECRET_KEYS = {
     Provider.TWILIO: {"account_sid", "auth_token"},
     Provider.CLOUD_API: {"access_token", "app_secret"},
+    Provider.SANDBOX: set(),
 }
 SETTINGS_KEYS = {
     Provider.TWILIO: {"api_base_url", "messaging_service_sid"},
     Provider.CLOUD_API: {"phone_number_id", "api_base_url", "waba_id"},
+    Provider.SANDBOX: set(),
 }
 
 
@@ -86,6 +89,10 @@ def channel_validate(
     errors: dict[str, str] = {}
     if provider not in Provider.values:
         errors["provider"] = f"Must be one of: {', '.join(Provider.values)}."
+    elif provider == Provider.SANDBOX and not sandbox_enabled():
+        errors["provider"] = (
+            "The sandbox provider is for demos: it needs DEBUG or SANDBOX_PROVIDER_ENABLED."
+        )
     if not E164.match(phone_number or ""):
         errors["phone_number"] = "Must be an E.164 number such as +14155238886."
     if not identifier:

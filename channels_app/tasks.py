@@ -1,4 +1,5 @@
-"""Media downloads: fetched after the message is stored, never holding it back."""
+"""Media downloads (fetched after the message is stored, never holding it back), and the
+sandbox's statuses."""
 
 from celery import shared_task
 
@@ -18,3 +19,12 @@ def download_attachment(self, attachment_id: str) -> str:  # type: ignore[no-unt
         return attachment_download(attachment_id=attachment_id, final_attempt=final)
     except MediaDownloadError as exc:
         raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(name="channels_app.tasks.advance_sandbox_statuses", ignore_result=True)
+def advance_sandbox_statuses() -> int:
+    """Sandbox channels' delivered/read statuses (every second by the schedule, where the
+    sandbox is enabled; see channels_app.sandbox)."""
+    from channels_app.sandbox import sandbox_statuses_advance
+
+    return sandbox_statuses_advance()

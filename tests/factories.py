@@ -62,6 +62,20 @@ class CloudChannelFactory(DjangoModelFactory):
     secrets = factory.LazyFunction(lambda: {"access_token": "EAAG-test-token"})
 
 
+class SandboxChannelFactory(DjangoModelFactory):
+    """A sandbox channel (demos): works only with DEBUG or SANDBOX_PROVIDER_ENABLED."""
+
+    class Meta:
+        model = ChannelInstance
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = Provider.SANDBOX
+    phone_number = factory.Sequence(lambda n: f"+1555{n + 5000000:07d}")
+    identifier = factory.LazyAttribute(lambda o: f"whatsapp:{o.phone_number}")
+    settings = factory.LazyFunction(dict)
+    secrets = factory.LazyFunction(dict)
+
+
 class ContactFactory(DjangoModelFactory):
     class Meta:
         model = Contact

@@ -28,6 +28,7 @@ from channels_app.providers.base import (
     TransientSendError,
 )
 from channels_app.providers.cloud_api import CloudApiProvider
+from channels_app.providers.sandbox import SandboxProvider
 from channels_app.providers.twilio import TwilioProvider
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ __all__ = [
 PROVIDERS: dict[str, Provider] = {
     "twilio": TwilioProvider(),
     "cloud_api": CloudApiProvider(),
+    "sandbox": SandboxProvider(),
 }
 
 _override: list[Provider] = []

@@ -183,6 +183,19 @@ CELERY_BEAT_SCHEDULE = {
     "process-pending": {"task": "conversations.tasks.process_pending", "schedule": 60.0},
     "process-flow-timeouts": {"task": "flows.tasks.process_flow_timeouts", "schedule": 30.0},
 }
+# The sandbox provider (demos: nothing is sent, statuses advance by themselves) works only with
+# DEBUG on or this set; production can neither create nor send through a sandbox channel.
+SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=False)
+if DEBUG or SANDBOX_PROVIDER_ENABLED:
+    CELERY_BEAT_SCHEDULE["sandbox-statuses"] = {
+        "task": "channels_app.tasks.advance_sandbox_statuses",
+        "schedule": 1.0,
+    }
+# Without a broker, server processes run the beat schedule themselves (core/scheduler.py), with
+# flow timeouts every 2 s instead of 30 so that a short timeout fires on time.
+EMBEDDED_SCHEDULER = env.bool("EMBEDDED_SCHEDULER", default=True)
+EMBEDDED_SCHEDULER_TICK_SECONDS = 1.0
+EMBEDDED_SCHEDULE_SECONDS = {"process-flow-timeouts": 2.0}
 
 # --- Auth, sessions, lockout ----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -29,5 +29,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+EMBEDDED_SCHEDULER = False  # tests drive core.scheduler synchronously
 AXES_FAILURE_LIMIT = 3
 AXES_IP_FAILURE_LIMIT = 8

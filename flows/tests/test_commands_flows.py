@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from channels_app.models import ChannelInstance
+from conversations.models import ChatThread, Contact, Message, MessageAttachment
 from flows.models import Flow
 from flows.tests.support import SHARED_EXAMPLES, flow_doc
 from tenants.models import Tenant, TenantProjectConfig
@@ -142,41 +143,112 @@ def test_the_command_line_exits_with_status_one_on_an_invalid_file(tmp_path):
     assert passed.returncode == 0, passed.stderr
 
 
+@pytest.fixture
+def sandbox(settings):
+    settings.SANDBOX_PROVIDER_ENABLED = True
+
+
+def _seed(django_capture_on_commit_callbacks) -> str:
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
 @pytest.mark.django_db
-def test_seed_demo_is_idempotent():
+def test_seed_demo_is_idempotent(sandbox, django_capture_on_commit_callbacks):
     # when
-    first = StringIO()
-    call_command("seed_demo", stdout=first)
+    _seed(django_capture_on_commit_callbacks)
 
     # then
     tenant = Tenant.objects.get(slug="demo-fitness")
     config = TenantProjectConfig.objects.get(tenant=tenant)
     assert "fitness" in config.business_description.lower()
     channel = ChannelInstance.objects.get(identifier="whatsapp:+15550000001")
-    assert channel.tenant == tenant and channel.provider == "twilio"
+    # the contract's number (Twilio's format), on the sandbox: replies work with no credentials
+    assert channel.tenant == tenant and channel.provider == "sandbox"
     flow = Flow.objects.get(channel=channel)
     assert (flow.flow_id, flow.version, flow.is_active) == ("fitness-welcome", 1, True)
+    models = (
+        Tenant,
+        TenantProjectConfig,
+        ChannelInstance,
+        Flow,
+        Contact,
+        ChatThread,
+        Message,
+        MessageAttachment,
+    )
     snapshot = {
         model: sorted(
             (str(row["id"]), str(row["updated_at"])) for row in model.all_objects.values()
         )
-        for model in (Tenant, TenantProjectConfig, ChannelInstance, Flow)
+        for model in models
     }
 
     # when run again
-    second = StringIO()
-    call_command("seed_demo", stdout=second)
+    second = _seed(django_capture_on_commit_callbacks)
 
     # then nothing changed
     for model, rows in snapshot.items():
         assert (
             sorted((str(r["id"]), str(r["updated_at"])) for r in model.all_objects.values()) == rows
         )
-    assert "up to date" in second.getvalue()
+    assert "up to date" in second and "Demo conversations exist." in second
 
 
 @pytest.mark.django_db
-def test_seed_demo_refuses_a_channel_of_another_tenant(other_tenant):
+def test_seed_demo_leaves_a_conversation_waiting_for_a_person(
+    sandbox, django_capture_on_commit_callbacks
+):
+    _seed(django_capture_on_commit_callbacks)
+
+    waiting = ChatThread.objects.get(needs_human=True)
+    assert waiting.contact.name == "Maria Silva"
+    kinds = list(
+        waiting.messages.filter(direction="inbound")
+        .order_by("created_at")
+        .values_list("kind", flat=True)
+    )
+    assert kinds[-2:] == ["image", "location"]
+    attachment = MessageAttachment.objects.get(message__thread=waiting)
+    assert attachment.download_status == "stored" and attachment.content_type == "image/png"
+    with attachment.file.open("rb") as stored:
+        assert stored.read(8) == b"\x89PNG\r\n\x1a\n"
+    location = waiting.messages.get(kind="location")
+    assert location.metadata  # coordinates kept for the inbox
+    # the flow's replies went out through the sandbox (no credentials needed)
+    replies = Message.objects.filter(thread=waiting, direction="outbound")
+    assert replies.exists() and set(replies.values_list("status", flat=True)) == {"sent"}
+
+    other = ChatThread.objects.exclude(pk=waiting.pk).get()
+    assert other.needs_human is False and other.contact.name == "Alex Chen"
+
+
+@pytest.mark.django_db
+def test_seed_demo_turns_an_earlier_demos_twilio_channel_into_a_sandbox_one(
+    sandbox, django_capture_on_commit_callbacks
+):
+    _seed(django_capture_on_commit_callbacks)
+    ChannelInstance.objects.update(provider="twilio")
+
+    out = _seed(django_capture_on_commit_callbacks)
+
+    assert ChannelInstance.objects.get().provider == "sandbox"
+    assert "moved to the sandbox provider" in out
+
+
+@pytest.mark.django_db
+def test_seed_demo_needs_the_sandbox(settings):
+    settings.DEBUG = False
+    settings.SANDBOX_PROVIDER_ENABLED = False
+    with pytest.raises(CommandError, match="SANDBOX_PROVIDER_ENABLED"):
+        call_command("seed_demo", stdout=StringIO())
+    assert not Tenant.objects.filter(slug="demo-fitness").exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_a_channel_of_another_tenant(sandbox, other_tenant):
     from channels_app.services import channel_create
 
     channel_create(

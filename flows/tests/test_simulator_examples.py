@@ -26,8 +26,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def channel(settings):
+    settings.SANDBOX_PROVIDER_ENABLED = True
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # the simulator must not use it
     call_command("seed_demo", stdout=StringIO())
+    # the demo's own conversations are not part of these transcripts
+    from conversations.models import Contact
+
+    Contact.all_objects.all().delete()
     channel = ChannelInstance.objects.get(identifier=CHANNEL)
     flow_create(
         tenant=channel.tenant,
@@ -57,14 +62,15 @@ def chat(monkeypatch):
 
 
 def _bot(output: str) -> list[str]:
-    """The bot's messages (each may span lines), in order; notices ("-- ...") left out."""
+    """The bot's messages (each may span lines), in order; notices ("-- ..."), the contact's
+    lines ("you> ...") and staff's ("agent> ...") left out."""
     messages: list[list[str]] = []
     current: list[str] | None = None
     for line in output.splitlines():
         if line.startswith("bot> "):
             current = [line[len("bot> ") :]]
             messages.append(current)
-        elif line.startswith("-- "):
+        elif line.startswith(("-- ", "you> ", "agent> ")):
             current = None
         elif current is not None:
             current.append(line)
@@ -111,7 +117,7 @@ def test_fitness_invalid_replies_end_in_handoff(channel, chat):
     assert "-- handed off to a person: contact asked for a person" in output
     assert ChatThread.objects.get().needs_human is True
     # automation is paused: the last line got no answer
-    assert output.rstrip().endswith("(automation paused)")
+    assert output.rstrip().endswith("(automation paused)\nyou> anyone there?")
 
 
 def test_fitness_ai_answers_then_hands_off_on_request(channel, chat, monkeypatch):
@@ -193,3 +199,59 @@ def test_unknown_channel_is_a_command_error(db, chat):
 def test_bad_phone_is_a_command_error(channel, chat):
     with pytest.raises(CommandError, match="E.164"):
         chat("hi", phone="12")
+
+
+def test_transcript_shows_a_banner_the_contacts_lines_and_no_log_lines(channel, chat, capsys):
+    output = chat("hi", "/image the key tag", name="Ana")
+
+    lines = output.splitlines()
+    assert lines[0].startswith("Chatting with whatsapp:+15550000001")
+    assert "you> hi" in lines and "you> /image the key tag" in lines
+    assert all(
+        line.startswith(
+            ("bot> ", "you> ", "agent> ", "-- ", "Chatting", "Replies from", "1.", "2.", "3.")
+        )
+        or not line.strip()
+        for line in lines
+    ), output
+    assert '"level"' not in capsys.readouterr().err  # INFO log lines silenced
+    # the photo went through the pipeline and was stored (a placeholder picture)
+    photo = Message.objects.get(kind="image")
+    assert photo.text == "the key tag"
+    assert photo.attachments.get().download_status == "stored"
+
+
+def test_staffs_answers_from_the_inbox_show_up_before_the_next_prompt(channel, chat, monkeypatch):
+    # given a conversation handed off to a person
+    from flows.management.commands import simulate_chat
+    from tests import factories
+
+    phone = "+15557771234"
+    chat("hi", "banana", "kiwi", "mango", phone=phone, name="Ana")
+    thread = ChatThread.objects.get(needs_human=True)
+
+    # when staff answer from the inbox (the server process sends it through the sandbox)
+    real_receive = simulate_chat.Command._receive
+    answered = []
+
+    def receive_then_staff_answers(*args, **kwargs):
+        message = real_receive(*args, **kwargs)
+        if not answered:
+            factories.MessageFactory(
+                thread=thread,
+                direction="outbound",
+                sender="agent",
+                status="sent",
+                provider_message_id="SBXfrom-the-server",
+                text="Hi Ana, Sam here. How can I help?",
+            )
+            answered.append(True)
+        return message
+
+    monkeypatch.setattr(simulate_chat.Command, "_receive", staticmethod(receive_then_staff_answers))
+    output = chat("hello?", "thanks", phone=phone, name="Ana")
+
+    # then the answer shows up in the chat, once, before the next prompt
+    lines = output.splitlines()
+    assert lines.count("agent> Hi Ana, Sam here. How can I help?") == 1
+    assert lines.index("agent> Hi Ana, Sam here. How can I help?") < lines.index("you> thanks")

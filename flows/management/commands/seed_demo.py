@@ -1,11 +1,17 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from channels_app.models import ChannelInstance, Provider
-from channels_app.services import channel_create
+from channels_app.providers import ParsedInbound, ParsedLocation, ParsedMedia
+from channels_app.providers.sandbox import sandbox_enabled
+from channels_app.services import channel_create, channel_update
+from conversations.services.inbound import message_receive
+from core.tasks import in_process
 from flows.models import Flow
 from flows.services import flow_create
 from tenants.models import Tenant
@@ -24,17 +30,80 @@ DEMO_CONFIG = {
     "communication_style": "Friendly, encouraging and brief",
     "language": "en",
 }
+# The demo's customers write through the real inbound pipeline, with fixed provider ids: a
+# second run finds every message already stored and changes nothing.
+DEMO_CONVERSATIONS: tuple[tuple[str, str, tuple[ParsedInbound, ...]], ...] = (
+    (
+        "+15550100001",
+        "Maria Silva",
+        (
+            ParsedInbound(provider_message_id="SBXseed-maria-1", from_phone="", text="hi"),
+            ParsedInbound(provider_message_id="SBXseed-maria-2", from_phone="", text="other"),
+            ParsedInbound(
+                provider_message_id="SBXseed-maria-3",
+                from_phone="",
+                text="Can I talk to a human? I think I lost my locker key",
+            ),
+            ParsedInbound(
+                provider_message_id="SBXseed-maria-4",
+                from_phone="",
+                kind="image",
+                text="This is the key tag",
+                media=(
+                    ParsedMedia(
+                        media_type="image",
+                        content_type="image/png",
+                        provider_media_id="sandbox-demo-photo",
+                    ),
+                ),
+            ),
+            ParsedInbound(
+                provider_message_id="SBXseed-maria-5",
+                from_phone="",
+                kind="location",
+                location=ParsedLocation(
+                    latitude=38.7223,
+                    longitude=-9.1393,
+                    name="Demo Fitness Studio",
+                    address="Main entrance",
+                ),
+            ),
+        ),
+    ),
+    (
+        "+15550100002",
+        "Alex Chen",
+        (
+            ParsedInbound(provider_message_id="SBXseed-alex-1", from_phone="", text="hello"),
+            ParsedInbound(provider_message_id="SBXseed-alex-2", from_phone="", text="prices"),
+        ),
+    ),
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo tenant (with project config), its Twilio channel "
-        f"{DEMO_IDENTIFIER} and the fitness example flow. Idempotent: running it again "
-        "changes nothing."
+        "Create the demo tenant (with project config), its channel "
+        f"{DEMO_IDENTIFIER} on the sandbox provider (Twilio's number format, nothing sent), "
+        "the fitness example flow and two conversations: one handed off to a person, with a "
+        "photo and a location, and one in the flow. Idempotent: running it again changes "
+        "nothing. Needs the sandbox (DEBUG or SANDBOX_PROVIDER_ENABLED)."
     )
 
-    @transaction.atomic
     def handle(self, *args: object, **options: object) -> None:
+        if not sandbox_enabled():
+            raise CommandError(
+                "seed_demo needs the sandbox provider: set DEBUG=true or "
+                "SANDBOX_PROVIDER_ENABLED=true (never on a production server)."
+            )
+        # Tasks run here, after each commit, whatever CELERY_BROKER_URL says: the demo's
+        # conversations are complete when the command returns.
+        with in_process():
+            channel = self._seed()
+            self._seed_conversations(channel)
+
+    @transaction.atomic
+    def _seed(self) -> ChannelInstance:
         try:
             definition = json.loads(EXAMPLE.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -57,7 +126,7 @@ class Command(BaseCommand):
         if channel is None:
             channel = channel_create(
                 tenant=tenant,
-                provider=Provider.TWILIO,
+                provider=Provider.SANDBOX,
                 identifier=DEMO_IDENTIFIER,
                 phone_number=DEMO_PHONE,
             )
@@ -66,6 +135,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Channel {DEMO_IDENTIFIER} already belongs to another tenant; not touching it."
             )
+        elif channel.provider == Provider.TWILIO and not channel.secrets:
+            # An earlier demo's Twilio channel without credentials could never send.
+            channel = channel_update(channel=channel, data={"provider": Provider.SANDBOX})
+            self.stdout.write(f"Channel {channel.identifier} moved to the sandbox provider.")
         else:
             self.stdout.write(f"Channel {channel.identifier} exists ({channel.pk}).")
 
@@ -76,6 +149,35 @@ class Command(BaseCommand):
         )
         if latest is not None and latest.definition == definition:
             self.stdout.write(f"Flow {latest.flow_id} v{latest.version} is up to date.")
-            return
+            return channel
         flow = flow_create(tenant=tenant, channel=channel, definition=definition)
         self.stdout.write(f"Loaded flow {flow.flow_id} v{flow.version} (active).")
+        return channel
+
+    def _seed_conversations(self, channel: ChannelInstance) -> None:
+        """Each conversation's messages, received one by one (each commits and is processed
+        before the next, as if typed); a message already stored is skipped."""
+        if channel.provider != Provider.SANDBOX:
+            self.stdout.write("The demo channel is not a sandbox channel: no conversations.")
+            return
+        total = 0
+        for phone, name, messages in DEMO_CONVERSATIONS:
+            created = 0
+            for inbound in messages:
+                _message, new = message_receive(
+                    channel=channel,
+                    inbound=replace(
+                        inbound,
+                        from_phone=phone,
+                        profile_name=name,
+                        wa_id=phone.lstrip("+"),
+                        raw_type=inbound.kind,
+                        timestamp=timezone.now(),
+                    ),
+                )
+                created += int(new)
+            if created:
+                self.stdout.write(f"Seeded a conversation ({created} messages).")
+            total += created
+        if not total:
+            self.stdout.write("Demo conversations exist.")
