@@ -5,8 +5,8 @@ Without a broker (`make run`) nobody would: a flow's question would never time o
 that failed on the network would stay queued. So a server process (the WSGI/ASGI application
 module, loaded by `runserver`'s serving process and by each gunicorn worker) starts one daemon
 thread that runs the same schedule: the same task functions, at the same intervals, except where
-`EMBEDDED_SCHEDULE_SECONDS` shortens one (flow timeouts every 2 s, so a 10-second timeout fires
-on time in the demo).
+`EMBEDDED_SCHEDULE_SECONDS` shortens one (flow timeouts every 2 s, so a question's timeout
+fires within about 2 seconds of its due time).
 
 A small loop rather than APScheduler: the jobs are a handful of fixed intervals read from the
 beat schedule, a test drives one tick synchronously (`Scheduler.run_due`), and a job's error is
