@@ -5,32 +5,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from conversations.models import ChatThread, Message, MessageAttachment, ThreadNote
+from conversations.tests.inbox_support import logged_in
 from tests import factories
 
 INBOX = "/admin/inbox/"
-
-
-def _login(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def waiting(tenant):
-    """A thread waiting for a human: an inbound text, with a named contact."""
-    channel = factories.TwilioChannelFactory(tenant=tenant)
-    contact = factories.ContactFactory(tenant=tenant, name="Maria da Silva", phone="+5511988887777")
-    thread = factories.ThreadFactory(
-        channel=channel, contact=contact, needs_human=True, last_inbound_at=timezone.now()
-    )
-    factories.MessageFactory(thread=thread, text="Preciso falar com alguém")
-    return thread
 
 
 @pytest.mark.django_db
@@ -39,7 +21,7 @@ def test_the_list_shows_who_waits_first_with_name_snippet_and_unread(tenant, mem
         channel=waiting.channel, contact=factories.ContactFactory(tenant=tenant, name="Zé")
     )
     factories.MessageFactory(thread=quiet, text="ok obrigado")
-    page = _login(member(tenant, "agent")).get(INBOX)
+    page = logged_in(member(tenant, "agent")).get(INBOX)
     assert page.status_code == 200
     html = page.content.decode()
     assert html.index("Maria da Silva") < html.index("Zé")
@@ -61,13 +43,13 @@ def test_the_list_shows_who_waits_first_with_name_snippet_and_unread(tenant, mem
     ],
 )
 def test_search_by_name_words_and_exact_phone(tenant, member, waiting, query, found):
-    page = _login(member(tenant, "viewer")).get(INBOX, {"q": query, "status": "all"})
+    page = logged_in(member(tenant, "viewer")).get(INBOX, {"q": query, "status": "all"})
     assert ("Maria da Silva" in page.content.decode()) is found
 
 
 @pytest.mark.django_db
 def test_search_by_thread_or_contact_id(tenant, member, waiting):
-    client = _login(member(tenant, "viewer"))
+    client = logged_in(member(tenant, "viewer"))
     for value in (waiting.pk, waiting.contact_id):
         assert [r["thread"].pk for r in client.get(INBOX, {"q": str(value)}).context["rows"]] == [
             waiting.pk
@@ -80,7 +62,7 @@ def test_filters_mine_unassigned_needs_human_channel(tenant, member, waiting):
     other = factories.ThreadFactory(
         channel=factories.TwilioChannelFactory(tenant=tenant), assigned_to=agent
     )
-    client = _login(agent)
+    client = logged_in(agent)
 
     def ids(**params):
         return {row["thread"].pk for row in client.get(INBOX, params).context["rows"]}
@@ -93,7 +75,7 @@ def test_filters_mine_unassigned_needs_human_channel(tenant, member, waiting):
 
 @pytest.mark.django_db
 def test_another_tenants_thread_is_404_everywhere(tenant, other_tenant, member, waiting):
-    client = _login(member(other_tenant, "owner"))
+    client = logged_in(member(other_tenant, "owner"))
     assert waiting.pk not in {r["thread"].pk for r in client.get(INBOX).context["rows"]}
     for name in ("admin:inbox-thread", "admin:inbox-thread-updates"):
         assert client.get(reverse(name, args=[waiting.pk])).status_code == 404
@@ -104,7 +86,7 @@ def test_another_tenants_thread_is_404_everywhere(tenant, other_tenant, member, 
 
 @pytest.mark.django_db
 def test_a_viewer_reads_but_cannot_act(tenant, member, waiting):
-    client = _login(member(tenant, "viewer"))
+    client = logged_in(member(tenant, "viewer"))
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk]))
     assert page.status_code == 200 and "Send reply" not in page.content.decode()
     act = reverse("admin:inbox-thread-act", args=[waiting.pk])
@@ -117,7 +99,7 @@ def test_a_viewer_reads_but_cannot_act(tenant, member, waiting):
 @pytest.mark.django_db
 def test_an_agent_replies_notes_assigns_and_closes(tenant, member, waiting):
     agent = member(tenant, "agent", first_name="Ana")
-    client = _login(agent)
+    client = logged_in(agent)
     act = reverse("admin:inbox-thread-act", args=[waiting.pk])
     assert client.post(act, {"action": "reply", "text": "Olá, Maria!"}).status_code == 302
     reply = Message.objects.get(thread=waiting, direction="outbound")
@@ -136,7 +118,7 @@ def test_an_agent_replies_notes_assigns_and_closes(tenant, member, waiting):
 
 @pytest.mark.django_db
 def test_a_note_never_reaches_the_contact(tenant, member, waiting):
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     client.post(
         reverse("admin:inbox-thread-act", args=[waiting.pk]), {"action": "note", "text": "n"}
     )
@@ -149,7 +131,7 @@ def test_a_reply_outside_the_window_is_refused_before_it_is_typed(tenant, member
         last_inbound_at=timezone.now() - timedelta(days=2)
     )
     Message.objects.filter(thread=waiting).update(created_at=timezone.now() - timedelta(days=2))
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk])).content.decode()
     assert "The 24-hour window is closed" in page
     response = client.post(
@@ -163,7 +145,7 @@ def test_a_reply_outside_the_window_is_refused_before_it_is_typed(tenant, member
 
 @pytest.mark.django_db
 def test_assigning_someone_who_cannot_answer_is_refused(tenant, other_tenant, member, waiting):
-    client = _login(member(tenant, "owner"))
+    client = logged_in(member(tenant, "owner"))
     outsider = member(other_tenant, "agent")
     viewer = member(tenant, "viewer")
     act = reverse("admin:inbox-thread-act", args=[waiting.pk])
@@ -193,7 +175,7 @@ def test_failures_are_explained_with_a_retry_where_it_helps(tenant, member, wait
         error_code="network",
         text="Try me again",
     )
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk])).content.decode()
     assert "more than 24 hours passed" in page and "could not be reached" in page
     assert page.count('value="retry"') == 1
@@ -206,7 +188,7 @@ def test_failures_are_explained_with_a_retry_where_it_helps(tenant, member, wait
 
 @pytest.mark.django_db
 def test_live_updates_answer_204_until_something_changes(tenant, member, waiting):
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk]))
     version = page.context["version"]
     updates = reverse("admin:inbox-thread-updates", args=[waiting.pk])
@@ -235,7 +217,7 @@ def test_media_is_served_from_our_copy_to_its_tenant_only(tenant, other_tenant, 
         download_status="stored",
     )
     svg.file.save("x.svg", ContentFile(b"<svg/>"), save=True)
-    client = _login(member(tenant, "viewer"))
+    client = logged_in(member(tenant, "viewer"))
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk])).content.decode()
     assert "secret-media" not in page
     url = reverse("admin:inbox-media", args=[attachment.pk])
@@ -246,7 +228,7 @@ def test_media_is_served_from_our_copy_to_its_tenant_only(tenant, other_tenant, 
     download = client.get(reverse("admin:inbox-media", args=[svg.pk]))
     assert download["Content-Type"] == "application/octet-stream"
     assert download["Content-Disposition"].startswith("attachment")
-    stranger = _login(member(other_tenant, "owner"))
+    stranger = logged_in(member(other_tenant, "owner"))
     assert stranger.get(url).status_code == 404
 
 
@@ -265,7 +247,7 @@ def test_a_location_shows_its_name_and_a_map_link(tenant, member, waiting):
             }
         },
     )
-    page = _login(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
+    page = logged_in(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
     html = page.content.decode()
     assert "Academia Centro" in html and "openstreetmap.org/?mlat=-23.5" in html
 
@@ -287,7 +269,7 @@ def test_answers_typed_into_flows_are_shown_only_to_who_may_export(tenant, membe
     thread_page = reverse("admin:inbox-thread", args=[waiting.pk])
     session_page = reverse("admin:flows_flowsession_change", args=[session.pk])
     for role, shown in (("owner", True), ("agent", False), ("viewer", False)):
-        client = _login(member(tenant, role))
+        client = logged_in(member(tenant, role))
         for url in (thread_page, session_page):
             html = client.get(url).content.decode()
             assert ("123.456.789-00" in html) is shown, (role, url)

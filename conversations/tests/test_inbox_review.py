@@ -5,30 +5,12 @@ import base64
 import json
 
 import pytest
-from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from conversations.models import Message, ThreadNote
 from conversations.services.privacy import contact_erase
+from conversations.tests.inbox_support import logged_in
 from tests import factories
-
-
-def _login(user):
-    client = Client(raise_request_exception=False)
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def waiting(tenant):
-    channel = factories.TwilioChannelFactory(tenant=tenant)
-    contact = factories.ContactFactory(tenant=tenant, name="Maria da Silva", phone="+5511988887777")
-    thread = factories.ThreadFactory(
-        channel=channel, contact=contact, needs_human=True, last_inbound_at=timezone.now()
-    )
-    factories.MessageFactory(thread=thread, text="Preciso falar com alguém")
-    return thread
 
 
 def _act(thread):
@@ -43,7 +25,7 @@ def _act(thread):
 def test_assign_with_unicode_digits_is_not_a_500(tenant, member, waiting, assignee):
     """`_int` uses str.isdigit(), which is True for '²', '³', '①', but int() rejects them:
     ValueError, a 500 instead of "No such person"."""
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     response = client.post(_act(waiting), {"action": "assign", "assignee": assignee})
     assert response.status_code == 302
 
@@ -55,7 +37,7 @@ def _cursor(values):
 @pytest.mark.django_db
 def test_a_tampered_cursor_with_an_out_of_range_time_is_not_a_500(tenant, member, waiting):
     """SQLite only (PostgreSQL accepts year 1): `_decode_cursor` accepts any aware time."""
-    client = _login(member(tenant, "viewer"))
+    client = logged_in(member(tenant, "viewer"))
     after = _cursor({"n": True, "a": "0001-01-01T00:00:00+05:00", "i": str(waiting.pk)})
     assert client.get("/admin/inbox/", {"after": after, "status": "all"}).status_code == 200
 
@@ -63,7 +45,7 @@ def test_a_tampered_cursor_with_an_out_of_range_time_is_not_a_500(tenant, member
 @pytest.mark.django_db
 def test_contact_page_with_an_out_of_range_before_is_not_a_500(tenant, member, waiting):
     """SQLite only: `TimelineCursor.parse` accepts 0001-01-01+05:00, which overflows to UTC."""
-    client = _login(member(tenant, "viewer"))
+    client = logged_in(member(tenant, "viewer"))
     url = reverse("admin:conversations_contact_change", args=[waiting.contact_id])
     before = f"0001-01-01T00:00:00+05:00~3~{waiting.pk}"
     assert client.get(url, {"before": before}).status_code == 200
@@ -78,7 +60,7 @@ def test_assign_does_not_tell_an_agent_which_user_ids_exist_elsewhere(
 ):
     """An agent of tenant A posting assignee=<id> learns whether that user id exists on the
     platform ("cannot answer this tenant's threads") or not ("No such person.")."""
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     stranger = member(other_tenant, "owner")
     answers = []
     for assignee in (str(stranger.pk), "987654"):
@@ -100,7 +82,7 @@ def test_an_agent_cannot_probe_ids_to_learn_platform_staff_logins(tenant, member
     root = get_user_model().objects.create_user(
         username="platform-root", password="x-very-secret-1", is_superuser=True
     )
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     client.post(_act(waiting), {"action": "assign", "assignee": str(root.pk)})
     page = client.get(reverse("admin:inbox-thread", args=[waiting.pk])).content.decode()
     assert "platform-root" not in page
@@ -116,7 +98,7 @@ def test_no_note_can_be_added_on_an_erased_contacts_thread(tenant, member, waiti
     an erased person is written again, and nothing ever erases it (the contact is already
     erased, a second erasure reports nothing to do)."""
     contact_erase(contact=waiting.contact)
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     client.post(_act(waiting), {"action": "note", "text": "Maria's CPF is 123.456.789-00"})
     assert not ThreadNote.all_objects.filter(thread=waiting).exists()
 
@@ -137,7 +119,7 @@ def test_retry_sends_a_failed_message_only_once(tenant, member, waiting):
         error_code="send_unconfirmed",
         text="Your booking is confirmed",
     )
-    client = _login(member(tenant, "agent"))
+    client = logged_in(member(tenant, "agent"))
     for _ in range(2):
         client.post(_act(waiting), {"action": "retry", "message": str(failed.pk)})
     resent = Message.objects.filter(thread=waiting, direction="outbound").exclude(pk=failed.pk)
@@ -156,7 +138,7 @@ def test_a_new_api_key_is_not_stored_readable_in_a_cookie(tenant, member):
     recovers it with base64+zlib, no server secret needed."""
     import zlib
 
-    client = _login(member(tenant, "owner"))
+    client = logged_in(member(tenant, "owner"))
     response = client.post(
         "/admin/tenants/tenantapikey/add/", {"tenant": str(tenant.pk), "name": "crm"}
     )
