@@ -312,7 +312,6 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
     list_display = [
         "__str__",
-        "contact_name",
         "tenant",
         "channel",
         "status",
@@ -344,10 +343,6 @@ class ChatThreadAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "created_at",
     ]
     fields = readonly_fields
-
-    @admin.display(description="Contact")
-    def contact_name(self, obj: ChatThread) -> str:
-        return str(obj.contact)  # the name and the phone's last digits, never an id
 
     def change_view(
         self,

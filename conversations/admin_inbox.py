@@ -76,7 +76,7 @@ def _context(request: HttpRequest, admin_site: Any, **extra: Any) -> dict[str, A
 def inbox_list_view(request: HttpRequest, admin_site: Any) -> HttpResponse:
     filters = inbox.InboxFilters.from_query(request.GET)
     version = inbox.inbox_version(user=request.user, filters=filters)
-    if request.headers.get("HX-Request") and request.GET.get("v") == version:
+    if request.htmx and request.GET.get("v") == version:
         return HttpResponse(status=204)
     page = inbox.inbox_threads(
         user=request.user, filters=filters, cursor=request.GET.get("after", "")
@@ -96,9 +96,7 @@ def inbox_list_view(request: HttpRequest, admin_site: Any) -> HttpResponse:
         query_without_v=_query_without(request, "v"),
         now=timezone.now(),
     )
-    template = (
-        "admin/inbox/_rows.html" if request.headers.get("HX-Request") else "admin/inbox/list.html"
-    )
+    template = "admin/inbox/_rows.html" if request.htmx else "admin/inbox/list.html"
     return TemplateResponse(request, template, context)
 
 
@@ -350,7 +348,7 @@ def conversation_act_view(
     except ValidationError as exc:
         failed = True
         messages.error(request, "; ".join(exc.messages))
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         thread = _thread_or_404(request, thread.pk)
         response = _updates(request, thread, admin_site, inbox.conversation_version(thread=thread))
         if not failed:
