@@ -138,3 +138,46 @@ class FlowSession(BaseModel):
         )
         flow = str(self.flow) if FlowSession.flow.is_cached(self) else "Flow session"
         return f"{flow} · {self.get_status_display().lower()}{started}"
+
+
+class FlowEventKind(models.TextChoices):
+    ENTERED = "entered", "entered a node"
+    EXITED = "exited", "left a node"
+    COMPLETED = "completed", "completed"
+    HANDED_OFF = "handed_off", "handed off"
+    EXPIRED = "expired", "expired"
+    FAILED = "failed", "failed"
+    INTERRUPTED = "interrupted", "interrupted"
+    AI_ANSWERED = "ai_answered", "AI answered"
+    AI_FALLBACK = "ai_fallback", "AI fell back"
+
+
+class FlowEvent(models.Model):
+    """One step of a session's route (entered a node, left it by an exit) or its outcome, kept
+    per flow version: the flow diagram's counts and the dashboard's flow and AI numbers.
+
+    Holds no personal data: node ids and exit keys come from the flow definition, and
+    `session_id` is a plain UUID rather than a foreign key, so the counts outlive a session
+    deleted by erasure or purge (they are anonymous aggregates by then). Append-only, written
+    in bulk by `flows.services` in the step's transaction.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="events")
+    session_id = models.UUIDField()
+    kind = models.CharField(max_length=12, choices=FlowEventKind.choices)
+    node_id = models.CharField(max_length=64)
+    # The exit key of `flows.engine.graph.node_exits` ("next", "choice:<id>", "timeout", ...).
+    exit = models.CharField(max_length=80, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["flow", "created_at"], name="flow_event_flow_time_idx"),
+            models.Index(fields=["tenant", "created_at"], name="flow_event_tenant_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.node_id} → {self.exit}" if self.exit else self.node_id
+        return f"{self.get_kind_display()} · {where}"

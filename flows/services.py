@@ -24,6 +24,7 @@ from conversations.services.consent import contact_opt_in, contact_opt_out
 from core import metrics
 from flows import ai, selectors
 from flows.engine import (
+    Event,
     EventType,
     FlowDefinition,
     FlowValidationError,
@@ -48,7 +49,7 @@ from flows.engine import (
     validate_flow,
 )
 from flows.engine import InputNode as _InputNode
-from flows.models import Flow, FlowSession, SessionStatus
+from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ def _end_session(session: FlowSession, result: StepResult, now: datetime) -> Non
     session.stale_at = None
     session.ended_at = now
     session.save(update_fields=_SESSION_FIELDS)
-    _log_events(session, result)
+    _record_events(session, result, now)
 
 
 _OUTCOMES = {
@@ -290,13 +291,46 @@ _OUTCOMES = {
     EventType.SESSION_INTERRUPTED: "interrupted",
 }
 
+# Engine events recorded as FlowEvent rows. A handoff also completes its session: it is
+# recorded once, as a handoff (the engine emits no session_completed for it).
+_RECORDED = {
+    EventType.NODE_ENTERED: FlowEventKind.ENTERED,
+    EventType.NODE_EXITED: FlowEventKind.EXITED,
+    EventType.SESSION_COMPLETED: FlowEventKind.COMPLETED,
+    EventType.HANDOFF: FlowEventKind.HANDED_OFF,
+    EventType.SESSION_EXPIRED: FlowEventKind.EXPIRED,
+    EventType.SESSION_FAILED: FlowEventKind.FAILED,
+    EventType.SESSION_INTERRUPTED: FlowEventKind.INTERRUPTED,
+    EventType.AI_ANSWERED: FlowEventKind.AI_ANSWERED,
+    EventType.AI_ERROR: FlowEventKind.AI_FALLBACK,
+}
 
-def _log_events(session: FlowSession, result: StepResult) -> None:
+
+def _record_events(session: FlowSession, result: StepResult, now: datetime) -> None:
+    """Store the step's route and outcome as FlowEvent rows (one bulk insert), count the
+    outcome in the metrics, and log what staff may need to look into (ids only)."""
+    rows = [
+        FlowEvent(
+            tenant_id=session.tenant_id,
+            flow_id=session.flow_id,
+            session_id=session.pk,
+            kind=_RECORDED[event.type],
+            node_id=str(event.data.get("node_id") or "")[:64],
+            exit=str(event.data.get("exit") or "")[:80],
+            created_at=now,
+        )
+        for event in result.events
+        if event.type in _RECORDED
+    ]
+    if rows:
+        FlowEvent.objects.bulk_create(rows)
     # One outcome per ending; a handoff ends its session too and counts as a handoff.
     outcomes = [_OUTCOMES[e.type] for e in result.events if e.type in _OUTCOMES]
     if outcomes:
         metrics.flow_outcome("handed_off" if "handed_off" in outcomes else outcomes[0])
     for event in result.events:
+        if event.type in EventType.PATH:
+            continue
         extra = {
             "flow": str(session.flow_id),
             "session": str(session.pk) if session.pk else None,
@@ -391,7 +425,7 @@ class _Runner:
             session.save(force_insert=True)
         else:
             session.save(update_fields=_SESSION_FIELDS)
-        _log_events(session, result)
+        _record_events(session, result, self.now)
         if handoff is not None:
             self.thread.needs_human = True
             self.thread.handoff_reason = str(handoff.data.get("reason") or "")[:500]
@@ -491,6 +525,20 @@ def flow_handle_inbound(
             session.ended_at = now
             session.wait_expires_at = session.stale_at = session.waiting_since = None
             session.save(update_fields=_SESSION_FIELDS)
+            _record_events(
+                session,
+                StepResult(
+                    state=state,
+                    outbound=[],
+                    events=[
+                        Event(
+                            EventType.SESSION_FAILED,
+                            {"node_id": session.current_node, "error": "unloadable version"},
+                        )
+                    ],
+                ),
+                now,
+            )
             session = None
         elif session_is_stale(definition, state, now):
             _end_session(session, expire_session(state), now)
@@ -653,3 +701,15 @@ def flow_expire_stale_sessions(*, now: datetime) -> int:
             _end_session(session, expire_session(state), now)
             expired += 1
     return expired
+
+
+def flow_sessions_interrupt(*, thread: ChatThread, reason: str, now: datetime) -> int:
+    """End the thread's waiting session, silently, because a human took the conversation
+    (`reason` is recorded in the log line, e.g. ``"agent"``). Returns how many ended (0 or 1).
+
+    Requires the thread row lock (the caller holds it)."""
+    session = selectors.flow_session_waiting(thread_id=thread.pk)
+    if session is None:
+        return 0
+    _end_session(session, interrupt_session(_state_of(session), reason), now)
+    return 1

@@ -9,7 +9,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import ChatThread, ThreadNote, ThreadStatus
-from flows.models import FlowSession, SessionStatus
 from tenants import access
 from tenants.access import Action
 
@@ -53,12 +52,9 @@ def thread_update(
         changed.append("needs_human")
         if needs_human:
             locked.handoff_reason = locked.handoff_reason or "agent"
-            FlowSession.objects.filter(thread=locked, status=SessionStatus.WAITING).update(
-                status=SessionStatus.INTERRUPTED,
-                ended_at=now,
-                wait_expires_at=None,
-                updated_at=now,
-            )
+            from flows.services import flow_sessions_interrupt  # flows imports conversations
+
+            flow_sessions_interrupt(thread=locked, reason="agent", now=now)
         else:
             locked.handoff_reason = ""
         changed.append("handoff_reason")

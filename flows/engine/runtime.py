@@ -72,7 +72,13 @@ class EventType:
     SESSION_INTERRUPTED = "session_interrupted"
     VARIABLE_SET = "variable_set"
     TIMEOUT = "timeout"
+    AI_ANSWERED = "ai_answered"
     AI_ERROR = "ai_error"
+    NODE_ENTERED = "node_entered"
+    NODE_EXITED = "node_exited"
+
+    #: The route a session takes through the graph, recorded for the flow diagram's counts.
+    PATH = frozenset({NODE_ENTERED, NODE_EXITED})
 
 
 # --- messages in and out ------------------------------------------------------------------
@@ -113,7 +119,13 @@ class Event:
     reason: ``"end"``, ``"no_next"`` or ``"invalid_reply"``), ``handoff`` (node_id, reason),
     ``session_expired`` (node_id), ``session_failed`` (node_id, error), ``session_interrupted``
     (node_id, reason), ``variable_set`` (node_id, name, value), ``timeout`` (node_id),
-    ``ai_error`` (node_id, error).
+    ``ai_answered`` (node_id), ``ai_error`` (node_id, error).
+
+    The path events trace the route: ``node_entered`` (node_id) each time the session enters a
+    node, and ``node_exited`` (node_id, exit, to) each time it leaves one along an edge, where
+    ``exit`` is the key :func:`flows.engine.graph.node_exits` gives that edge (``"next"``,
+    ``"choice:<id>"``, ``"case:<n>"``, ``"default"``, ``"invalid"``, ``"timeout"``,
+    ``"error"``). A node where the session ends or waits has no ``node_exited`` for that step.
     """
 
     type: str
@@ -394,8 +406,9 @@ class _Step:
 
     # moving through the graph
 
-    def advance(self, node_id: str | None, *, from_node: str) -> None:
-        """Enter ``node_id`` and keep going until the session waits or finishes.
+    def advance(self, node_id: str | None, *, from_node: str, exit: str | None) -> None:
+        """Leave ``from_node`` by ``exit``, enter ``node_id`` and keep going until the session
+        waits or finishes. ``exit`` is ``None`` only for the start node (nothing was left).
 
         ``None`` means the flow has nowhere to go: the session completes at ``from_node``.
         """
@@ -403,6 +416,8 @@ class _Step:
         if target is None:
             self.complete(from_node, "no_next")
             return
+        if exit is not None:
+            self.emit(EventType.NODE_EXITED, node_id=from_node, exit=exit, to=target)
         while target is not None:
             if self.entered >= MAX_NODES_PER_STEP:
                 self.fail(
@@ -420,54 +435,58 @@ class _Step:
             self.state.node_id = node.id
             self.state.waiting_since = None
             self.state.wait_expires_at = None
-            target = self.enter(node)
+            self.emit(EventType.NODE_ENTERED, node_id=node.id)
+            target, exit = self.enter(node)
+            if target is not None:
+                self.emit(EventType.NODE_EXITED, node_id=node.id, exit=exit, to=target)
 
-    def enter(self, node: Node) -> str | None:
-        """Run ``node``; return the next node to enter, or ``None`` when waiting or finished."""
+    def enter(self, node: Node) -> tuple[str | None, str]:
+        """Run ``node``; return the next node to enter (``None`` when waiting or finished) and
+        the exit taken to it."""
         if isinstance(node, MessageNode):
             self.send(self.render(node.text), media_url=node.media_url)
             if node.next is None:
                 self.complete(node.id, "no_next")
-            return node.next
+            return node.next, "next"
         if isinstance(node, QuestionNode):
             self.state.retries = 0
             self.send(self.render(node.text), choices=_choices(node))
             self.wait(node)
-            return None
+            return None, ""
         if isinstance(node, InputNode):
             self.state.retries = 0
             self.send(self.render(node.text))
             self.wait(node)
-            return None
+            return None, ""
         if isinstance(node, BranchNode):
-            for case in node.cases:
+            for number, case in enumerate(node.cases, 1):
                 if evaluate(case.when, self.state.variables, self.input_text):
-                    return case.next
-            return node.default
+                    return case.next, f"case:{number}"
+            return node.default, "default"
         if isinstance(node, SetNode):
             rendered = {name: self.render(value) for name, value in node.values.items()}
             for name, value in rendered.items():
                 self.set_variable(node.id, name, value)
-            return node.next
+            return node.next, "next"
         if isinstance(node, AINode):
             self.state.ai_turns = 0
             if node.text is not None:
                 self.send(self.render(node.text))
             self.wait(node)
-            return None
+            return None, ""
         if isinstance(node, HandoffNode):
             if node.text is not None:
                 self.send(self.render(node.text))
             self._finish(Status.COMPLETED)
             self.emit(EventType.HANDOFF, node_id=node.id, reason=node.reason)
-            return None
+            return None, ""
         if isinstance(node, EndNode):
             if node.text is not None:
                 self.send(self.render(node.text))
             self.complete(node.id, "end")
-            return None
+            return None, ""
         self.fail(getattr(node, "id", None), "unsupported node type")  # pragma: no cover
-        return None
+        return None, ""
 
     # replies to waiting nodes
 
@@ -485,7 +504,7 @@ class _Step:
             self.wait(node)
             return
         if node.on_invalid is not None:
-            self.advance(node.on_invalid, from_node=node.id)
+            self.advance(node.on_invalid, from_node=node.id, exit="invalid")
         else:
             self._finish(Status.COMPLETED)
             self.emit(EventType.SESSION_COMPLETED, node_id=node.id, reason="invalid_reply")
@@ -497,7 +516,7 @@ class _Step:
             return
         if node.save_as is not None:
             self.set_variable(node.id, node.save_as, choice.id)
-        self.advance(choice.next, from_node=node.id)
+        self.advance(choice.next, from_node=node.id, exit=f"choice:{choice.id}")
 
     def answer_input(self, node: InputNode, inbound: InboundMessage) -> None:
         answer = check_answer(node.validate_, inbound.text, self.definition.language)
@@ -505,12 +524,12 @@ class _Step:
             self.invalid_reply(node)
             return
         self.set_variable(node.id, node.save_as, answer.value)
-        self.advance(node.next, from_node=node.id)
+        self.advance(node.next, from_node=node.id, exit="next")
 
     def answer_ai(self, node: AINode, inbound: InboundMessage) -> None:
         reply = inbound.text or ""
         if node.exit_keywords and is_keyword(reply, node.exit_keywords):
-            self.advance(node.next, from_node=node.id)
+            self.advance(node.next, from_node=node.id, exit="next")
             return
         try:
             if self.ctx.ai is None:
@@ -532,17 +551,18 @@ class _Step:
             if node.fallback_text is not None:
                 self.send(self.render(node.fallback_text))
             if node.on_error is not None:
-                self.advance(node.on_error, from_node=node.id)
+                self.advance(node.on_error, from_node=node.id, exit="error")
             else:
                 self.wait(node)
             return
         answer = _cut(answer.strip())
+        self.emit(EventType.AI_ANSWERED, node_id=node.id)
         self.send(answer, sender="ai")
         if node.save_as is not None:
             self.set_variable(node.id, node.save_as, answer)
         self.state.ai_turns += 1
         if self.state.ai_turns >= node.max_turns:
-            self.advance(node.next, from_node=node.id)
+            self.advance(node.next, from_node=node.id, exit="next")
         else:
             self.wait(node)
 
@@ -575,7 +595,7 @@ def start_session(
     state = SessionState(status=Status.ACTIVE, node_id=definition.start)
     step = _Step(definition, state, ctx, _input_text(inbound))
     step.emit(EventType.SESSION_STARTED, flow_id=definition.flow_id, node_id=definition.start)
-    step.advance(definition.start, from_node=definition.start)
+    step.advance(definition.start, from_node=definition.start, exit=None)
     return step.result()
 
 
@@ -629,7 +649,7 @@ def fire_timeout(
         return _unchanged(state)
     step = _Step(definition, state, ctx, "")
     step.emit(EventType.TIMEOUT, node_id=node.id)
-    step.advance(node.timeout.next, from_node=node.id)
+    step.advance(node.timeout.next, from_node=node.id, exit="timeout")
     return step.result()
 
 

@@ -11,6 +11,7 @@ from flows.engine import (
     AIError,
     AIRequest,
     Choice,
+    EventType,
     FlowDefinition,
     InboundMessage,
     RunContext,
@@ -46,7 +47,9 @@ def texts(result: StepResult) -> list[str]:
 
 
 def event_types(result: StepResult) -> list[str]:
-    return [event.type for event in result.events]
+    """The outcome events, without the path (``node_entered``/``node_exited``): see
+    ``test_engine_path.py`` for those."""
+    return [event.type for event in result.events if event.type not in EventType.PATH]
 
 
 def reply(
