@@ -10,6 +10,8 @@ keep a reference to the version they ran on.
 from __future__ import annotations
 
 import json
+import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -19,16 +21,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from pydantic import ValidationError as PydanticValidationError
 
 from flows import selectors
+from flows.diagram import DiagramUnavailable, flow_layout
 from flows.engine import FlowValidationError
-from flows.forms import FlowUploadForm
+from flows.engine.definition import BranchCase
+from flows.engine.graph import describe_condition
+from flows.forms import DiagramPeriodForm, FlowUploadForm
 from flows.models import Flow, FlowSession
 from flows.services import flow_create, flow_set_active
 from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin
+
+logger = logging.getLogger(__name__)
 
 _TARGET_LABELS = (
     ("next", "next"),
@@ -36,6 +45,14 @@ _TARGET_LABELS = (
     ("on_invalid", "on invalid reply"),
     ("on_error", "on model error"),
 )
+
+
+def _condition_text(case: Any) -> str:
+    """A branch case's condition in plain language ("idade ≥ 18 and plano is ouro")."""
+    try:
+        return describe_condition(BranchCase.model_validate(case).when)
+    except (PydanticValidationError, TypeError):  # a stored version older than a rule
+        return json.dumps(case.get("when") if isinstance(case, dict) else case, ensure_ascii=False)
 
 
 def node_rows(definition: dict[str, Any]) -> list[dict[str, Any]]:
@@ -75,8 +92,9 @@ def node_rows(definition: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(timeout, dict):
             targets.append((f"no reply in {timeout.get('seconds')} s", timeout.get("next")))
         for number, case in enumerate(node.get("cases", []), start=1):
-            when = json.dumps(case.get("when"), ensure_ascii=False)
-            targets.insert(number - 1, (f"case {number}: {when}", case.get("next")))
+            targets.insert(
+                number - 1, (f"case {number}: if {_condition_text(case)}", case.get("next"))
+            )
         details = []
         for key in ("save_as", "validate", "max_retries", "max_turns", "history_messages"):
             if key in node:
@@ -124,8 +142,11 @@ class FlowAdmin(TenantScopedAdmin):
     ordering = ["tenant__name", "flow_id", "-version"]
     actions = ["activate_selected", "deactivate_selected"]
 
+    change_form_template = "admin/flows/flow/change_form.html"
+
     class Media:
-        css = {"all": ["core/admin.css"]}
+        css = {"all": ["core/admin.css", "flows/diagram.css"]}
+        js = ["flows/diagram.js"]
 
     fieldsets = [
         (None, {"fields": ["flow_id", "version", "name", "tenant", "channel", "is_active"]}),
@@ -142,7 +163,7 @@ class FlowAdmin(TenantScopedAdmin):
             },
         ),
         ("Versions", {"fields": ["versions", "nodes_link"]}),
-        ("Definition", {"fields": ["definition_pretty"]}),
+        ("Definition (JSON)", {"fields": ["definition_pretty"], "classes": ["collapse"]}),
         ("Record", {"fields": ["id", "created_by", "created_at", "updated_at"]}),
     ]
     readonly_fields = [
@@ -180,11 +201,44 @@ class FlowAdmin(TenantScopedAdmin):
     ):
         extra_context = {
             **(extra_context or {}),
+            **self._diagram_context(request, object_id),
             "show_save": False,
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _diagram_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
+        """The diagram of the version, with the counts of the chosen period (a bounded number
+        of queries: the version, then two aggregates). Empty for a version not visible here
+        (the change view answers 404 then)."""
+        flow = self.get_object(request, object_id)
+        if flow is None:
+            return {}
+        period = DiagramPeriodForm(request.GET or None)
+        days = period.period_days()
+        until = timezone.now()
+        context: dict[str, Any] = {"period_form": period, "period_days": days}
+        try:
+            definition = selectors.flow_definition_parsed(
+                flow_pk=flow.pk, definition=flow.definition
+            )
+            layout = flow_layout(flow_pk=flow.pk, definition=definition)
+        except (FlowValidationError, DiagramUnavailable) as exc:
+            logger.warning(
+                "flow diagram unavailable", extra={"flow": str(flow.pk), "error": str(exc)}
+            )
+            context["diagram_error"] = True
+            return context
+        counts = selectors.flow_path_counts(
+            flow_pk=flow.pk, since=until - timedelta(days=days), until=until
+        )
+        context["diagram"] = {
+            "layout": layout,
+            "nodes": [(node, counts.node(node.id)) for node in layout.nodes],
+            "edges": [(edge, counts.exit(edge.source, edge.key)) for edge in layout.edges],
+        }
+        return context
 
     # --- read-only displays -------------------------------------------------------------
 

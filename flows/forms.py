@@ -105,3 +105,32 @@ class FlowUploadForm(forms.Form):
             )
         self.definition = document
         return cleaned
+
+
+PERIODS = [
+    ("1", "Last 24 hours"),
+    ("7", "Last 7 days"),
+    ("30", "Last 30 days"),
+    ("90", "Last 90 days"),
+    ("365", "Last 365 days"),
+]
+DEFAULT_PERIOD = 30
+
+
+class DiagramPeriodForm(forms.Form):
+    """The period whose counts the flow diagram shows (``?days=N``)."""
+
+    days = forms.TypedChoiceField(
+        choices=PERIODS,
+        coerce=int,
+        initial=str(DEFAULT_PERIOD),
+        label="Show counts for",
+        required=False,
+        empty_value=DEFAULT_PERIOD,
+    )
+
+    def period_days(self) -> int:
+        """The chosen number of days, or the default when the choice is missing or invalid."""
+        if self.is_valid():
+            return int(self.cleaned_data["days"])
+        return DEFAULT_PERIOD

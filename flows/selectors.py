@@ -22,10 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from flows.engine import FlowCandidate, FlowDefinition, parse_flow
-from flows.models import Flow, FlowSession, SessionStatus
+from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
 
 CANDIDATES_CACHE_SECONDS = 300
 _PARSED_MEMO_SIZE = 256
@@ -190,3 +190,76 @@ def flow_list(*, tenant: Any, channel_id: object = None) -> QuerySet[Flow]:
     if channel_id is not None:
         queryset = queryset.filter(channel_id=channel_id)
     return queryset.order_by("flow_id", "-version")
+
+
+@dataclass
+class NodeCounts:
+    """What contacts did at one node of a flow version over a period (``waiting``: right now).
+
+    Each number counts sessions (one per contact and run), so a contact who loops back to a
+    node is counted there once. ``expired`` are the sessions that dropped out there (their
+    session timed out while waiting at the node)."""
+
+    entered: int = 0
+    waiting: int = 0
+    timed_out: int = 0
+    handed_off: int = 0
+    expired: int = 0
+    completed: int = 0
+    failed: int = 0
+    interrupted: int = 0
+
+
+@dataclass
+class PathCounts:
+    """The counts of `flow_path_counts`: per node, and per exit ``(node_id, exit key)``."""
+
+    nodes: dict[str, NodeCounts]
+    exits: dict[tuple[str, str], int]
+
+    def node(self, node_id: str) -> NodeCounts:
+        return self.nodes.get(node_id) or NodeCounts()
+
+    def exit(self, node_id: str, key: str) -> int:
+        return self.exits.get((node_id, key), 0)
+
+
+_NODE_FIELDS = {
+    FlowEventKind.ENTERED: "entered",
+    FlowEventKind.HANDED_OFF: "handed_off",
+    FlowEventKind.EXPIRED: "expired",
+    FlowEventKind.COMPLETED: "completed",
+    FlowEventKind.FAILED: "failed",
+    FlowEventKind.INTERRUPTED: "interrupted",
+}
+
+
+def flow_path_counts(*, flow_pk: object, since: datetime, until: datetime) -> PathCounts:
+    """The diagram's numbers for one flow version: from the FlowEvents recorded in
+    ``[since, until)``, and the sessions waiting at each node now. Two aggregate queries,
+    whatever the history's size."""
+    nodes: dict[str, NodeCounts] = {}
+    exits: dict[tuple[str, str], int] = {}
+    rows = (
+        FlowEvent.objects.filter(flow_id=flow_pk, created_at__gte=since, created_at__lt=until)
+        .values_list("kind", "node_id", "exit")
+        .annotate(sessions=Count("session_id", distinct=True))
+        .order_by()
+    )
+    for kind, node_id, exit, sessions in rows:
+        counts = nodes.setdefault(node_id, NodeCounts())
+        if kind == FlowEventKind.EXITED:
+            exits[(node_id, exit)] = sessions
+            if exit == "timeout":
+                counts.timed_out = sessions
+        elif kind in _NODE_FIELDS:
+            setattr(counts, _NODE_FIELDS[kind], sessions)
+    waiting = (
+        FlowSession.objects.filter(flow_id=flow_pk, status=SessionStatus.WAITING)
+        .values_list("current_node")
+        .annotate(sessions=Count("id"))
+        .order_by()
+    )
+    for node_id, sessions in waiting:
+        nodes.setdefault(node_id, NodeCounts()).waiting = sessions
+    return PathCounts(nodes=nodes, exits=exits)
