@@ -24,6 +24,7 @@ from channels_app.tests.webhook_support import (
     post_twilio,
     run_on_commit,
 )
+from conversations.admin import contact_consent
 from conversations.failures import explain
 from conversations.models import Message
 from conversations.services.outbound import (
@@ -31,8 +32,10 @@ from conversations.services.outbound import (
     TransientDeliveryError,
     message_deliver,
     replies_store,
+    thread_deliver_queued,
 )
 from conversations.services.pending import pending_process
+from conversations.services.privacy import contact_export
 from core.crypto import provider_id_pseudonym
 from flows.services import Reply
 from tests import factories
@@ -249,7 +252,8 @@ def test_twilio_rate_limit_callback_requeues_with_backoff_and_sends_again(client
         None,
     )
     retry_after = parse_datetime(message.metadata["retry_after"])
-    assert timedelta(seconds=9) < retry_after - before <= timedelta(seconds=11)
+    after = timezone.now()
+    assert before + timedelta(seconds=10) <= retry_after <= after + timedelta(seconds=10)
     assert message.metadata["replaced_provider_ids"] == ["SMfirst"]
     assert len(responses.calls) == 1  # the send task found it too early
 
@@ -289,8 +293,10 @@ def test_cloud_rate_limit_callback_after_the_last_attempt_is_final(client, cloud
     assert (message.status, message.error_code) == ("failed", "130429")
 
 
+@responses.activate
 def test_a_message_waiting_for_its_backoff_holds_the_thread_queue(twilio_thread):
     # given: the first reply waits for a backoff, the second is queued behind it
+    now = timezone.now()
     first = factories.MessageFactory(
         thread=twilio_thread,
         direction="outbound",
@@ -298,14 +304,20 @@ def test_a_message_waiting_for_its_backoff_holds_the_thread_queue(twilio_thread)
         sender="flow",
         send_attempts=1,
         error_code="63018",
-        metadata={"retry_after": (timezone.now() + timedelta(seconds=30)).isoformat()},
+        created_at=now - timedelta(seconds=2),
+        metadata={"retry_after": (now + timedelta(seconds=30)).isoformat()},
+    )
+    second = factories.MessageFactory(
+        thread=twilio_thread, direction="outbound", status="queued", sender="flow"
     )
 
-    # when / then: nothing is sent (no HTTP mock: a send would raise), the first is untouched
+    # when / then: nothing goes out, in order: the second waits behind the first
     with pytest.raises(TransientDeliveryError):
-        message_deliver(message_id=first.pk)
+        thread_deliver_queued(thread_id=twilio_thread.pk)
+    assert len(responses.calls) == 0
     first.refresh_from_db()
-    assert (first.status, first.send_attempts) == ("queued", 1)
+    second.refresh_from_db()
+    assert (first.status, first.send_attempts, second.status) == ("queued", 1, "queued")
 
 
 # --- opt-out ----------------------------------------------------------------------------
@@ -328,6 +340,9 @@ def test_twilio_unsubscribed_callback_opts_the_contact_out(client, twilio_thread
     assert contact.is_opted_out
     assert contact.opt_out_source == "provider:21610"
     first_opt_out = contact.opted_out_at
+    # the contact's page and the export say where the opt-out came from
+    assert "(provider:21610): no automated message is sent." in " ".join(contact_consent(contact))
+    assert contact_export(contact=contact)["contact"]["opt_out_source"] == "provider:21610"
 
     # and: later automated replies are not sent (no HTTP mock for them)
     with run_on_commit():
