@@ -516,3 +516,19 @@ def test_every_case_is_replayed_and_every_choice_is_named():
         assert not undecided, (case["id"], undecided)
         if case["id"] in DECIDED:
             assert DECIDED[case["id"]]["choice"]
+
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "peer-payloads"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no ../shared/peer-payloads beside the checkout")
+def test_the_copy_matches_the_shared_corpus():
+    """Where the shared corpus sits beside the checkout (the team's machines), the copy in
+    fixtures/ is the same, file for file; a clean clone (CI) has only the copy."""
+    shared = sorted(p.relative_to(SHARED) for p in SHARED.rglob("*") if p.is_file())
+    copied = {p.relative_to(CORPUS) for p in CORPUS.rglob("*") if p.is_file()}
+    assert set(shared) <= copied
+    for relative in shared:
+        if relative.name == "README.md":
+            continue  # the copy adds a section about this repository
+        assert (CORPUS / relative).read_bytes() == (SHARED / relative).read_bytes(), relative
