@@ -72,8 +72,9 @@ def contact_consent(contact: Contact) -> list[str]:
         source = f" ({contact.opt_in_source})" if contact.opt_in_source else ""
         lines.append(f"Opted in on {at(contact.opted_in_at)}{source}.")
     if contact.opted_out_at is not None:
+        source = f" ({contact.opt_out_source})" if contact.opt_out_source else ""
         lines.append(
-            f"Opted out on {at(contact.opted_out_at)}"
+            f"Opted out on {at(contact.opted_out_at)}{source}"
             + (": no automated message is sent." if contact.is_opted_out else ".")
         )
     if contact.opted_in_at is None and contact.opted_out_at is None:

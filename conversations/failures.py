@@ -2,13 +2,17 @@
 
 `explain(code)` turns our own failure codes and the providers' error codes (Twilio's numeric
 codes, the Cloud API's `error.code`) into what happened, what to do, and whether sending the
-same text again can help (the inbox then offers Retry). Codes not listed get a generic
-explanation that still shows the code, for support.
+same text again can help (the inbox then offers Retry). A provider code without words of its
+own here is explained by its class in the provider outcome table
+(`channels_app.providers.outcomes`: retry later, permanent, opt-out, outside the window).
+Codes listed nowhere get a generic explanation that still shows the code, for support.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from channels_app.providers.outcomes import OUTCOMES, Outcome, outcome_of
 
 
 @dataclass(frozen=True)
@@ -169,9 +173,37 @@ _KNOWN: dict[str, tuple[str, str, bool]] = {
 }
 
 
+_BY_OUTCOME: dict[Outcome, tuple[str, str, bool]] = {
+    Outcome.RETRY: _RATE,
+    Outcome.OUTSIDE_WINDOW: _WINDOW,
+    Outcome.OPT_OUT: (
+        "The contact unsubscribed from this number or blocked it.",
+        "Only the contact can opt back in (by writing to the business again).",
+        False,
+    ),
+    Outcome.PERMANENT: (
+        "The provider refused the message and sending it again will not help.",
+        "Check the code in the provider's documentation, or ask support with it.",
+        False,
+    ),
+}
+
+
+def _outcome(code: str) -> Outcome | None:
+    """The class of a provider code in the outcome table, whichever provider it is from
+    (Twilio's and Meta's codes do not overlap)."""
+    for provider in sorted({row.provider for row in OUTCOMES}):
+        outcome = outcome_of(provider=provider, code=code)
+        if outcome is not None:
+            return outcome
+    return None
+
+
 def explain(code: str) -> Failure:
     code = (code or "").strip()
     known = _KNOWN.get(code)
+    if known is None and (outcome := _outcome(code)) is not None:
+        known = _BY_OUTCOME[outcome]
     if known is None:
         return Failure(
             code=code,

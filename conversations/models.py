@@ -55,6 +55,9 @@ class Contact(BaseModel):
     opted_in_at = models.DateTimeField(null=True, blank=True)
     opt_in_source = models.CharField(max_length=50, blank=True, default="")
     opted_out_at = models.DateTimeField(null=True, blank=True)
+    # Who recorded the opt-out: "keyword" (the contact wrote it), "provider:<code>" (the
+    # provider refused a send because the recipient unsubscribed, e.g. Twilio 21610).
+    opt_out_source = models.CharField(max_length=50, blank=True, default="")
     erasure_requested_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
 

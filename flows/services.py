@@ -496,7 +496,7 @@ def flow_handle_inbound(
             definition = _definition_or_none(session.flow_id)
             language = definition.language if definition else ""
             _end_session(session, interrupt_session(_state_of(session), "opt_out"), now)
-        contact_opt_out(contact=contact)
+        contact_opt_out(contact=contact, source="keyword")
         logger.info("contact opted out by keyword", extra={"chat_thread": str(thread.pk)})
         return [Reply(text=_opt_out_text(tenant, language or _tenant_language(tenant)))]
     # An opt-in keyword restores consent, so it only means that for a contact who opted out;

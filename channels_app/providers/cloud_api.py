@@ -37,6 +37,7 @@ from channels_app.providers.base import (
     read_limited,
     scrub,
 )
+from channels_app.providers.outcomes import Outcome, outcome_of
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -45,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
 STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
-# Graph error codes that mean "slow down" or "try later" even when the HTTP status is 400.
-THROTTLING_CODES = {"4", "80007", "130429", "131048", "131056", "131000", "133004"}
 BUTTON_TITLE_MAX = 20
 LIST_ROW_TITLE_MAX = 24
 INTERACTIVE_BODY_MAX = 1024
@@ -360,10 +359,12 @@ class CloudApiProvider(Provider):
                 raise AmbiguousSendError(type(exc).__name__, code="network") from None
             if response.status_code >= 400:
                 code, detail = _error_of(response)
+                # The outcome table first ("slow down" codes come with a 400 too), then HTTP.
+                listed = outcome_of(provider=self.name, code=code)
                 transient = (
-                    response.status_code == 429
-                    or response.status_code >= 500
-                    or code in THROTTLING_CODES
+                    listed is Outcome.RETRY
+                    if listed is not None
+                    else response.status_code == 429 or response.status_code >= 500
                 )
                 if position:
                     raise AmbiguousSendError(detail, code=code, status=response.status_code)

@@ -39,6 +39,7 @@ from channels_app.providers.base import (
     read_limited,
     scrub,
 )
+from channels_app.providers.outcomes import Outcome, outcome_of
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -264,7 +265,11 @@ class TwilioProvider(Provider):
         except TwilioRestException as exc:
             code = str(exc.code or exc.status)
             detail = scrub(exc.msg or "")
-            if _retryable_status(exc.status):
+            listed = outcome_of(provider=self.name, code=code)
+            retryable = (
+                listed is Outcome.RETRY if listed is not None else _retryable_status(exc.status)
+            )
+            if retryable:
                 raise TransientSendError(detail, code=code, status=exc.status) from None
             raise PermanentSendError(detail, code=code, status=exc.status) from None
         except requests.exceptions.ReadTimeout:

@@ -219,7 +219,7 @@ def test_opted_out_contact_gets_nothing_automated(thread):
 
     # given: a reply queued before the contact opted out
     (queued,) = replies_store(thread=thread, replies=[Reply(text="hi")])
-    contact_opt_out(contact=thread.contact)
+    contact_opt_out(contact=thread.contact, source="keyword")
 
     # when
     stored = replies_store(thread=thread, replies=[Reply(text="hello again")])

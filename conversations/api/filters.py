@@ -9,7 +9,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.selectors import OPTED_OUT
-from core.crypto import normalize_phone, phone_lookup
+from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
 from core.filters import StrictBooleanFilter, StrictFilterSet, StrictIsoDateTimeFilter
 
 
@@ -54,7 +54,17 @@ class ThreadFilter(StrictFilterSet):
 class MessageFilter(StrictFilterSet):
     direction = django_filters.ChoiceFilter(choices=Direction.choices)
     status = django_filters.ChoiceFilter(choices=MessageStatus.choices)
+    provider_message_id = django_filters.CharFilter(
+        method="filter_provider_message_id",
+        max_length=128,
+        label="The provider's message id (exact), as the provider gave it or as shown",
+    )
 
     class Meta:
         model = Message
-        fields = ["direction", "status"]
+        fields = ["direction", "status", "provider_message_id"]
+
+    def filter_provider_message_id(self, queryset, name, value):
+        # Stored pseudonymised (a Cloud API `wamid.…` as a keyed hash), so the raw id is
+        # turned into its stored form; the stored form (`wamid.h:…`) is accepted as it is.
+        return queryset.filter(provider_message_id=provider_id_pseudonym(value.strip()))

@@ -5,11 +5,15 @@ from django.utils import timezone
 from conversations.models import Contact
 
 
-def contact_opt_out(*, contact: Contact) -> Contact:
-    """Record that the contact revoked consent (idempotent: the first time is kept)."""
+def contact_opt_out(*, contact: Contact, source: str) -> Contact:
+    """Record that the contact revoked consent, and from where: "keyword" (the contact wrote
+    an opt-out keyword) or "provider:<code>" (the provider reported the recipient
+    unsubscribed). Idempotent: while the contact is opted out, the first time and its source
+    are kept."""
     if not contact.is_opted_out:
         contact.opted_out_at = timezone.now()
-        contact.save(update_fields=["opted_out_at", "updated_at"])
+        contact.opt_out_source = source[:50]
+        contact.save(update_fields=["opted_out_at", "opt_out_source", "updated_at"])
     return contact
 
 

@@ -31,14 +31,17 @@ from channels_app.providers import (
     get_provider,
 )
 from channels_app.providers.base import STATUS_RANK
+from channels_app.providers.outcomes import Outcome, outcome_of
 from conversations.models import (
     ChatThread,
+    Contact,
     Direction,
     Message,
     MessageStatus,
     Sender,
 )
 from conversations.selectors import thread_tenant_id
+from conversations.services.consent import contact_opt_out
 from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
@@ -289,7 +292,9 @@ def message_deliver(*, message_id: object) -> str:
     A permanent refusal records the provider's error code and reason. An attempt whose outcome
     is unknown (a read timeout, a worker that died mid-request) is recorded as failed and never
     repeated, because the provider may already have accepted it. Automated messages to a
-    contact who opted out are not sent.
+    contact who opted out are not sent. A message put back in the queue by a rate-limit
+    callback is not sent before its `metadata["retry_after"]` (TransientDeliveryError until
+    then). A refusal whose code means the recipient unsubscribed also opts the contact out.
     """
     # Phase 1: claim the message (committed before any network call).
     with transaction.atomic():
@@ -318,6 +323,10 @@ def message_deliver(*, message_id: object) -> str:
                 detail="An earlier attempt stopped mid-request; not repeated to avoid a duplicate.",
             )
             return "failed"
+        retry_after = parse_datetime(str((message.metadata or {}).get("retry_after") or ""))
+        if retry_after is not None and timezone.now() < retry_after:
+            # The provider asked us to slow down (a rate-limit callback): not before then.
+            raise TransientDeliveryError(message_id, message.error_code or "retry_after")
         contact = message.thread.contact
         automated = message.sender != Sender.AGENT and not message.metadata.get("consent_notice")
         if automated and contact.is_opted_out:
@@ -352,7 +361,9 @@ def message_deliver(*, message_id: object) -> str:
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
         message.metadata = {
-            k: v for k, v in (message.metadata or {}).items() if k != "sending_since"
+            k: v
+            for k, v in (message.metadata or {}).items()
+            if k not in ("sending_since", "retry_after")
         }
         log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
         if outcome == "sent":
@@ -399,10 +410,74 @@ def message_deliver(*, message_id: object) -> str:
                 detail = detail or "The provider's answer was lost; not repeated."
             _fail(message, code=code, detail=detail)
             logger.warning("send failed", extra={**log_extra, "code": code, "outcome": outcome})
+            _apply_opt_out(message, provider=channel.provider, code=code)
             retry = False
     if retry:
         raise TransientDeliveryError(message_id, code)
     return "failed"
+
+
+def _apply_opt_out(message: Message, *, provider: str, code: str) -> bool:
+    """Opt the message's contact out when `code` says the recipient unsubscribed or blocked
+    the business (see channels_app.providers.outcomes); True when it did. Call inside the
+    transaction that records the failure."""
+    if outcome_of(provider=provider, code=code) is not Outcome.OPT_OUT:
+        return False
+    contact = Contact.objects.select_for_update().get(pk=message.thread.contact_id)
+    contact_opt_out(contact=contact, source=f"provider:{code}"[:50])
+    logger.info(
+        "contact opted out by the provider",
+        extra={"message_id": str(message.pk), "contact_id": str(contact.pk), "code": code},
+    )
+    return True
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a message the provider asked us to slow down for waits before its next
+    attempt: the send task's backoff (10 s, 30 s, 90 s, ... up to 15 minutes)."""
+    from conversations.tasks import backoff_seconds
+
+    return timedelta(seconds=backoff_seconds(max(attempts - 1, 0)))
+
+
+def _requeue_rate_limited(message: Message, *, status: ParsedStatus) -> bool:
+    """Put a message the provider failed with a `retry` code back in the queue, to be sent
+    again after a backoff; False (nothing changed) once it has had MAX_SEND_ATTEMPTS attempts
+    or when it was delivered or read already. The failed attempt's provider id is kept
+    pseudonymised in `metadata["replaced_provider_ids"]` (the provider gives the next attempt
+    a new id). Call holding the message's row lock."""
+    if message.status not in (MessageStatus.QUEUED, MessageStatus.SENT):
+        return False
+    if message.send_attempts >= MAX_SEND_ATTEMPTS:
+        return False
+    metadata = dict(message.metadata or {})
+    replaced = list(metadata.get("replaced_provider_ids") or [])
+    replaced.append(provider_id_pseudonym(message.provider_message_id or ""))
+    metadata["replaced_provider_ids"] = replaced[-MAX_SEND_ATTEMPTS:]
+    metadata["retry_after"] = (timezone.now() + retry_delay(message.send_attempts)).isoformat()
+    message.metadata = metadata
+    message.status = MessageStatus.QUEUED
+    message.provider_message_id = None
+    message.sent_at = None
+    message.error_code = (status.error_code or status.raw_status)[:64]
+    message.error_detail = status.error_detail[:1000]
+    message.save(
+        update_fields=[
+            "metadata",
+            "status",
+            "provider_message_id",
+            "sent_at",
+            "error_code",
+            "error_detail",
+            "updated_at",
+        ]
+    )
+    _schedule_send(message.thread)
+    logger.warning(
+        "provider rate-limited a message, will send again",
+        extra={"message_id": str(message.pk), "code": message.error_code},
+    )
+    return True
 
 
 EARLY_STATUS_SECONDS = 600
@@ -445,6 +520,11 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
     filled in (a `read` arriving first also dates `delivered`, and a later `delivered` with an
     earlier time corrects it). An unknown id, or a status we
     do not track, changes nothing and returns None.
+
+    A `failed` status is read through the provider outcome table
+    (`channels_app.providers.outcomes`): a rate-limit code puts the message back in the queue
+    to be sent again after a backoff (until MAX_SEND_ATTEMPTS), an unsubscribed-recipient code
+    also opts the contact out (source `provider:<code>`); any other code fails it.
     """
     found = Message.objects.select_for_update().filter(
         channel=channel, provider_message_id=status.provider_message_id
@@ -470,11 +550,15 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
     at = status.timestamp or timezone.now()
     fields: set[str] = set()
     if status.status == MessageStatus.FAILED:
+        outcome = outcome_of(provider=channel.provider, code=status.error_code)
+        if outcome is Outcome.RETRY and _requeue_rate_limited(message, status=status):
+            return message
         if message.status != MessageStatus.FAILED:
             message.status = MessageStatus.FAILED
             message.error_code = (status.error_code or status.raw_status)[:64]
             message.error_detail = status.error_detail[:1000]
             fields |= {"status", "error_code", "error_detail"}
+            _apply_opt_out(message, provider=channel.provider, code=status.error_code)
     else:
         new_rank = STATUS_RANK[status.status]
         current_rank = STATUS_RANK.get(message.status, -1)

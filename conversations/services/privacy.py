@@ -214,6 +214,7 @@ def contact_export(*, contact: Contact) -> dict[str, Any]:
             "opted_in_at": _iso(contact.opted_in_at),
             "opt_in_source": contact.opt_in_source,
             "opted_out_at": _iso(contact.opted_out_at),
+            "opt_out_source": contact.opt_out_source,
             "erasure_requested_at": _iso(contact.erasure_requested_at),
             "erased_at": _iso(contact.erased_at),
             "created_at": _iso(contact.created_at),

@@ -68,7 +68,7 @@ def test_agent_can_answer_an_opted_out_contact_inside_the_window(thread):
     """Opt-out stops automated messages; a person answering within the window is not one."""
     from conversations.services.consent import contact_opt_out
 
-    contact_opt_out(contact=thread.contact)
+    contact_opt_out(contact=thread.contact, source="keyword")
     responses.post(TWILIO_URL, json={"sid": "SMagent", "status": "queued"}, status=201)
     with run_on_commit():
         message = message_send_agent(thread=thread, text="Sorry to see you go.")

@@ -108,13 +108,24 @@ def _check_schema_version(value: object) -> object:
     )
 
 
+TEMPLATE_DESCRIPTION = (
+    "A template: `{{ name }}` placeholders from contact.name, contact.phone, tenant.name, "
+    "vars.NAME and input, each optionally with a fallback for an empty value, "
+    '`{{ contact.name | default: "there" }}` (or single quotes; 1 to 100 characters). '
+    "An empty value without a fallback renders as nothing and takes the space and comma "
+    'dangling before it ("Hi {{ contact.name }}!" -> "Hi!").'
+)
 Template = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_TEXT_LENGTH),
+    Field(min_length=1, max_length=MAX_TEXT_LENGTH, description=TEMPLATE_DESCRIPTION),
     AfterValidator(_check_not_blank),
     AfterValidator(_check_template),
 ]
-SetTemplate = Annotated[str, Field(max_length=MAX_TEXT_LENGTH), AfterValidator(_check_template)]
+SetTemplate = Annotated[
+    str,
+    Field(max_length=MAX_TEXT_LENGTH, description=TEMPLATE_DESCRIPTION),
+    AfterValidator(_check_template),
+]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 NodeId = Annotated[str, Field(pattern=SLUG_PATTERN)]
 VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]

@@ -1,8 +1,26 @@
 """``{{ name }}`` placeholders: checking them at validation time and rendering them at run time.
 
 Placeholders come from a closed set of namespaces: ``contact.name``, ``contact.phone``,
-``tenant.name``, ``vars.NAME`` and ``input``. There are no expressions, filters or code, so
-rendering can neither fail nor run anything.
+``tenant.name``, ``vars.NAME`` and ``input``. There are no expressions or code, so rendering
+can neither fail nor run anything. One thing besides a name is allowed: a fallback text for an
+empty value, ``{{ contact.name | default: "there" }}`` (or with single quotes, handier inside
+JSON strings), a literal of 1 to 100 characters without quotes of its kind, braces or
+backslashes.
+
+Missing values read well (no "Hi ! Welcome"): a placeholder without a fallback whose value is
+empty (or only spaces) takes the dangling punctuation of the sentence with it:
+
+- the spaces before it go when what follows is the end of the text or line, a space or a
+  punctuation mark (``Hi {{ contact.name }}! Welcome`` -> ``Hi! Welcome``;
+  ``Hello {{ vars.x }} and`` -> ``Hello and``);
+- then a comma right before it goes too when what follows is the end of the text or line or a
+  punctuation mark (``Thanks, {{ contact.name }}!`` -> ``Thanks!``;
+  ``Olá, {{ contact.name }}, tudo bem?`` -> ``Olá, tudo bem?``);
+- at the start of the text or of a line, the spaces and punctuation marks after it go
+  (``{{ contact.name }}, welcome!`` -> ``welcome!``), and so does the line break when the
+  line is left empty.
+
+Only the flow's own text around the placeholder is changed, never a value.
 """
 
 from __future__ import annotations
@@ -18,17 +36,56 @@ VAR_NAME_PATTERN = r"[a-z][a-z0-9_]{0,39}"
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _KNOWN = re.compile(rf"contact\.name|contact\.phone|tenant\.name|input|vars\.{VAR_NAME_PATTERN}")
+# `name | default: "text"` (or 'text'): the only thing a placeholder may hold besides a name.
+_WITH_FALLBACK = re.compile(
+    r"(?P<name>[^|]*?)\s*\|\s*default\s*:\s*"
+    r"(?:\"(?P<double>[^\"{}\\]{1,100})\"|'(?P<single>[^'{}\\]{1,100})')\s*",
+    re.DOTALL,
+)
+FALLBACK_MAX = 100
 
 ALLOWED_PLACEHOLDERS = "contact.name, contact.phone, tenant.name, vars.NAME or input"
+_SPACES = " \t"
+_LINE_END = "\r\n"
+_PUNCTUATION = ",.!?;:)"
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    name: str
+    fallback: str | None  # None: no `| default:` given
+    valid: bool
+
+
+def _parse(inner: str) -> _Placeholder:
+    """What is between the braces: a name, optionally with a fallback."""
+    text = inner.strip()
+    if "|" in text:
+        match = _WITH_FALLBACK.fullmatch(text)
+        if match is None:
+            return _Placeholder(name=text, fallback=None, valid=False)
+        name = match.group("name").strip()
+        fallback = match.group("double") or match.group("single")
+        return _Placeholder(name=name, fallback=fallback, valid=bool(_KNOWN.fullmatch(name)))
+    return _Placeholder(name=text, fallback=None, valid=bool(_KNOWN.fullmatch(text)))
 
 
 def template_errors(template: str) -> list[str]:
-    """Return one message per placeholder outside the allowed namespaces (empty when valid)."""
+    """Return one message per placeholder outside the allowed namespaces, or with anything
+    but a well-formed `| default: "text"` after its name (empty when valid)."""
     errors = []
     for match in _PLACEHOLDER.finditer(template):
-        name = match.group(1).strip()
-        if not _KNOWN.fullmatch(name):
-            shown = match.group(0) if len(match.group(0)) <= 60 else match.group(0)[:57] + "..."
+        placeholder = _parse(match.group(1))
+        if placeholder.valid:
+            continue
+        shown = match.group(0) if len(match.group(0)) <= 60 else match.group(0)[:57] + "..."
+        if "|" in match.group(1) and _KNOWN.fullmatch(placeholder.name.split("|")[0].strip()):
+            errors.append(
+                f"invalid placeholder {json.dumps(shown)}: after the name only "
+                f'| default: "text" is allowed (1 to {FALLBACK_MAX} characters, in double '
+                "or single quotes, without quotes of the same kind, braces or backslashes)"
+            )
+        else:
             errors.append(f"unknown placeholder {json.dumps(shown)}: use {ALLOWED_PLACEHOLDERS}")
     return errors
 
@@ -37,9 +94,9 @@ def template_variables(template: str) -> list[str]:
     """Names of the ``vars.NAME`` placeholders used in ``template``, in order of appearance."""
     names = []
     for match in _PLACEHOLDER.finditer(template):
-        name = match.group(1).strip()
-        if name.startswith("vars.") and _KNOWN.fullmatch(name):
-            names.append(name.removeprefix("vars."))
+        placeholder = _parse(match.group(1))
+        if placeholder.valid and placeholder.name.startswith("vars."):
+            names.append(placeholder.name.removeprefix("vars."))
     return names
 
 
@@ -78,26 +135,75 @@ def format_value(value: object) -> str:
         return str(value)
 
 
+def _value(name: str, context: TemplateContext) -> str:
+    if name == "contact.name":
+        return context.contact_name
+    if name == "contact.phone":
+        return context.contact_phone
+    if name == "tenant.name":
+        return context.tenant_name
+    if name == "input":
+        return context.input
+    return format_value((context.variables or {}).get(name.removeprefix("vars.")))
+
+
+def _strip_after_line_start(text: str) -> str:
+    """`text` without the spaces and punctuation marks it starts with, and without the line
+    break that then follows (the line held nothing else)."""
+    position = 0
+    while position < len(text) and text[position] in _SPACES + _PUNCTUATION:
+        position += 1
+    rest = text[position:]
+    for line_break in ("\r\n", "\n", "\r"):
+        if rest.startswith(line_break):
+            return rest[len(line_break) :]
+    return rest
+
+
 def render(template: str, context: TemplateContext) -> str:
     """Replace every placeholder in ``template``; never raises.
 
-    A variable that has no value renders as ``""``. A placeholder outside the allowed namespaces
-    (which validation rejects, so it only reaches here from unvalidated input) is left as written.
+    A value that is empty (or only spaces) renders as the placeholder's fallback when it has
+    one, else as ``""`` with the text around it tidied (see the module docstring). A
+    placeholder outside the allowed namespaces (which validation rejects, so it only reaches
+    here from unvalidated input) is left as written.
     """
-    variables = context.variables or {}
+    # pieces: (text, True when it is an empty placeholder without fallback)
+    pieces: list[tuple[str, bool]] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(template):
+        pieces.append((template[position : match.start()], False))
+        position = match.end()
+        placeholder = _parse(match.group(1))
+        if not placeholder.valid:
+            pieces.append((match.group(0), False))
+            continue
+        value = _value(placeholder.name, context)
+        if value.strip():
+            pieces.append((value, False))
+        elif placeholder.fallback is not None:
+            pieces.append((placeholder.fallback, False))
+        else:
+            pieces.append(("", True))
+    pieces.append((template[position:], False))
 
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1).strip()
-        if not _KNOWN.fullmatch(name):
-            return match.group(0)
-        if name == "contact.name":
-            return context.contact_name
-        if name == "contact.phone":
-            return context.contact_phone
-        if name == "tenant.name":
-            return context.tenant_name
-        if name == "input":
-            return context.input
-        return format_value(variables.get(name.removeprefix("vars.")))
-
-    return _PLACEHOLDER.sub(substitute, template)
+    out = ""
+    strip_next = False
+    for index, (text, empty) in enumerate(pieces):
+        if not empty:
+            if strip_next and text:
+                text = _strip_after_line_start(text)
+                strip_next = not text  # an empty piece passes the stripping on
+            out += text
+            continue
+        before = out.rstrip(_SPACES)
+        if not before or before[-1] in _LINE_END:
+            # At the start of the text or a line: what dangles after it goes.
+            strip_next = True
+            continue
+        following = "".join(piece for piece, _ in pieces[index + 1 :])[:1]
+        if not following or following in _SPACES + _LINE_END + _PUNCTUATION:
+            out = before
+            if out.endswith(",") and (not following or following in _LINE_END + _PUNCTUATION):
+                out = out[:-1]
+    return out
