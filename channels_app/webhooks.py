@@ -13,14 +13,14 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from channels_app.models import ChannelInstance
-from channels_app.providers import ParsedInbound, ParsedStatus, cloud_api, twilio
+from channels_app.providers import ParsedEcho, ParsedInbound, ParsedStatus, cloud_api, twilio
 from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
-from conversations.services.inbound import message_receive
+from conversations.services.inbound import message_echo_record, message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
 from core.context import tenant_bound
@@ -109,6 +109,14 @@ def _twilio_for_channel(
         return _forbidden("twilio signature mismatch")
     try:
         parsed = twilio.parse_form(cleaned)
+    except twilio.NotWhatsAppError as exc:
+        # An SMS (or another channel) sent to the WhatsApp webhook: not answered on WhatsApp,
+        # and not swallowed either (Twilio's debugger shows the 400 and its reason).
+        logger.warning("twilio post that is not WhatsApp refused")
+        metrics.inbound_skipped("twilio", "not_whatsapp")
+        return JsonResponse(
+            {"error": {"code": "not_whatsapp", "message": str(exc), "details": []}}, status=400
+        )
     except twilio.TwilioParseError as exc:
         return _bad_request(str(exc))
     if channel is None or not channel.is_active:
@@ -191,13 +199,27 @@ def _signature_covers(
     return platform_signed
 
 
-def _dispatch(channel: ChannelInstance, item: ParsedInbound | ParsedStatus) -> HttpResponse | None:
-    """Hand one parsed item to its service; a sender without a number is a bad request."""
+def _dispatch(
+    channel: ChannelInstance, item: ParsedInbound | ParsedEcho | ParsedStatus
+) -> HttpResponse | None:
+    """Hand one parsed item to its service. A group message is skipped on purpose (logged
+    and counted: a flow must never answer a group member in private); a sender without a
+    phone number or WhatsApp user id is a bad request."""
     if isinstance(item, ParsedStatus):
         message_status_update(channel=channel, status=item)
+        return None
+    if isinstance(item, ParsedEcho):
+        message_echo_record(channel=channel, echo=item)
+        return None
+    if item.group_id:
+        logger.info(
+            "group message skipped", extra={"channel_id": str(channel.pk), "kind": item.kind}
+        )
+        metrics.inbound_skipped(channel.provider, "group")
         return None
     try:
         message_receive(channel=channel, inbound=item)
     except ValueError:
-        return _bad_request("sender has no phone number")
+        metrics.inbound_skipped(channel.provider, "no_sender")
+        return _bad_request("sender has no phone number or WhatsApp user id")
     return None

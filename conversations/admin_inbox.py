@@ -113,7 +113,7 @@ def _row(row: inbox.InboxRow) -> dict[str, Any]:
     last = row.last_message
     return {
         "thread": thread,
-        "name": contact.name or mask_phone(contact.phone) or "Unknown contact",
+        "name": contact.name or mask_phone(contact.address) or "Unknown contact",
         "assignee": person(thread.assigned_to),
         "snippet": _snippet(last),
         "last_from_contact": bool(last and last.direction == "inbound"),
@@ -171,7 +171,7 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         title=_contact_label(thread),
         thread=thread,
         contact_label=_contact_label(thread),
-        contact_phone=mask_phone(thread.contact.phone),
+        contact_phone=mask_phone(thread.contact.address),
         timeline=_timeline(timeline, _contact_label(thread)),
         timeline_paged=timeline.paged,
         older_than=timeline.older_than,
@@ -213,7 +213,7 @@ def _updates(
         admin_site,
         thread=thread,
         contact_label=_contact_label(thread),
-        contact_phone=mask_phone(thread.contact.phone),
+        contact_phone=mask_phone(thread.contact.address),
         sessions=_sessions(
             thread, show_answers=access.can(request.user, Action.EXPORT, thread.tenant_id)
         ),
@@ -233,7 +233,7 @@ def _updates(
 
 def _contact_label(thread: ChatThread) -> str:
     contact = thread.contact
-    return contact.name or mask_phone(contact.phone) or "Unknown contact"
+    return contact.name or mask_phone(contact.address) or "Unknown contact"
 
 
 def _assignees(thread: ChatThread) -> list[Any]:

@@ -39,6 +39,7 @@ from channels_app.providers.base import (
     read_limited,
     scrub,
 )
+from core.crypto import normalize_phone, normalize_wa_user_id
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -61,6 +62,35 @@ MESSAGE_TYPES = {"text": "text", "location": "location", "button": "button"}
 
 class TwilioParseError(ValueError):
     """The form is not a Twilio message or status callback."""
+
+
+class NotWhatsAppError(TwilioParseError):
+    """An incoming message whose `From` or `To` lacks the `whatsapp:` prefix: an SMS (or
+    another channel) posted to the WhatsApp webhook. Refused rather than answered on WhatsApp."""
+
+
+WHATSAPP_PREFIX = "whatsapp:"
+# Where Twilio puts the sender's business-scoped user id beside a phone `From` (courier reads
+# `ExternalUserId`; Twilio's changelog names `ExternalUserIdentifier`): both are accepted.
+EXTERNAL_USER_ID_FIELDS = ("ExternalUserId", "ExternalUserIdentifier")
+
+
+def is_whatsapp_address(value: str) -> bool:
+    return str(value or "").strip().lower().startswith(WHATSAPP_PREFIX)
+
+
+def sender_identity(params: Mapping[str, Any]) -> tuple[str, str]:
+    """(E.164 phone, WhatsApp user id) of an incoming message's sender, each '' when absent or
+    invalid: `From` is `whatsapp:+<digits>` or, for a user without a visible number,
+    `whatsapp:<user id>`; the user id may also come beside a phone (EXTERNAL_USER_ID_FIELDS)."""
+    sender = str(params.get("From", "") or "")
+    phone = normalize_phone(sender) if sender.strip().lower().startswith("whatsapp:+") else ""
+    user_id = ""
+    for name in EXTERNAL_USER_ID_FIELDS:
+        user_id = user_id or normalize_wa_user_id(str(params.get(name, "") or ""))
+    if not phone and not user_id:
+        user_id = normalize_wa_user_id(sender)
+    return phone, user_id
 
 
 def signature_valid(*, url: str, params: Any, signature: str, token: str) -> bool:
@@ -115,9 +145,14 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
             error_code=str(params.get("ErrorCode", "") or ""),
             error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
         )
-    sender = str(params.get("From", ""))
-    if not any(ch.isdigit() for ch in sender):
+    sender = str(params.get("From", "") or "")
+    if not sender.strip():
         raise TwilioParseError("From is missing.")
+    if not is_whatsapp_address(sender) or not is_whatsapp_address(str(params.get("To", ""))):
+        raise NotWhatsAppError("From and To must be WhatsApp addresses (whatsapp:...).")
+    phone, user_id = sender_identity(params)
+    if not phone and not user_id:
+        raise TwilioParseError("From is neither a phone number nor a WhatsApp user id.")
     try:
         num_media = int(params.get("NumMedia", 0) or 0)
     except ValueError as exc:
@@ -163,11 +198,12 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
         raw_type = raw_type or "text"
     return ParsedInbound(
         provider_message_id=sid,
-        from_phone=sender,
+        from_phone=phone,
+        from_user_id=user_id,
         kind=kind,
         text=body,
         profile_name=str(params.get("ProfileName", "") or "")[:200],
-        wa_id=str(params.get("WaId", "") or ""),
+        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
         interactive_id=interactive_id[:256],
         media=tuple(media),
         location=location,
@@ -248,7 +284,9 @@ class TwilioProvider(Provider):
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
         client = self.client(channel)
         kwargs: dict[str, Any] = {
-            "to": f"whatsapp:{payload.to_phone}",
+            # A contact without a visible number is addressed by its user id, as Twilio
+            # writes it in `From`: `whatsapp:US.1234…`.
+            "to": f"whatsapp:{payload.to_phone or payload.to_user_id}",
             "body": numbered_choices(payload.text, payload.choices),
             "status_callback": f"{settings.PUBLIC_BASE_URL}/api/webhooks/whatsapp",
         }
