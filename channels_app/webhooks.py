@@ -88,6 +88,10 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     params = request.POST
     cleaned = {key: clean(value) for key, value in params.items()}
     ours, _theirs = twilio.channel_identifiers(cleaned)
+    if ours and not twilio.is_whatsapp_address(ours):
+        # An SMS to a channel's number names it without the prefix: found, so that its
+        # signature is checked with the channel's token and the refusal is a clear 400.
+        ours = f"{twilio.WHATSAPP_PREFIX}{ours.strip()}"
     channel = channel_for_twilio(identifier=ours) if ours else None
     # From here on the channel's tenant is in the log lines (a refused signature too: that is
     # how a tenant's wrong auth token shows up); before, and for an unknown number, none.

@@ -149,6 +149,10 @@ def _snippet(message: Message | None) -> str:
         "video": "🎬 Video",
         "document": "📄 Document",
         "location": "📍 Location",
+        "contacts": "👤 Contact card",
+        "flow_reply": "📝 Form answers",
+        "reaction": "Reaction",
+        "order": "🛒 Order",
     }.get(message.kind, message.kind.replace("_", " ").capitalize())
 
 
@@ -276,6 +280,8 @@ def _sender(message: Message, contact_label: str) -> str:
         return contact_label
     if message.sender == "agent":
         return person(message.sent_by) or "Agent"
+    if message.sender == "business":
+        return "WhatsApp Business app"
     return "AI assistant" if message.sender == "ai" else "Flow"
 
 
