@@ -269,19 +269,59 @@ def _store_with_orm(
 ECHO_HANDOFF_REASON = "business_app"
 
 
-@transaction.atomic
 def message_echo_record(*, channel: ChannelInstance, echo: ParsedEcho) -> tuple[Message, bool]:
     """Record a message the business sent from the WhatsApp Business app on this number
     (coexistence) as an outbound message of the contact's thread, sent by `business`; return
     it and whether this call stored it.
 
-    Guarantees: stored once per provider message id (a redelivery changes nothing); the
-    contact and thread are found or created as for an inbound message (an erased contact
-    gets a fresh one, as for a new inbound message); a person answering from the app is a
-    human reply, so the thread is handed to a human (`needs_human`, reason `business_app`,
-    a waiting flow session interrupted) until someone resumes automation. Raises ValueError
-    without a valid recipient.
+    Guarantees: stored once per provider message id (a redelivery, even a concurrent one,
+    changes nothing: the unique (channel, provider_message_id) constraint decides and the
+    loser keeps nothing, contact and thread included); the contact and thread are found or
+    created as for an inbound message; a person answering from the app is a human reply, so
+    the thread is handed to a human (`needs_human`, reason `business_app`, a waiting flow
+    session interrupted) until someone resumes automation. No flow runs for an echo. Raises
+    ValueError without a valid recipient.
     """
+    existing = _stored(channel, echo.provider_message_id)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = _echo_store(channel=channel, echo=echo)
+    except IntegrityError:
+        existing = _stored(channel, echo.provider_message_id)
+        if existing is None:
+            raise
+        return existing, False
+    metrics.message_echoed()
+    logger.info(
+        "business app echo stored",
+        extra={
+            "message_id": str(message.pk),
+            "thread_id": str(message.thread_id),
+            "channel_id": str(channel.pk),
+            "kind": echo.kind,
+        },
+    )
+    return message, True
+
+
+def _stored(channel: ChannelInstance, provider_message_id: str) -> Message | None:
+    """The message already stored with this provider id on the channel (soft-deleted too)."""
+    existing = Message.all_objects.filter(
+        channel=channel, provider_message_id=provider_message_id
+    ).first()
+    if existing is not None:
+        logger.info(
+            "duplicate delivery ignored",
+            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
+        )
+    return existing
+
+
+def _echo_store(*, channel: ChannelInstance, echo: ParsedEcho) -> Message:
+    """The work of `message_echo_record`; requires a transaction (it is all undone when the
+    insert meets a concurrent duplicate)."""
     from conversations.services.threads import thread_update
 
     thread, _ = contact_thread_for_inbound(
@@ -291,7 +331,7 @@ def message_echo_record(*, channel: ChannelInstance, echo: ParsedEcho) -> tuple[
         external_id=echo.to_phone or echo.to_user_id,
     )
     sent_at = echo.timestamp or timezone.now()
-    message = Message(
+    message = Message.objects.create(
         tenant_id=channel.tenant_id,
         channel=channel,
         thread=thread,
@@ -305,36 +345,13 @@ def message_echo_record(*, channel: ChannelInstance, echo: ParsedEcho) -> tuple[
         metadata={"provider_type": echo.raw_type or echo.kind, "echo": True},
         private_data=_private_data(echo),
     )
-    try:
-        with transaction.atomic():
-            message.save(force_insert=True)
-    except IntegrityError:
-        transaction.set_rollback(True)  # keep nothing of a duplicate (contact, thread)
-        existing = Message.all_objects.get(
-            channel=channel, provider_message_id=echo.provider_message_id
-        )
-        logger.info(
-            "duplicate echo ignored",
-            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
-        )
-        return existing, False
     ChatThread.objects.filter(
         Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=sent_at), pk=thread.pk
     ).update(last_activity_at=sent_at, updated_at=timezone.now())
     if not thread.needs_human:
         thread_update(thread=thread, needs_human=True)
         ChatThread.objects.filter(pk=thread.pk).update(handoff_reason=ECHO_HANDOFF_REASON)
-    metrics.message_echoed()
-    logger.info(
-        "business app echo stored",
-        extra={
-            "message_id": str(message.pk),
-            "thread_id": str(thread.pk),
-            "channel_id": str(channel.pk),
-            "kind": echo.kind,
-        },
-    )
-    return message, True
+    return message
 
 
 MAX_MODEL_ROUNDS = 5
