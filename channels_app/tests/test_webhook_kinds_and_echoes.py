@@ -2,8 +2,10 @@
 kind and encrypted content, shown by the API) and the WhatsApp Business app's echoes."""
 
 import copy
+import json
 
 import pytest
+import responses
 from django.db import connection
 from django.urls import reverse
 
@@ -192,3 +194,83 @@ def test_echo_to_a_new_contact_creates_it_without_running_anything(
     assert (contact.phone, contact.wa_user_id) == ("+919745786257", "IN.2081978709342942")
     assert not Message.objects.filter(direction="inbound").exists()
     assert no_flow == []
+
+
+# --- The flow engine on structured content ----------------------------------------------------
+
+WHERE_FLOW = {
+    "schema_version": 1,
+    "flow_id": "where",
+    "name": "Where",
+    "language": "en",
+    "trigger": {"default": True},
+    "start": "ask",
+    "nodes": [
+        {
+            "id": "ask",
+            "type": "input",
+            "text": "Share your location, please.",
+            "save_as": "place",
+            "validate": "location",
+            "next": "form",
+        },
+        {
+            "id": "form",
+            "type": "input",
+            "text": "Now fill in the form.",
+            "save_as": "answers",
+            "validate": "flow_reply",
+            "next": "done",
+        },
+        {"id": "done", "type": "end", "text": "Thanks!"},
+    ],
+}
+
+
+@responses.activate
+def test_location_and_flow_reply_answer_input_nodes_through_the_webhook(
+    client, cloud_channel, number_id
+):
+    # given: a flow asking for a location then a WhatsApp Flow form, and the Graph API recorded
+    from flows.services import flow_create
+
+    flow_create(tenant=cloud_channel.tenant, channel=cloud_channel, definition=WHERE_FLOW)
+    posted = []
+
+    def graph(request):
+        posted.append(json.loads(request.body))
+        return 200, {}, json.dumps({"messages": [{"id": f"wamid.OUT{len(posted)}"}]})
+
+    responses.add_callback(
+        responses.POST, f"https://graph.facebook.test/v22.0/{number_id}/messages", callback=graph
+    )
+    hello = cloud_payload("peer/courier_hello", number_id)
+    location = cloud_payload("peer/courier_location", number_id)
+    location["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.LOC"
+    form = cloud_payload("peer/courier_nfm_reply", number_id)
+    form["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.FORM"
+
+    # when
+    for payload in (hello, location, form):
+        assert post_cloud(client, payload).status_code == 200
+
+    # then: each answer was taken, the structured values saved
+    assert [body["text"]["body"] for body in posted] == [
+        "Share your location, please.",
+        "Now fill in the form.",
+        "Thanks!",
+    ]
+    assert all(body["to"] == "5678" for body in posted)
+    session = FlowSession.objects.get()
+    assert session.status == SessionStatus.COMPLETED
+    assert session.variables["place"] == {
+        "latitude": 0.0,
+        "longitude": 1.0,
+        "name": "Main Street Beach",
+        "address": "Main Street Beach, Santa Cruz, CA",
+    }
+    assert session.variables["answers"] == {
+        "flow_token": "fl0w+t0k3n",
+        "first_name": "Bob",
+        "age": "32",
+    }
