@@ -18,8 +18,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from channels_app.models import ChannelInstance
-from channels_app.providers import ParsedEcho, ParsedInbound, ParsedStatus, cloud_api, twilio
+from channels_app.providers import (
+    ParsedEcho,
+    ParsedInbound,
+    ParsedStatus,
+    ParsedUserIdChange,
+    cloud_api,
+    twilio,
+)
 from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
+from conversations.services.contacts import contact_user_id_change
 from conversations.services.inbound import message_echo_record, message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
@@ -204,7 +212,7 @@ def _signature_covers(
 
 
 def _dispatch(
-    channel: ChannelInstance, item: ParsedInbound | ParsedEcho | ParsedStatus
+    channel: ChannelInstance, item: ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus
 ) -> HttpResponse | None:
     """Hand one parsed item to its service. A group message is skipped on purpose (logged
     and counted: a flow must never answer a group member in private); a sender without a
@@ -214,6 +222,13 @@ def _dispatch(
         return None
     if isinstance(item, ParsedEcho):
         message_echo_record(channel=channel, echo=item)
+        return None
+    if isinstance(item, ParsedUserIdChange):
+        contact_user_id_change(
+            tenant_id=channel.tenant_id,
+            previous_user_id=item.previous_user_id,
+            user_id=item.user_id,
+        )
         return None
     if item.group_id:
         logger.info(

@@ -117,6 +117,16 @@ class ParsedEcho:
 
 
 @dataclass(frozen=True)
+class ParsedUserIdChange:
+    """A person's WhatsApp user id changed (Cloud API system message `user_changed_user_id`):
+    the contact known by `previous_user_id` is now known by `user_id`."""
+
+    provider_message_id: str
+    previous_user_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class ParsedStatus:
     """A delivery status of one of our outbound messages.
 

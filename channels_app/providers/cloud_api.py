@@ -30,6 +30,7 @@ from channels_app.providers.base import (
     ParsedLocation,
     ParsedMedia,
     ParsedStatus,
+    ParsedUserIdChange,
     PermanentSendError,
     Provider,
     SendResult,
@@ -65,7 +66,7 @@ class CloudItem:
     """One message, echo or status of a webhook batch, with the number it was addressed to."""
 
     phone_number_id: str
-    item: ParsedInbound | ParsedEcho | ParsedStatus
+    item: ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus
 
 
 def signature_valid(*, body: bytes, header: str, secret: str) -> bool:
@@ -139,8 +140,9 @@ def parse_payload(payload: Any) -> list[CloudItem]:
                 logger.info("cloud api webhook: field skipped", extra={"field": field_name[:50]})
                 continue
             profiles = _profiles(value.get("contacts"))
+            user_ids = _user_ids(value.get("contacts"))
             for raw in _list(value.get("messages")):
-                parsed = _parse_message(raw, profiles)
+                parsed = _parse_message(raw, profiles, user_ids)
                 if parsed is not None:
                     items.append(CloudItem(number_id, parsed))
             for raw in _list(value.get("statuses")):
@@ -167,6 +169,16 @@ def _profiles(contacts: Any) -> dict[str, str]:
     return profiles
 
 
+def _user_ids(contacts: Any) -> dict[str, str]:
+    """The user id of each `contacts` entry by its `wa_id` (a message may name its sender's
+    user id only there)."""
+    return {
+        str(contact["wa_id"]): str(contact["user_id"])
+        for contact in _list(contacts)
+        if isinstance(contact, dict) and contact.get("wa_id") and contact.get("user_id")
+    }
+
+
 def sender_identity(*, phone_field: Any, user_id_field: Any) -> tuple[str, str]:
     """(E.164 phone, WhatsApp user id) of a Cloud API sender or recipient, each '' when absent
     or invalid. `from` usually holds the phone's digits, but holds the user id for a user
@@ -179,12 +191,24 @@ def sender_identity(*, phone_field: Any, user_id_field: Any) -> tuple[str, str]:
     return phone, user_id
 
 
-def _parse_message(raw: Any, profiles: dict[str, str]) -> ParsedInbound | None:
+def _parse_message(
+    raw: Any, profiles: dict[str, str], user_ids: dict[str, str] | None = None
+) -> ParsedInbound | ParsedUserIdChange | None:
     if not isinstance(raw, dict) or not raw.get("id"):
         logger.warning("cloud api webhook: message without id skipped")
         metrics.inbound_skipped("cloud_api", "malformed")
         return None
     raw_type = str(raw.get("type") or "unknown")[:50]
+    system = _dict(raw.get("system"))
+    if raw_type == "system" and system.get("type") == "user_changed_user_id":
+        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
+        current = normalize_wa_user_id(str(system.get("user_id") or ""))
+        if previous and current:
+            return ParsedUserIdChange(
+                provider_message_id=str(raw["id"])[:128],
+                previous_user_id=previous,
+                user_id=current,
+            )
     if raw_type == "system":
         # e.g. `user_changed_user_id`: about the contact, not a message to show or answer.
         logger.info(
@@ -194,7 +218,8 @@ def _parse_message(raw: Any, profiles: dict[str, str]) -> ParsedInbound | None:
         metrics.inbound_skipped("cloud_api", "system")
         return None
     phone, user_id = sender_identity(
-        phone_field=raw.get("from"), user_id_field=raw.get("from_user_id")
+        phone_field=raw.get("from"),
+        user_id_field=raw.get("from_user_id") or (user_ids or {}).get(str(raw.get("from"))),
     )
     if not phone and not user_id:
         logger.warning("cloud api webhook: message without a valid sender skipped")

@@ -75,6 +75,18 @@ WHATSAPP_PREFIX = "whatsapp:"
 EXTERNAL_USER_ID_FIELDS = ("ExternalUserId", "ExternalUserIdentifier")
 
 
+# Click-to-WhatsApp ad parameters of an incoming message, as the Cloud API names them.
+REFERRAL_FIELDS = (
+    ("ReferralSourceUrl", "source_url"),
+    ("ReferralSourceId", "source_id"),
+    ("ReferralSourceType", "source_type"),
+    ("ReferralHeadline", "headline"),
+    ("ReferralBody", "body"),
+    ("ReferralMediaContentType", "media_type"),
+    ("ReferralCtwaClid", "ctwa_clid"),
+)
+
+
 def is_whatsapp_address(value: str) -> bool:
     return str(value or "").strip().lower().startswith(WHATSAPP_PREFIX)
 
@@ -196,9 +208,11 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
         kind = "unsupported"
     else:
         raw_type = raw_type or "text"
+    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
     return ParsedInbound(
         provider_message_id=sid,
         from_phone=phone,
+        content={"referral": referral} if referral else {},
         from_user_id=user_id,
         kind=kind,
         text=body,

@@ -4,7 +4,14 @@ what a reply to a contact without a phone looks like on the wire."""
 
 import pytest
 
-from channels_app.providers import OutboundPayload, ParsedEcho, ParsedInbound, cloud_api, twilio
+from channels_app.providers import (
+    OutboundPayload,
+    ParsedEcho,
+    ParsedInbound,
+    ParsedUserIdChange,
+    cloud_api,
+    twilio,
+)
 from core.crypto import provider_id_pseudonym
 
 from .webhook_support import cloud_payload, load, twilio_params
@@ -57,8 +64,24 @@ def test_cloud_message_without_a_valid_sender_is_skipped(name):
     assert parse_cloud(name) == []
 
 
-def test_cloud_system_message_is_skipped():
-    assert parse_cloud("peer/chatwoot_system_user_changed_user_id") == []
+def test_cloud_user_id_change_is_parsed_and_other_system_messages_skipped():
+    (change,) = parse_cloud("peer/chatwoot_system_user_changed_user_id")
+    assert change == ParsedUserIdChange(
+        provider_message_id="wamid.SYSTEM_MESSAGE_ID",
+        previous_user_id="IN.PREVIOUSBSUID",
+        user_id="IN.CURRENTBSUID",
+    )
+    payload = cloud_payload("peer/chatwoot_system_user_changed_user_id", "PNID")
+    system = payload["entry"][0]["changes"][0]["value"]["messages"][0]["system"]
+    system["type"] = "customer_changed_number"
+    assert cloud_api.parse_payload(payload) == []
+
+
+def test_cloud_user_id_only_in_contacts_is_used():
+    payload = cloud_payload("peer/courier_hello_user_id", "PNID")
+    del payload["entry"][0]["changes"][0]["value"]["messages"][0]["from_user_id"]
+    (item,) = cloud_api.parse_payload(payload)
+    assert (item.item.from_phone, item.item.from_user_id) == ("+5678", "US.1234")
 
 
 def test_cloud_group_message_carries_its_group():
@@ -240,3 +263,21 @@ def test_cloud_reply_prefers_the_phone():
     )
     assert body["to"] == "5678"
     assert "recipient" not in body
+
+
+def test_twilio_ad_referral_is_kept():
+    params = twilio_params(
+        "inbound_text",
+        ReferralSourceType="ad",
+        ReferralSourceUrl="https://fb.me/abc",
+        ReferralCtwaClid="ARAkLkA8rmlFeiCktEJQ",
+        ReferralNumMedia="0",
+    )
+    message = twilio.parse_form(params)
+    assert message.content == {
+        "referral": {
+            "source_type": "ad",
+            "source_url": "https://fb.me/abc",
+            "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ",
+        }
+    }

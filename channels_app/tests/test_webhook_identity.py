@@ -65,14 +65,19 @@ def graph(number_id):
 
 
 def with_message(name, number_id, **changes):
-    """A stored payload with its first message's fields changed (None removes a field)."""
+    """A stored payload with its first message's fields changed (None removes a field; a
+    removed `from` or `from_user_id` is removed from `contacts` too)."""
     payload = cloud_payload(name, number_id)
-    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
-    for key, value in changes.items():
-        if value is None:
+    value = payload["entry"][0]["changes"][0]["value"]
+    message = value["messages"][0]
+    for key, new in changes.items():
+        if new is None:
             message.pop(key, None)
+            contact_key = {"from": "wa_id", "from_user_id": "user_id"}.get(key)
+            for contact in value.get("contacts", []):
+                contact.pop(contact_key, None)
         else:
-            message[key] = value
+            message[key] = new
     return payload
 
 
@@ -316,3 +321,22 @@ def test_reply_to_a_contact_without_phone_or_user_id_fails_clearly(cloud_channel
     assert message_deliver(message_id=message.pk) == "failed"
     message.refresh_from_db()
     assert message.error_code == "no_recipient"
+
+
+def test_a_changed_user_id_moves_to_the_new_one_once(client, cloud_channel, number_id, no_flow):
+    # given: a contact known by the previous user id
+    from conversations.services.contacts import contact_get_or_create
+
+    contact, _ = contact_get_or_create(tenant=cloud_channel.tenant, user_id="IN.PREVIOUSBSUID")
+    payload = cloud_payload("peer/chatwoot_system_user_changed_user_id", number_id)
+
+    # when: delivered twice
+    assert post_cloud(client, payload).status_code == 200
+    assert post_cloud(client, copy.deepcopy(payload)).status_code == 200
+
+    # then: the same contact, now with the new id; no message stored
+    contact.refresh_from_db()
+    assert contact.wa_user_id == "IN.CURRENTBSUID"
+    assert contact.wa_user_lookup == wa_user_lookup("IN.CURRENTBSUID")
+    assert Contact.objects.count() == 1
+    assert not Message.objects.exists()

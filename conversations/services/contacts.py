@@ -191,6 +191,29 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
     return keep
 
 
+@transaction.atomic
+def contact_user_id_change(
+    *, tenant_id: object, previous_user_id: str, user_id: str
+) -> Contact | None:
+    """The tenant's contact known by `previous_user_id` is known by `user_id` from now on
+    (WhatsApp's `user_changed_user_id`); returns it, or None when there is none to change.
+
+    Idempotent (a redelivery finds no contact with the previous id). When another contact
+    already holds the new id nothing changes: the two are merged by the next message that
+    carries a phone and that id together. Invalid ids change nothing."""
+    old, new = wa_user_lookup(previous_user_id), wa_user_lookup(user_id)
+    if not old or not new or old == new:
+        return None
+    live = Contact.objects.select_for_update().filter(tenant_id=tenant_id)
+    contact = live.filter(wa_user_lookup=old).first()
+    if contact is None or live.filter(wa_user_lookup=new).exists():
+        return None
+    contact.wa_user_id, contact.wa_user_lookup = normalize_wa_user_id(user_id), new
+    contact.save(update_fields=["wa_user_id", "wa_user_lookup", "updated_at"])
+    logger.info("contact user id changed", extra={"contact_id": str(contact.pk)})
+    return contact
+
+
 def _contact_rename(*, contact: Contact, name: str) -> None:
     """A new profile name replaces the stored one, unless the contact was erased meanwhile
     (the tombstone keeps no name)."""
