@@ -137,23 +137,47 @@ def _duration(delta: Any) -> str:
     return f"{days} day{'s' if days > 1 else ''}"
 
 
+KIND_LABELS = {
+    "image": "📷 Photo",
+    "sticker": "Sticker",
+    "audio": "🎤 Audio",
+    "video": "🎬 Video",
+    "document": "📄 Document",
+    "location": "📍 Location",
+    "contacts": "👤 Contact card",
+    "flow_reply": "📝 Form answers",
+    "reaction": "Reaction",
+    "order": "🛒 Order",
+}
+
+
+def _kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
 def _snippet(message: Message | None) -> str:
     if message is None:
         return ""
     if message.text:
         return message.text[:120]
-    return {
-        "image": "📷 Photo",
-        "sticker": "Sticker",
-        "audio": "🎤 Audio",
-        "video": "🎬 Video",
-        "document": "📄 Document",
-        "location": "📍 Location",
-        "contacts": "👤 Contact card",
-        "flow_reply": "📝 Form answers",
-        "reaction": "Reaction",
-        "order": "🛒 Order",
-    }.get(message.kind, message.kind.replace("_", " ").capitalize())
+    return _kind_label(message.kind)
+
+
+def _content_summary(message: Message) -> str:
+    """One line about a message's structured content for the timeline: the names on shared
+    contact cards, a reaction's emoji ('' for the other kinds)."""
+    content = message.private_data or {}
+    if message.kind == "contacts":
+        names = [
+            str((card.get("name") or {}).get("formatted_name") or "")
+            for card in content.get("contacts", [])
+            if isinstance(card, dict) and isinstance(card.get("name"), dict)
+        ]
+        return "👤 " + ", ".join(name for name in names if name) if any(names) else ""
+    if message.kind == "reaction":
+        emoji = (content.get("reaction") or {}).get("emoji") or ""
+        return f"Reacted {emoji}" if emoji else "Removed a reaction"
+    return ""
 
 
 # --- One conversation -------------------------------------------------------------------------
@@ -291,9 +315,15 @@ def _timeline(timeline: inbox.Timeline, contact_label: str = "Contact") -> list[
             "item": item,
             "sender": _sender(item.message, contact_label) if item.message is not None else "",
             "author": (person(item.note.author) or "staff") if item.note is not None else "",
-            "raw_type": ((item.message.metadata or {}).get("raw_type") or "unknown")
+            "raw_type": (
+                (item.message.metadata or {}).get("provider_type")
+                or (item.message.metadata or {}).get("raw_type")
+                or "unknown"
+            )
             if item.message is not None
             else "",
+            "kind_label": _kind_label(item.message.kind) if item.message is not None else "",
+            "summary": _content_summary(item.message) if item.message is not None else "",
             "choice": (item.message.metadata or {}).get("interactive_id", "")
             if item.message is not None
             else "",

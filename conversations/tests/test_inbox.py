@@ -253,6 +253,32 @@ def test_a_location_shows_its_name_and_a_map_link(tenant, member, waiting):
 
 
 @pytest.mark.django_db
+def test_new_kinds_are_named_in_the_timeline(tenant, member, waiting):
+    # given: a contact card, a reaction, a flow reply, an unsupported message, an echo
+    def message(kind, **fields):
+        return factories.MessageFactory(thread=waiting, kind=kind, text="", **fields)
+
+    message("contacts", private_data={"contacts": [{"name": {"formatted_name": "Diana D"}}]})
+    message("reaction", private_data={"reaction": {"emoji": "👍"}})
+    message("flow_reply", private_data={"flow_reply": {"name": "flow", "response": {"a": 1}}})
+    message("unsupported", metadata={"provider_type": "poll"})
+    factories.MessageFactory(
+        thread=waiting, direction="outbound", sender="business", status="sent", text="On my way"
+    )
+
+    # when
+    page = logged_in(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
+
+    # then
+    html = page.content.decode()
+    assert "👤 Diana D" in html
+    assert "Reacted 👍" in html
+    assert "📝 Form answers" in html
+    assert "does not show yet (poll)" in html
+    assert "WhatsApp Business app" in html and "On my way" in html
+
+
+@pytest.mark.django_db
 def test_answers_typed_into_flows_are_shown_only_to_who_may_export(tenant, member, waiting):
     from flows.models import Flow, FlowSession
 
