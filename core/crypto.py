@@ -103,7 +103,7 @@ def provider_id_pseudonym(value: str) -> str:
 
 
 # What may separate the digits of a phone number as people and providers write it.
-_PHONE_SEPARATORS = re.compile(r"[\s\-()]")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # E.164: a country code and subscriber number of at most 15 digits, never starting with 0.
 _E164_DIGITS = re.compile(r"[1-9]\d{0,14}")
 # A WhatsApp business-scoped user id (BSUID): an ISO country code, a period, and up to 128
@@ -123,7 +123,7 @@ def normalize_phone(raw: str) -> str:
     `raw` is not a phone number.
 
     Only digits, an optional leading `+` (or `whatsapp:` prefix) and the usual separators
-    (spaces, dashes, parentheses) are accepted, at most 15 digits, not starting with 0: a
+    (spaces, dashes, dots, parentheses) are accepted, at most 15 digits, not starting with 0: a
     WhatsApp user id such as `US.1234`, or anything else with letters, dots or other signs, is
     never turned into a number. The number plan (which country codes exist, how long their
     numbers are) is not checked: providers deliver ids in this shape, and test numbers must pass.

@@ -102,11 +102,14 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     thread itself is not written here (a flow may hold its row lock for a model call, and the
     webhook must not wait): `thread_process_inbound` reopens it and records its last inbound
     and activity times, and the 24-hour window also reads the latest inbound message, so
-    nothing depends on those fields before processing. Raises ValueError for a sender without
-    both a phone number and a WhatsApp user id (the webhook answers 400).
+    nothing depends on those fields before processing. The contact is found by phone and/or
+    WhatsApp user id, and linked or merged when the message names both
+    (`contact_get_or_create`). Raises ValueError for a sender with neither a valid phone
+    number nor a valid WhatsApp user id (the webhook answers 400).
 
-    On PostgreSQL a message without media is stored with one round trip (`inbound_pg`); media,
-    and other databases, take the ORM path with the same guarantees in one transaction.
+    On PostgreSQL a message from a phone alone, without media, is stored with one round trip
+    (`inbound_pg`); media, a sender with a user id (which may need linking or merging), and
+    other databases take the ORM path with the same guarantees in one transaction.
     """
     phone = normalize_phone(inbound.from_phone)
     user_id = normalize_wa_user_id(inbound.from_user_id)

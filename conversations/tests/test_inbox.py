@@ -40,11 +40,28 @@ def test_the_list_shows_who_waits_first_with_name_snippet_and_unread(tenant, mem
         ("mar", False),
         ("+55 11 98888-7777", True),
         ("+5511988880000", False),
+        ("+55 11 98888-7777 ext 2", False),  # phone-like but not a number: nothing, not all
     ],
 )
 def test_search_by_name_words_and_exact_phone(tenant, member, waiting, query, found):
     page = logged_in(member(tenant, "viewer")).get(INBOX, {"q": query, "status": "all"})
     assert ("Maria da Silva" in page.content.decode()) is found
+
+
+@pytest.mark.django_db
+def test_search_by_whatsapp_user_id(tenant, member, waiting):
+    from core.crypto import wa_user_lookup
+
+    contact = waiting.contact
+    contact.wa_user_id, contact.wa_user_lookup = (
+        "BR.1502576394655843",
+        wa_user_lookup("BR.1502576394655843"),
+    )
+    contact.save()
+    client = logged_in(member(tenant, "viewer"))
+    rows = client.get(INBOX, {"q": "BR.1502576394655843", "status": "all"}).context["rows"]
+    assert [r["thread"].pk for r in rows] == [waiting.pk]
+    assert client.get(INBOX, {"q": "BR.1502576394655844", "status": "all"}).context["rows"] == []
 
 
 @pytest.mark.django_db

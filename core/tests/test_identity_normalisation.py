@@ -11,6 +11,7 @@ from core.crypto import normalize_phone, normalize_wa_user_id, phone_lookup, wa_
     [
         ("whatsapp:+5521987654321", "+5521987654321"),
         ("+55 (11) 98888-7777", "+5511988887777"),
+        ("+33 6.12.34.56.78", "+33612345678"),
         ("16505551234", "+16505551234"),
         ("5678", "+5678"),  # courier's test wa_id: the shape of a number, so a number
         ("+123456789012345", "+123456789012345"),  # 15 digits: E.164's maximum
@@ -29,7 +30,7 @@ def test_phone_numbers_are_normalised_to_e164(raw, expected):
         "bla",
         "+1234567890123456",  # 16 digits
         "+0123456",  # no country code starts with 0
-        "12.34",
+        "+1 234 / 567",
         "",
         "whatsapp:",
         "+55 11 9888 ext 7",
