@@ -114,6 +114,7 @@ class ParsedEcho:
     raw_type: str = ""
     timestamp: datetime | None = None
     content: dict[str, Any] = field(default_factory=dict)
+    media: tuple[ParsedMedia, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,7 @@ def _parse_echo(raw: Any) -> ParsedEcho | None:
         raw_type=parts.get("raw_type", raw_type),
         timestamp=_timestamp(raw.get("timestamp")),
         content=parts.get("content", {}),
+        media=parts.get("media", ()),
     )
 
 

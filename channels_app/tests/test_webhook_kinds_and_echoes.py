@@ -274,3 +274,27 @@ def test_location_and_flow_reply_answer_input_nodes_through_the_webhook(
         "first_name": "Bob",
         "age": "32",
     }
+
+
+def test_an_echoed_photo_keeps_its_attachment(
+    client, cloud_channel, number_id, no_flow, monkeypatch
+):
+    downloads = []
+    monkeypatch.setattr(
+        "channels_app.tasks.attachment_download",
+        lambda *, attachment_id, final_attempt: downloads.append(attachment_id) or "stored",
+    )
+    payload = cloud_payload("peer/chatwoot_smb_message_echo", number_id)
+    echo = payload["entry"][0]["changes"][0]["value"]["message_echoes"][0]
+    del echo["text"]
+    echo.update(
+        type="image", image={"id": "media-77", "mime_type": "image/jpeg", "caption": "Our menu"}
+    )
+
+    assert post_cloud(client, payload).status_code == 200
+
+    message = Message.objects.get()
+    assert (message.direction, message.kind, message.text) == ("outbound", "image", "Our menu")
+    (attachment,) = message.attachments.all()
+    assert (attachment.provider_media_id, attachment.content_type) == ("media-77", "image/jpeg")
+    assert downloads == [str(attachment.pk)]

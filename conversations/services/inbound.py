@@ -24,7 +24,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
-from channels_app.providers import MediaDownloadError, ParsedEcho, ParsedInbound, get_provider
+from channels_app.providers import (
+    MediaDownloadError,
+    ParsedEcho,
+    ParsedInbound,
+    ParsedMedia,
+    get_provider,
+)
 from conversations.models import (
     ChatThread,
     Contact,
@@ -250,23 +256,28 @@ def _store_with_orm(
         # A duplicate id from another sender must not leave the contact/thread it created.
         transaction.set_rollback(True)
         return False, []
+    return True, _attachments_store(message=message, media=inbound.media)
+
+
+def _attachments_store(
+    *, message: Message, media: Sequence[ParsedMedia]
+) -> list[MessageAttachment]:
+    """The message's attachment rows (downloaded later, by a task scheduled after commit)."""
     attachments = [
         MessageAttachment(
             message=message,
-            media_type=media.media_type,
-            content_type=media.content_type[:100],
-            url=media.url[:2000],
-            provider_media_id=media.provider_media_id[:128],
-            size_bytes=media.size_bytes,
-            metadata={
-                k: v for k, v in (("filename", media.filename), ("sha256", media.sha256)) if v
-            },
+            media_type=item.media_type,
+            content_type=item.content_type[:100],
+            url=item.url[:2000],
+            provider_media_id=item.provider_media_id[:128],
+            size_bytes=item.size_bytes,
+            metadata={k: v for k, v in (("filename", item.filename), ("sha256", item.sha256)) if v},
         )
-        for media in inbound.media
+        for item in media
     ]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-    return True, attachments
+    return attachments
 
 
 ECHO_HANDOFF_REASON = "business_app"
@@ -291,11 +302,16 @@ def message_echo_record(*, channel: ChannelInstance, echo: ParsedEcho) -> tuple[
     try:
         with transaction.atomic():
             message = _echo_store(channel=channel, echo=echo)
+            attachments = _attachments_store(message=message, media=echo.media)
     except IntegrityError:
         existing = _stored(channel, echo.provider_message_id)
         if existing is None:
             raise
         return existing, False
+    from channels_app import tasks as channel_tasks
+
+    for attachment in attachments:
+        enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
     metrics.message_echoed()
     logger.info(
         "business app echo stored",
