@@ -86,16 +86,17 @@ def contact_get_or_create(
 def _contact_find_or_link(
     *, tenant: Tenant, phone: str, user_id: str, name: str, external_id: str
 ) -> tuple[Contact, bool]:
-    """One attempt of `contact_get_or_create`; requires a transaction (rows found are locked
-    FOR UPDATE on PostgreSQL, so two deliveries cannot link or merge the same contacts at
-    once). Raises IntegrityError when a concurrent delivery took a blind index first."""
+    """One attempt of `contact_get_or_create`; requires a transaction. Raises IntegrityError
+    when a concurrent delivery took a blind index first, or changed the contacts to merge
+    (the caller looks again)."""
     p_lookup = phone_lookup(phone) if phone else None
     u_lookup = wa_user_lookup(user_id) if user_id else None
-    live = Contact.objects.select_for_update().filter(tenant=tenant)
+    live = Contact.objects.filter(tenant=tenant)
     by_phone = live.filter(phone_lookup=p_lookup).first() if p_lookup else None
     by_user = live.filter(wa_user_lookup=u_lookup).first() if u_lookup else None
     if by_phone is not None and by_user is not None and by_phone.pk != by_user.pk:
-        contact: Contact | None = _contacts_merge(keep=by_phone, gone=by_user)
+        keep, gone = _lock_for_merge(by_phone.pk, by_user.pk, p_lookup=p_lookup, u_lookup=u_lookup)
+        contact: Contact | None = _contacts_merge(keep=keep, gone=gone)
     else:
         contact = by_phone or by_user
     if contact is None:
@@ -126,23 +127,47 @@ def _contact_find_or_link(
     return contact, False
 
 
+def _lock_for_merge(
+    keep_id: object, gone_id: object, *, p_lookup: str | None, u_lookup: str | None
+) -> tuple[Contact, Contact]:
+    """Lock the two contacts' threads, then the contacts (the order inbound processing and
+    erasure lock them: thread, then contact), and return them as they are now. Raises
+    IntegrityError when either no longer holds the blind index it was found by."""
+    ids = [keep_id, gone_id]
+    list(
+        ChatThread.objects.select_for_update()
+        .filter(contact_id__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    locked = {
+        c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    keep, gone = locked.get(keep_id), locked.get(gone_id)
+    if (
+        keep is None
+        or gone is None
+        or keep.phone_lookup != p_lookup
+        or gone.wa_user_lookup != u_lookup
+    ):
+        raise IntegrityError("the contacts to merge changed meanwhile")
+    return keep, gone
+
+
 def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
     """Fold `gone` into `keep` (one person who was known by a phone on one contact and by a
     WhatsApp user id on another): `gone`'s threads move to `keep` (where `keep` already has a
     thread on the channel, the messages and notes move into it and the emptied thread is
     soft-deleted, its waiting flow session interrupted), consent takes the latest of both,
     `keep` takes `gone`'s name if it has none; `gone` is soft-deleted with its PII and blind
-    indexes cleared. Requires a transaction holding both contact rows FOR UPDATE."""
+    indexes cleared. Requires a transaction holding both contacts and their threads FOR
+    UPDATE (`_lock_for_merge`)."""
     from conversations.models import Message, ThreadNote
     from flows.models import FlowSession, SessionStatus
 
     now = timezone.now()
-    for thread in ChatThread.objects.select_for_update().filter(contact=gone):
-        target = (
-            ChatThread.objects.select_for_update()
-            .filter(contact=keep, channel_id=thread.channel_id)
-            .first()
-        )
+    for thread in ChatThread.objects.filter(contact=gone):
+        target = ChatThread.objects.filter(contact=keep, channel_id=thread.channel_id).first()
         if target is None:
             ChatThread.objects.filter(pk=thread.pk).update(contact=keep, updated_at=now)
             continue
