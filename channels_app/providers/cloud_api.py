@@ -184,7 +184,7 @@ def sender_identity(*, phone_field: Any, user_id_field: Any) -> tuple[str, str]:
     or invalid. `from` usually holds the phone's digits, but holds the user id for a user
     without a visible number; `from_user_id` holds the user id."""
     raw_phone = str(phone_field or "").strip()
-    phone = normalize_phone(raw_phone) if raw_phone.isdigit() else ""
+    phone = normalize_phone(raw_phone) if raw_phone.lstrip("+").isdigit() else ""
     user_id = normalize_wa_user_id(str(user_id_field or "")) or (
         "" if phone else normalize_wa_user_id(raw_phone)
     )

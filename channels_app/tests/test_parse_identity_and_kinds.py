@@ -281,3 +281,18 @@ def test_twilio_ad_referral_is_kept():
             "ctwa_clid": "ARAkLkA8rmlFeiCktEJQ",
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("sender", "user_id", "expected"),
+    [
+        ("16505551234", None, ("+16505551234", "")),
+        ("+16505551234", None, ("+16505551234", "")),
+        ("US.1234", None, ("", "US.1234")),
+        ("IN.2081978709342942", "IN.2081978709342942", ("", "IN.2081978709342942")),
+        ("1650 555 1234", None, ("", "")),  # Meta sends digits only: anything else is refused
+        (None, "bla", ("", "")),
+    ],
+)
+def test_cloud_sender_identity(sender, user_id, expected):
+    assert cloud_api.sender_identity(phone_field=sender, user_id_field=user_id) == expected
