@@ -96,7 +96,8 @@ def sender_identity(params: Mapping[str, Any]) -> tuple[str, str]:
     invalid: `From` is `whatsapp:+<digits>` or, for a user without a visible number,
     `whatsapp:<user id>`; the user id may also come beside a phone (EXTERNAL_USER_ID_FIELDS)."""
     sender = str(params.get("From", "") or "")
-    phone = normalize_phone(sender) if sender.strip().lower().startswith("whatsapp:+") else ""
+    address = sender.strip()[len(WHATSAPP_PREFIX) :] if is_whatsapp_address(sender) else ""
+    phone = normalize_phone(address) if address.lstrip("+").isdigit() else ""
     user_id = ""
     for name in EXTERNAL_USER_ID_FIELDS:
         user_id = user_id or normalize_wa_user_id(str(params.get(name, "") or ""))

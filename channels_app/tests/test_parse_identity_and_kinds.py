@@ -296,3 +296,17 @@ def test_twilio_ad_referral_is_kept():
 )
 def test_cloud_sender_identity(sender, user_id, expected):
     assert cloud_api.sender_identity(phone_field=sender, user_id_field=user_id) == expected
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("whatsapp:+5521987654321", ("+5521987654321", "")),
+        ("whatsapp:5521987654321", ("+5521987654321", "")),
+        ("WhatsApp:+5521987654321", ("+5521987654321", "")),
+        ("whatsapp:US.1234", ("", "US.1234")),
+        ("whatsapp:+55 21", ("", "")),
+    ],
+)
+def test_twilio_sender_identity(sender, expected):
+    assert twilio.sender_identity({"From": sender}) == expected
