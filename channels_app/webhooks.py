@@ -13,14 +13,22 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from channels_app.models import ChannelInstance
-from channels_app.providers import ParsedInbound, ParsedStatus, cloud_api, twilio
+from channels_app.providers import (
+    ParsedEcho,
+    ParsedInbound,
+    ParsedStatus,
+    ParsedUserIdChange,
+    cloud_api,
+    twilio,
+)
 from channels_app.selectors import channel_for_twilio, channels_for_cloud_api
-from conversations.services.inbound import message_receive
+from conversations.services.contacts import contact_user_id_change
+from conversations.services.inbound import message_echo_record, message_receive
 from conversations.services.outbound import message_status_update
 from core import metrics
 from core.context import tenant_bound
@@ -88,6 +96,10 @@ def _twilio(request: HttpRequest) -> HttpResponse:
     params = request.POST
     cleaned = {key: clean(value) for key, value in params.items()}
     ours, _theirs = twilio.channel_identifiers(cleaned)
+    if ours and not twilio.is_whatsapp_address(ours):
+        # An SMS to a channel's number names it without the prefix: found, so that its
+        # signature is checked with the channel's token and the refusal is a clear 400.
+        ours = f"{twilio.WHATSAPP_PREFIX}{ours.strip()}"
     channel = channel_for_twilio(identifier=ours) if ours else None
     # From here on the channel's tenant is in the log lines (a refused signature too: that is
     # how a tenant's wrong auth token shows up); before, and for an unknown number, none.
@@ -109,6 +121,14 @@ def _twilio_for_channel(
         return _forbidden("twilio signature mismatch")
     try:
         parsed = twilio.parse_form(cleaned)
+    except twilio.NotWhatsAppError as exc:
+        # An SMS (or another channel) sent to the WhatsApp webhook: not answered on WhatsApp,
+        # and not swallowed either (Twilio's debugger shows the 400 and its reason).
+        logger.warning("twilio post that is not WhatsApp refused")
+        metrics.inbound_skipped("twilio", "not_whatsapp")
+        return JsonResponse(
+            {"error": {"code": "not_whatsapp", "message": str(exc), "details": []}}, status=400
+        )
     except twilio.TwilioParseError as exc:
         return _bad_request(str(exc))
     if channel is None or not channel.is_active:
@@ -191,13 +211,34 @@ def _signature_covers(
     return platform_signed
 
 
-def _dispatch(channel: ChannelInstance, item: ParsedInbound | ParsedStatus) -> HttpResponse | None:
-    """Hand one parsed item to its service; a sender without a number is a bad request."""
+def _dispatch(
+    channel: ChannelInstance, item: ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus
+) -> HttpResponse | None:
+    """Hand one parsed item to its service. A group message is skipped on purpose (logged
+    and counted: a flow must never answer a group member in private); a sender without a
+    phone number or WhatsApp user id is a bad request."""
     if isinstance(item, ParsedStatus):
         message_status_update(channel=channel, status=item)
+        return None
+    if isinstance(item, ParsedEcho):
+        message_echo_record(channel=channel, echo=item)
+        return None
+    if isinstance(item, ParsedUserIdChange):
+        contact_user_id_change(
+            tenant_id=channel.tenant_id,
+            previous_user_id=item.previous_user_id,
+            user_id=item.user_id,
+        )
+        return None
+    if item.group_id:
+        logger.info(
+            "group message skipped", extra={"channel_id": str(channel.pk), "kind": item.kind}
+        )
+        metrics.inbound_skipped(channel.provider, "group")
         return None
     try:
         message_receive(channel=channel, inbound=item)
     except ValueError:
-        return _bad_request("sender has no phone number")
+        metrics.inbound_skipped(channel.provider, "no_sender")
+        return _bad_request("sender has no phone number or WhatsApp user id")
     return None

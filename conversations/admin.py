@@ -156,11 +156,11 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
     @admin.display(description="Contact", ordering="-created_at")
     def display_name(self, obj: Contact) -> str:
-        return obj.name or mask_phone(obj.phone) or str(obj)
+        return obj.name or mask_phone(obj.address) or str(obj)
 
     @admin.display(description="Phone")
     def masked_phone(self, obj: Contact) -> str:
-        return mask_phone(obj.phone)
+        return mask_phone(obj.address)
 
     @admin.display(description="Consent")
     def consent(self, obj: Contact) -> str:
@@ -217,7 +217,7 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         show_variables = access.can(request.user, Action.EXPORT, contact.tenant_id)
         return {
             "contact": contact,
-            "contact_phone": mask_phone(contact.phone),
+            "contact_phone": mask_phone(contact.address),
             "contact_consent": contact_consent(contact),
             "contact_threads": threads,
             "timeline": [

@@ -113,7 +113,7 @@ def _row(row: inbox.InboxRow) -> dict[str, Any]:
     last = row.last_message
     return {
         "thread": thread,
-        "name": contact.name or mask_phone(contact.phone) or "Unknown contact",
+        "name": contact.name or mask_phone(contact.address) or "Unknown contact",
         "assignee": person(thread.assigned_to),
         "snippet": _snippet(last),
         "last_from_contact": bool(last and last.direction == "inbound"),
@@ -137,19 +137,47 @@ def _duration(delta: Any) -> str:
     return f"{days} day{'s' if days > 1 else ''}"
 
 
+KIND_LABELS = {
+    "image": "📷 Photo",
+    "sticker": "Sticker",
+    "audio": "🎤 Audio",
+    "video": "🎬 Video",
+    "document": "📄 Document",
+    "location": "📍 Location",
+    "contacts": "👤 Contact card",
+    "flow_reply": "📝 Form answers",
+    "reaction": "Reaction",
+    "order": "🛒 Order",
+}
+
+
+def _kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
 def _snippet(message: Message | None) -> str:
     if message is None:
         return ""
     if message.text:
         return message.text[:120]
-    return {
-        "image": "📷 Photo",
-        "sticker": "Sticker",
-        "audio": "🎤 Audio",
-        "video": "🎬 Video",
-        "document": "📄 Document",
-        "location": "📍 Location",
-    }.get(message.kind, message.kind.replace("_", " ").capitalize())
+    return _kind_label(message.kind)
+
+
+def _content_summary(message: Message) -> str:
+    """One line about a message's structured content for the timeline: the names on shared
+    contact cards, a reaction's emoji ('' for the other kinds)."""
+    content = message.private_data or {}
+    if message.kind == "contacts":
+        names = [
+            str((card.get("name") or {}).get("formatted_name") or "")
+            for card in content.get("contacts", [])
+            if isinstance(card, dict) and isinstance(card.get("name"), dict)
+        ]
+        return "👤 " + ", ".join(name for name in names if name) if any(names) else ""
+    if message.kind == "reaction":
+        emoji = (content.get("reaction") or {}).get("emoji") or ""
+        return f"Reacted {emoji}" if emoji else "Removed a reaction"
+    return ""
 
 
 # --- One conversation -------------------------------------------------------------------------
@@ -171,7 +199,7 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         title=_contact_label(thread),
         thread=thread,
         contact_label=_contact_label(thread),
-        contact_phone=mask_phone(thread.contact.phone),
+        contact_phone=mask_phone(thread.contact.address),
         timeline=_timeline(timeline, _contact_label(thread)),
         timeline_paged=timeline.paged,
         older_than=timeline.older_than,
@@ -213,7 +241,7 @@ def _updates(
         admin_site,
         thread=thread,
         contact_label=_contact_label(thread),
-        contact_phone=mask_phone(thread.contact.phone),
+        contact_phone=mask_phone(thread.contact.address),
         sessions=_sessions(
             thread, show_answers=access.can(request.user, Action.EXPORT, thread.tenant_id)
         ),
@@ -233,7 +261,7 @@ def _updates(
 
 def _contact_label(thread: ChatThread) -> str:
     contact = thread.contact
-    return contact.name or mask_phone(contact.phone) or "Unknown contact"
+    return contact.name or mask_phone(contact.address) or "Unknown contact"
 
 
 def _assignees(thread: ChatThread) -> list[Any]:
@@ -276,6 +304,8 @@ def _sender(message: Message, contact_label: str) -> str:
         return contact_label
     if message.sender == "agent":
         return person(message.sent_by) or "Agent"
+    if message.sender == "business":
+        return "WhatsApp Business app"
     return "AI assistant" if message.sender == "ai" else "Flow"
 
 
@@ -285,9 +315,15 @@ def _timeline(timeline: inbox.Timeline, contact_label: str = "Contact") -> list[
             "item": item,
             "sender": _sender(item.message, contact_label) if item.message is not None else "",
             "author": (person(item.note.author) or "staff") if item.note is not None else "",
-            "raw_type": ((item.message.metadata or {}).get("raw_type") or "unknown")
+            "raw_type": (
+                (item.message.metadata or {}).get("provider_type")
+                or (item.message.metadata or {}).get("raw_type")
+                or "unknown"
+            )
             if item.message is not None
             else "",
+            "kind_label": _kind_label(item.message.kind) if item.message is not None else "",
+            "summary": _content_summary(item.message) if item.message is not None else "",
             "choice": (item.message.metadata or {}).get("interactive_id", "")
             if item.message is not None
             else "",

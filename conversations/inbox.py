@@ -50,7 +50,14 @@ from conversations.models import (
     ThreadNote,
     ThreadStatus,
 )
-from core.crypto import name_word_lookup, name_words, normalize_phone, phone_lookup
+from core.crypto import (
+    name_word_lookup,
+    name_words,
+    normalize_phone,
+    normalize_wa_user_id,
+    phone_lookup,
+    wa_user_lookup,
+)
 from tenants import access
 
 INBOX_PAGE = 50
@@ -97,10 +104,15 @@ def _search(queryset: QuerySet[ChatThread], q: str) -> QuerySet[ChatThread]:
         pass
     else:
         return queryset.filter(Q(pk=wanted) | Q(contact_id=wanted))
+    user_id = normalize_wa_user_id(q)
+    if user_id:  # a WhatsApp user id, exactly
+        return queryset.filter(contact__wa_user_lookup=wa_user_lookup(user_id))
     digits = sum(ch.isdigit() for ch in q)
     if digits >= 6 and digits >= len(q.replace(" ", "")) - 3:  # a phone number
         phone = normalize_phone(q)
-        return queryset.filter(contact__phone_lookup=phone_lookup(phone)) if phone else queryset
+        return (
+            queryset.filter(contact__phone_lookup=phone_lookup(phone)) if phone else queryset.none()
+        )
     words = name_words(q)
     if not words:
         return queryset.none()

@@ -39,8 +39,13 @@ def phone_tail(phone: str) -> str:
 
 
 class Contact(BaseModel):
-    """A person writing to a tenant. Phone and name are encrypted; `phone_lookup` is the HMAC
-    blind index used to find the contact by phone (cleared on erasure)."""
+    """A person writing to a tenant, known by a phone number, a WhatsApp user id (a
+    business-scoped user id, for people who hide their number behind a username), or both.
+
+    Phone, user id and name are encrypted; `phone_lookup` and `wa_user_lookup` are the HMAC
+    blind indexes used to find the contact by either (both cleared on erasure). Each is unique
+    among a tenant's live contacts, so one person is one contact.
+    """
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="contacts")
     external_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
@@ -50,6 +55,12 @@ class Contact(BaseModel):
     name_index = NameIndexField()
     # NULL (not "") after erasure, so the partial unique constraint ignores erased contacts.
     phone_lookup = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False
+    )
+    # The WhatsApp business-scoped user id (`US.1234…`), encrypted, and its blind index (NULL
+    # when unknown or erased, like phone_lookup).
+    wa_user_id = EncryptedTextField(blank=True, default="")
+    wa_user_lookup = models.CharField(  # noqa: DJ001
         max_length=64, null=True, blank=True, editable=False
     )
     opted_in_at = models.DateTimeField(null=True, blank=True)
@@ -68,7 +79,12 @@ class Contact(BaseModel):
                 fields=["tenant", "phone_lookup"],
                 condition=Q(deleted_at__isnull=True, phone_lookup__isnull=False),
                 name="contact_tenant_phone_lookup_live_uniq",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "wa_user_lookup"],
+                condition=Q(deleted_at__isnull=True, wa_user_lookup__isnull=False),
+                name="contact_tenant_wa_user_lookup_live_uniq",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -81,14 +97,22 @@ class Contact(BaseModel):
         deferred = self.get_deferred_fields()
         name = "" if "name" in deferred else self.name
         phone = "" if "phone" in deferred else self.phone
+        user_id = "" if "wa_user_id" in deferred else self.wa_user_id
         parts = [name.strip()] if name.strip() else []
         if phone:
             parts.append(f"whatsapp {phone_tail(phone)}")
+        elif user_id:
+            parts.append(f"whatsapp user {phone_tail(user_id)}")
         if not parts:
             erased = "erased_at" not in deferred and self.erased_at is not None
             label = "Erased contact" if erased else "Contact"
             return f"{label} {str(self.pk)[:8]}"
         return " · ".join(parts)
+
+    @property
+    def address(self) -> str:
+        """How the contact can be reached: the phone, else the WhatsApp user id ('' if neither)."""
+        return self.phone or self.wa_user_id or ""
 
     @property
     def is_opted_out(self) -> bool:
@@ -175,6 +199,9 @@ class Sender(models.TextChoices):
     FLOW = "flow", "Flow"
     AI = "ai", "AI"
     AGENT = "agent", "Agent"
+    # A message the business sent from the WhatsApp Business app on the same number
+    # (coexistence), reported to us as an echo.
+    BUSINESS = "business", "Business app"
 
 
 class Message(BaseModel):

@@ -102,19 +102,58 @@ def provider_id_pseudonym(value: str) -> str:
     return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
 
 
-def normalize_phone(raw: str) -> str:
-    """E.164-ish normalisation for lookups: `whatsapp:+55 11 9...` -> `+55119...`."""
-    value = raw.strip()
+# What may separate the digits of a phone number as people and providers write it.
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+# E.164: a country code and subscriber number of at most 15 digits, never starting with 0.
+_E164_DIGITS = re.compile(r"[1-9]\d{0,14}")
+# A WhatsApp business-scoped user id (BSUID): an ISO country code, a period, and up to 128
+# letters and digits (a parent BSUID has `ENT.` after the country code): `US.13491208655302741918`.
+_WA_USER_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+
+
+def _strip_channel_prefix(raw: str) -> str:
+    value = (raw or "").strip()
     if value.lower().startswith("whatsapp:"):
-        value = value[len("whatsapp:") :]
-    digits = "".join(ch for ch in value if ch.isdigit())
-    return f"+{digits}" if digits else ""
+        value = value[len("whatsapp:") :].strip()
+    return value
+
+
+def normalize_phone(raw: str) -> str:
+    """The E.164 form of a phone number (`whatsapp:+55 11 9...` -> `+55119...`), or '' when
+    `raw` is not a phone number.
+
+    Only digits, an optional leading `+` (or `whatsapp:` prefix) and the usual separators
+    (spaces, dashes, dots, parentheses) are accepted, at most 15 digits, not starting with 0: a
+    WhatsApp user id such as `US.1234`, or anything else with letters, dots or other signs, is
+    never turned into a number. The number plan (which country codes exist, how long their
+    numbers are) is not checked: providers deliver ids in this shape, and test numbers must pass.
+    """
+    value = _strip_channel_prefix(raw)
+    if value.startswith("+"):
+        value = value[1:]
+    digits = _PHONE_SEPARATORS.sub("", value)
+    if not _E164_DIGITS.fullmatch(digits):
+        return ""
+    return f"+{digits}"
 
 
 def phone_lookup(raw: str) -> str:
-    """The blind index of a phone number, or '' for an empty one."""
+    """The blind index of a phone number, or '' for an empty or invalid one."""
     phone = normalize_phone(raw)
     return blind_index(phone, purpose="phone") if phone else ""
+
+
+def normalize_wa_user_id(raw: str) -> str:
+    """A WhatsApp business-scoped user id as the provider wrote it (`whatsapp:US.1234` ->
+    `US.1234`), or '' when `raw` is not one. Case matters: it is sent back exactly."""
+    value = _strip_channel_prefix(raw)
+    return value if _WA_USER_ID.fullmatch(value) else ""
+
+
+def wa_user_lookup(raw: str) -> str:
+    """The blind index of a WhatsApp user id, or '' for an empty or invalid one."""
+    user_id = normalize_wa_user_id(raw)
+    return blind_index(user_id, purpose="wa-user-id") if user_id else ""
 
 
 NAME_INDEX_WORDS = 20

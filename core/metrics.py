@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 MESSAGES = Counter(
     "chatai_messages_total",
-    "WhatsApp messages stored, by direction (inbound received, outbound queued).",
+    "WhatsApp messages stored, by direction (inbound received, outbound queued, echo: sent "
+    "from the WhatsApp Business app).",
     ["direction"],
 )
 WEBHOOK_LATENCY = Histogram(
@@ -42,6 +43,12 @@ WEBHOOK_LATENCY = Histogram(
 SEND_FAILURES = Counter(
     "chatai_send_failures_total",
     "Outbound messages the provider refused or that could not reach it.",
+    ["provider", "reason"],
+)
+INBOUND_SKIPPED = Counter(
+    "chatai_inbound_skipped_total",
+    "Provider deliveries deliberately not stored or not answered, by provider and reason "
+    "(group, no_sender, not_whatsapp, system, malformed).",
     ["provider", "reason"],
 )
 FLOW_OUTCOMES = Counter(
@@ -85,6 +92,17 @@ def _on_commit(update: Callable[[], object]) -> None:
 def message_received(provider: str = "") -> None:
     """An inbound message was stored (call once per new message, not for duplicates)."""
     _on_commit(lambda: MESSAGES.labels(direction="inbound").inc())
+
+
+def inbound_skipped(provider: str, reason: str) -> None:
+    """A delivery was deliberately skipped (or stored without an answer, for `group`);
+    `reason` is one of a fixed set of words, never provider text."""
+    _safe(lambda: INBOUND_SKIPPED.labels(provider=_label(provider), reason=_label(reason)).inc())
+
+
+def message_echoed() -> None:
+    """A message the business sent from the WhatsApp Business app was recorded."""
+    _on_commit(lambda: MESSAGES.labels(direction="echo").inc())
 
 
 def message_queued(count: int = 1) -> None:

@@ -211,10 +211,28 @@ def _tenant_language(tenant: Tenant) -> str:
 
 
 def _inbound_of(message: Message) -> InboundMessage:
+    """The engine's view of a stored message: its text, button id, kind, and for a location
+    or a WhatsApp Flow reply the structured content (decrypted from `private_data`)."""
     metadata = message.metadata or {}
     interactive_id = metadata.get("interactive_id")
     text = message.text or None
-    return InboundMessage(text=text, interactive_id=str(interactive_id) if interactive_id else None)
+    content = message.private_data or {}
+    data: dict[str, Any] | None = None
+    if message.kind == "location" and isinstance(content.get("location"), dict):
+        data = content["location"]
+    elif message.kind == "flow_reply" and isinstance(content.get("flow_reply"), dict):
+        response = content["flow_reply"].get("response")
+        data = response if isinstance(response, dict) else None
+    return InboundMessage(
+        text=text,
+        interactive_id=str(interactive_id) if interactive_id else None,
+        kind=message.kind or "text",
+        data=data,
+    )
+
+
+# Kinds that never start or advance a flow: an emoji on one of our messages is not an answer.
+NO_FLOW_KINDS = frozenset({"reaction"})
 
 
 def _state_of(session: FlowSession) -> SessionState:
@@ -485,6 +503,8 @@ def flow_handle_inbound(
     now = timezone.now()
     contact = thread.contact
     tenant = thread.tenant
+    if message.kind in NO_FLOW_KINDS:
+        return []
     text = message.text or ""
     inbound = _inbound_of(message)
 

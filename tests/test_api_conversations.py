@@ -55,6 +55,7 @@ def test_contacts_are_decrypted_scoped_and_filterable(client, tenant, channel, f
         "external_id",
         "name",
         "phone",
+        "wa_user_id",
         "opted_in_at",
         "opted_out_at",
         "erased_at",
@@ -127,6 +128,7 @@ def test_threads_list_filters_and_isolation(client, tenant, channel, foreign_thr
         "id": str(waiting.contact.pk),
         "name": waiting.contact.name,
         "phone": waiting.contact.phone,
+        "wa_user_id": "",
     }
     assert _ids(client.get(url, {"needs_human": "true"})) == {str(waiting.pk)}
     assert _ids(client.get(url, {"status": "closed"})) == {str(closed.pk)}

@@ -242,3 +242,64 @@ def test_an_exception_inside_the_flow_logs_no_pii(client, tenant, all_logs, monk
     errors = [line for line in all_logs if json.loads(line)["level"] == "ERROR"]
     assert errors, "the flow failure must be logged"
     _assert_clean(all_logs)
+
+
+@responses.activate
+@pytest.mark.django_db
+def test_identities_groups_kinds_and_echoes_log_no_pii(client, tenant, all_logs):
+    # given a Cloud API and a Twilio channel with the fitness flow (replies go out), and the
+    # peer payloads naming people by phone and by WhatsApp user id
+    cloud_channel = factories.CloudChannelFactory(tenant=tenant)
+    twilio_channel = factories.TwilioChannelFactory(tenant=tenant, phone_number="+15550000001")
+    definition = json.loads(FITNESS.read_text())
+    flow_create(tenant=tenant, channel=cloud_channel, definition=definition)
+    flow_create(tenant=tenant, channel=twilio_channel, definition=definition)
+    number_id = cloud_channel.settings["phone_number_id"]
+    wamids = (f"wamid.OUT{n:04d}" for n in itertools.count(1))
+    responses.add_callback(
+        responses.POST,
+        f"https://graph.facebook.test/v22.0/{number_id}/messages",
+        callback=lambda request: (200, {}, json.dumps({"messages": [{"id": next(wamids)}]})),
+    )
+    responses.add_callback(responses.POST, TWILIO_URL, callback=_Twilio())
+    secrets = [
+        "US.1234",
+        "IN.2081978709342942",
+        "919745786257",
+        "255718573302",
+        "14133881111",  # (courier's "5678" is left out: any uuid may contain those digits)
+        "Kerry Fisher",
+        "Muhsin",
+        "Diana Digital",
+        "fl0w+t0k3n",
+        "Hello World",
+        "testing bsuid",
+        "echo reply",
+        "555555555",
+        "AfhcQdP2E4A8wWpeb1FqUzUi",
+    ]
+
+    # when
+    for name in (
+        "courier_hello_from_bsuid",
+        "courier_hello_bsuid_in_from",
+        "courier_group_message",
+        "courier_nfm_reply",
+        "courier_no_from",
+        "chatwoot_bsuid_only",
+        "chatwoot_phone_and_bsuid",
+        "chatwoot_contacts_message",
+        "chatwoot_referral_ctwa",
+        "chatwoot_smb_message_echo",
+        "chatwoot_system_user_changed_user_id",
+    ):
+        assert post_cloud(client, cloud_payload(f"peer/{name}", number_id)).status_code == 200
+    for name in ("courier_waReceiveFromBSUID", "courier_waReceivePrefixlessURN"):
+        post_twilio(client, twilio_params(f"peer/{name}"), token="chan-token")
+
+    # then something happened, and no line names anyone
+    assert Message.objects.filter(direction="inbound").exists()
+    assert Message.objects.filter(sender="business").exists()
+    leaks = [(needle, line) for line in all_logs for needle in secrets if needle in line]
+    assert leaks == [], f"{len(leaks)} log lines contain PII, first: {leaks[:1]}"
+    _assert_clean(all_logs)

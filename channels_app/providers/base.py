@@ -19,6 +19,11 @@ import urllib3
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
 
+# What an inbound message is (`Message.kind`). `interactive` is a reply button or list row,
+# `button` a template quick reply, `flow_reply` a WhatsApp Flow's answers (interactive
+# nfm_reply), `contacts` shared contact cards, `reaction` an emoji on one of our messages,
+# `order` a cart sent from a catalog. A click-to-WhatsApp ad referral is context of a message of
+# another kind (content `referral`), not a kind. Legacy `voice` is `audio`.
 INBOUND_KINDS = (
     "text",
     "image",
@@ -27,10 +32,16 @@ INBOUND_KINDS = (
     "document",
     "sticker",
     "location",
+    "contacts",
     "interactive",
     "button",
+    "flow_reply",
+    "reaction",
+    "order",
     "unsupported",
 )
+# Kinds whose content is personal data (stored encrypted, in `Message.private_data`).
+PRIVATE_KINDS = ("location", "contacts", "flow_reply", "order")
 MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
 
 # Our statuses, in the order a message moves through them (failed may follow any of them).
@@ -62,14 +73,22 @@ class ParsedLocation:
 class ParsedInbound:
     """An inbound message as every provider describes it.
 
-    `kind` is one of INBOUND_KINDS; `raw_type` is the provider's own type name (kept in the
-    message metadata, so an `unsupported` message says what it was). `interactive_id` holds the
-    id of a button or list reply (or a template quick-reply payload).
+    The sender is `from_phone` (E.164, or '' when the provider gave none that is a valid
+    number) and/or `from_user_id` (a WhatsApp business-scoped user id, or ''); the parsers
+    never put anything else in either. `kind` is one of INBOUND_KINDS; `raw_type` is the
+    provider's own type name (kept in the message metadata, so an `unsupported` message says
+    what it was). `interactive_id` holds the id of a button or list reply (or a template
+    quick-reply payload). `content` is the kind's structured content (a contact card list, a
+    flow's answers, a reaction, an order, and `referral` for a message that came from an ad);
+    `group_id` is set for a message posted in a WhatsApp group.
     """
 
     provider_message_id: str
     from_phone: str
     kind: str = "text"
+    from_user_id: str = ""
+    group_id: str = ""
+    content: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     profile_name: str = ""
     wa_id: str = ""
@@ -79,6 +98,33 @@ class ParsedInbound:
     raw_type: str = ""
     timestamp: datetime | None = None
     context_id: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedEcho:
+    """A message the business sent from the WhatsApp Business app on a number that is also
+    connected to the API (coexistence), as the provider echoes it. `to_phone`/`to_user_id`
+    name the contact it went to (same rules as ParsedInbound's sender)."""
+
+    provider_message_id: str
+    to_phone: str = ""
+    to_user_id: str = ""
+    kind: str = "text"
+    text: str = ""
+    raw_type: str = ""
+    timestamp: datetime | None = None
+    content: dict[str, Any] = field(default_factory=dict)
+    media: tuple[ParsedMedia, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedUserIdChange:
+    """A person's WhatsApp user id changed (Cloud API system message `user_changed_user_id`):
+    the contact known by `previous_user_id` is now known by `user_id`."""
+
+    provider_message_id: str
+    previous_user_id: str
+    user_id: str
 
 
 @dataclass(frozen=True)
@@ -98,13 +144,15 @@ class ParsedStatus:
 
 @dataclass(frozen=True)
 class OutboundPayload:
-    """What to send: the recipient's E.164 phone, text, optional media and reply choices."""
+    """What to send: the recipient (an E.164 phone, else a WhatsApp user id in `to_user_id`),
+    text, optional media and reply choices."""
 
     to_phone: str
     text: str = ""
     media_url: str | None = None
     choices: tuple[tuple[str, str], ...] = ()
     reference: str = ""  # our message id, for provider-side correlation only
+    to_user_id: str = ""  # used only when there is no phone
 
 
 @dataclass(frozen=True)

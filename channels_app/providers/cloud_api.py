@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +25,12 @@ from channels_app.providers.base import (
     MediaDownloadError,
     MediaFile,
     OutboundPayload,
+    ParsedEcho,
     ParsedInbound,
     ParsedLocation,
     ParsedMedia,
     ParsedStatus,
+    ParsedUserIdChange,
     PermanentSendError,
     Provider,
     SendResult,
@@ -38,6 +41,8 @@ from channels_app.providers.base import (
     scrub,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
+from core import metrics
+from core.crypto import normalize_phone, normalize_wa_user_id, provider_id_pseudonym
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -57,10 +62,10 @@ class CloudParseError(ValueError):
 
 @dataclass(frozen=True)
 class CloudItem:
-    """One message or status of a webhook batch, with the number it was addressed to."""
+    """One message, echo or status of a webhook batch, with the number it was addressed to."""
 
     phone_number_id: str
-    item: ParsedInbound | ParsedStatus
+    item: ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus
 
 
 def signature_valid(*, body: bytes, header: str, secret: str) -> bool:
@@ -103,11 +108,11 @@ def phone_number_ids(payload: Any) -> set[str]:
 
 
 def parse_payload(payload: Any) -> list[CloudItem]:
-    """Every message and status of a webhook body, in order.
+    """Every message, business-app echo and status of a webhook body, in order.
 
     Raises CloudParseError when the body is not a webhook at all (no `entry` list). Parts that
-    are malformed or not about messages are logged (by kind, never content) and skipped, so a
-    valid delivery is never refused as a whole.
+    are malformed or not about messages are logged (by kind, never content), counted and
+    skipped, so a valid delivery is never refused as a whole.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
         raise CloudParseError("The body has no 'entry' list.")
@@ -122,17 +127,21 @@ def parse_payload(payload: Any) -> list[CloudItem]:
             if not isinstance(value, dict):
                 logger.warning("cloud api webhook: change without value skipped")
                 continue
-            if change.get("field", "messages") != "messages":
-                logger.info("cloud api webhook: field skipped", extra={"field": change["field"]})
-                continue
+            field_name = str(change.get("field", "messages"))
             number_id = str(_dict(value.get("metadata")).get("phone_number_id") or "")
-            profiles = {
-                str(c.get("wa_id")): str(_dict(c.get("profile")).get("name") or "")
-                for c in _list(value.get("contacts"))
-                if isinstance(c, dict)
-            }
+            if field_name == ECHO_FIELD:
+                for raw in _list(value.get("message_echoes")):
+                    echo = _parse_echo(raw)
+                    if echo is not None:
+                        items.append(CloudItem(number_id, echo))
+                continue
+            if field_name != "messages":
+                logger.info("cloud api webhook: field skipped", extra={"field": field_name[:50]})
+                continue
+            profiles = _profiles(value.get("contacts"))
+            user_ids = _user_ids(value.get("contacts"))
             for raw in _list(value.get("messages")):
-                parsed = _parse_message(raw, profiles)
+                parsed = _parse_message(raw, profiles, user_ids)
                 if parsed is not None:
                     items.append(CloudItem(number_id, parsed))
             for raw in _list(value.get("statuses")):
@@ -142,66 +151,254 @@ def parse_payload(payload: Any) -> list[CloudItem]:
     return items
 
 
-def _parse_message(raw: Any, profiles: dict[str, str]) -> ParsedInbound | None:
-    if not isinstance(raw, dict) or not raw.get("id") or not raw.get("from"):
-        logger.warning("cloud api webhook: message without id or sender skipped")
+# The webhook field of the Business app's echoes (coexistence).
+ECHO_FIELD = "smb_message_echoes"
+
+
+def _profiles(contacts: Any) -> dict[str, str]:
+    """Profile names by every id a `contacts` entry carries (`wa_id` and `user_id`)."""
+    profiles: dict[str, str] = {}
+    for contact in _list(contacts):
+        if not isinstance(contact, dict):
+            continue
+        name = str(_dict(contact.get("profile")).get("name") or "")
+        for key in ("wa_id", "user_id"):
+            if contact.get(key):
+                profiles[str(contact[key])] = name
+    return profiles
+
+
+def _user_ids(contacts: Any) -> dict[str, str]:
+    """The user id of each `contacts` entry by its `wa_id` (a message may name its sender's
+    user id only there)."""
+    return {
+        str(contact["wa_id"]): str(contact["user_id"])
+        for contact in _list(contacts)
+        if isinstance(contact, dict) and contact.get("wa_id") and contact.get("user_id")
+    }
+
+
+def sender_identity(*, phone_field: Any, user_id_field: Any) -> tuple[str, str]:
+    """(E.164 phone, WhatsApp user id) of a Cloud API sender or recipient, each '' when absent
+    or invalid. `from` usually holds the phone's digits, but holds the user id for a user
+    without a visible number; `from_user_id` holds the user id."""
+    raw_phone = str(phone_field or "").strip()
+    phone = normalize_phone(raw_phone) if raw_phone.lstrip("+").isdigit() else ""
+    user_id = normalize_wa_user_id(str(user_id_field or "")) or (
+        "" if phone else normalize_wa_user_id(raw_phone)
+    )
+    return phone, user_id
+
+
+def _parse_message(
+    raw: Any, profiles: dict[str, str], user_ids: dict[str, str] | None = None
+) -> ParsedInbound | ParsedUserIdChange | None:
+    if not isinstance(raw, dict) or not raw.get("id"):
+        logger.warning("cloud api webhook: message without id skipped")
+        metrics.inbound_skipped("cloud_api", "malformed")
         return None
     raw_type = str(raw.get("type") or "unknown")[:50]
-    sender = str(raw["from"])
-    common: dict[str, Any] = {
-        "provider_message_id": str(raw["id"])[:128],
-        "from_phone": sender,
-        "wa_id": sender,
-        "profile_name": profiles.get(sender, "")[:200],
-        "raw_type": raw_type,
-        "timestamp": _timestamp(raw.get("timestamp")),
-        "context_id": str(_dict(raw.get("context")).get("id") or ""),
-    }
+    system = _dict(raw.get("system"))
+    if raw_type == "system" and system.get("type") == "user_changed_user_id":
+        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
+        current = normalize_wa_user_id(str(system.get("user_id") or ""))
+        if previous and current:
+            return ParsedUserIdChange(
+                provider_message_id=str(raw["id"])[:128],
+                previous_user_id=previous,
+                user_id=current,
+            )
+    if raw_type == "system":
+        # e.g. `user_changed_user_id`: about the contact, not a message to show or answer.
+        logger.info(
+            "cloud api webhook: system message skipped",
+            extra={"system_type": str(_dict(raw.get("system")).get("type") or "")[:50]},
+        )
+        metrics.inbound_skipped("cloud_api", "system")
+        return None
+    phone, user_id = sender_identity(
+        phone_field=raw.get("from"),
+        user_id_field=raw.get("from_user_id") or (user_ids or {}).get(str(raw.get("from"))),
+    )
+    if not phone and not user_id:
+        logger.warning("cloud api webhook: message without a valid sender skipped")
+        metrics.inbound_skipped("cloud_api", "no_sender")
+        return None
+    sender_keys = (str(raw.get("from") or ""), str(raw.get("from_user_id") or ""))
+    profile_name = next((profiles[key] for key in sender_keys if key and key in profiles), "")
+    parts = _parse_body(raw, raw_type)
+    return ParsedInbound(
+        provider_message_id=str(raw["id"])[:128],
+        from_phone=phone,
+        from_user_id=user_id,
+        wa_id=phone.lstrip("+") or user_id,
+        profile_name=profile_name[:200],
+        timestamp=_timestamp(raw.get("timestamp")),
+        context_id=str(_dict(raw.get("context")).get("id") or ""),
+        group_id=str(raw.get("group_id") or "")[:128],
+        **parts,
+    )
+
+
+def _parse_echo(raw: Any) -> ParsedEcho | None:
+    if not isinstance(raw, dict) or not raw.get("id"):
+        logger.warning("cloud api webhook: echo without id skipped")
+        metrics.inbound_skipped("cloud_api", "malformed")
+        return None
+    phone, user_id = sender_identity(phone_field=raw.get("to"), user_id_field=raw.get("to_user_id"))
+    if not phone and not user_id:
+        logger.warning("cloud api webhook: echo without a valid recipient skipped")
+        metrics.inbound_skipped("cloud_api", "no_sender")
+        return None
+    raw_type = str(raw.get("type") or "unknown")[:50]
+    parts = _parse_body(raw, raw_type)
+    return ParsedEcho(
+        provider_message_id=str(raw["id"])[:128],
+        to_phone=phone,
+        to_user_id=user_id,
+        kind=parts["kind"],
+        text=parts.get("text", ""),
+        raw_type=parts.get("raw_type", raw_type),
+        timestamp=_timestamp(raw.get("timestamp")),
+        content=parts.get("content", {}),
+        media=parts.get("media", ()),
+    )
+
+
+MAX_CARDS = 20
+MAX_CONTENT_CHARS = 20_000
+
+
+def _bounded(value: Any) -> Any:
+    """`value` when its JSON is no longer than MAX_CONTENT_CHARS, else None."""
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError):
+        return None
+    return value if size <= MAX_CONTENT_CHARS else None
+
+
+def _referral(raw: dict[str, Any]) -> dict[str, Any]:
+    referral = _dict(raw.get("referral"))
+    keep = (
+        "source_url",
+        "source_id",
+        "source_type",
+        "headline",
+        "body",
+        "media_type",
+        "image_url",
+        "video_url",
+        "thumbnail_url",
+        "ctwa_clid",
+    )
+    return {key: str(referral[key])[:2000] for key in keep if referral.get(key) is not None}
+
+
+def _parse_body(raw: dict[str, Any], raw_type: str) -> dict[str, Any]:
+    """The kind-specific fields of a message or echo (kind, text, media, location, ...)."""
     body = raw.get(raw_type) if isinstance(raw.get(raw_type), dict) else {}
+    content: dict[str, Any] = {}
+    referral = _referral(raw)
+    if referral:
+        content["referral"] = referral
+    parts: dict[str, Any] = {"raw_type": raw_type, "content": content}
     if raw_type == "text":
-        return ParsedInbound(kind="text", text=str(body.get("body") or ""), **common)
-    if raw_type in MEDIA_TYPES and body.get("id"):
+        return {**parts, "kind": "text", "text": str(body.get("body") or "")}
+    if raw_type in MEDIA_TYPES + ("voice",) and body.get("id"):
+        kind = "audio" if raw_type == "voice" else raw_type  # legacy voice notes are audio
         media = ParsedMedia(
-            media_type=raw_type,
+            media_type=kind,
             content_type=str(body.get("mime_type") or ""),
             provider_media_id=str(body["id"]),
             filename=str(body.get("filename") or "")[:255],
             sha256=str(body.get("sha256") or ""),
         )
-        return ParsedInbound(
-            kind=raw_type, text=str(body.get("caption") or ""), media=(media,), **common
-        )
+        return {**parts, "kind": kind, "text": str(body.get("caption") or ""), "media": (media,)}
     if raw_type == "location":
         try:
             location = ParsedLocation(
                 latitude=float(body["latitude"]),
                 longitude=float(body["longitude"]),
-                name=str(body.get("name") or ""),
-                address=str(body.get("address") or ""),
+                name=str(body.get("name") or "")[:500],
+                address=str(body.get("address") or "")[:1000],
             )
         except (KeyError, TypeError, ValueError):
-            return ParsedInbound(kind="unsupported", **common)
-        return ParsedInbound(kind="location", location=location, **common)
+            return {**parts, "kind": "unsupported"}
+        if not (abs(location.latitude) <= 90 and abs(location.longitude) <= 180):
+            return {**parts, "kind": "unsupported"}
+        return {**parts, "kind": "location", "location": location}
+    if raw_type == "contacts":
+        cards = [card for card in _list(raw.get("contacts")) if isinstance(card, dict)]
+        cards = _bounded(cards[:MAX_CARDS])
+        if not cards:
+            return {**parts, "kind": "unsupported"}
+        return {**parts, "kind": "contacts", "content": {**content, "contacts": cards}}
+    if raw_type == "reaction":
+        emoji = str(body.get("emoji") or "")[:32]
+        reaction = {"emoji": emoji}
+        if body.get("message_id"):
+            reaction["message_id"] = provider_id_pseudonym(str(body["message_id"])[:128])
+        return {**parts, "kind": "reaction", "content": {**content, "reaction": reaction}}
+    if raw_type == "order":
+        items = [
+            {
+                key: item[key]
+                for key in ("product_retailer_id", "quantity", "item_price", "currency")
+                if isinstance(item, dict) and key in item
+            }
+            for item in _list(body.get("product_items"))[:100]
+        ]
+        order = {"catalog_id": str(body.get("catalog_id") or ""), "product_items": items}
+        return {
+            **parts,
+            "kind": "order",
+            "text": str(body.get("text") or ""),
+            "content": {**content, "order": _bounded(order) or {}},
+        }
     if raw_type == "interactive":
         reply_type = str(body.get("type") or "")
         reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
         if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
-            return ParsedInbound(
-                kind="interactive",
-                text=str(reply.get("title") or ""),
-                interactive_id=str(reply["id"])[:256],
-                **{**common, "raw_type": f"interactive.{reply_type}"},
-            )
-        return ParsedInbound(kind="unsupported", **{**common, "raw_type": "interactive"})
+            return {
+                **parts,
+                "kind": "interactive",
+                "text": str(reply.get("title") or ""),
+                "interactive_id": str(reply["id"])[:256],
+                "raw_type": f"interactive.{reply_type}",
+            }
+        if reply_type == "nfm_reply" and reply is not None:
+            return {
+                **parts,
+                "kind": "flow_reply",
+                "text": str(reply.get("body") or ""),
+                "raw_type": "interactive.nfm_reply",
+                "content": {**content, "flow_reply": _flow_reply(reply)},
+            }
+        return {**parts, "kind": "unsupported", "raw_type": "interactive"}
     if raw_type == "button":
         payload = str(body.get("payload") or body.get("text") or "")
-        return ParsedInbound(
-            kind="button",
-            text=str(body.get("text") or ""),
-            interactive_id=payload[:256],
-            **common,
-        )
-    return ParsedInbound(kind="unsupported", **common)
+        return {
+            **parts,
+            "kind": "button",
+            "text": str(body.get("text") or ""),
+            "interactive_id": payload[:256],
+        }
+    return {**parts, "kind": "unsupported"}
+
+
+def _flow_reply(reply: dict[str, Any]) -> dict[str, Any]:
+    """A WhatsApp Flow's answers: `response_json` is a JSON object in a string. Anything else
+    (not JSON, not an object, too large) keeps the flow's name only, and is logged."""
+    response: Any = None
+    try:
+        response = json.loads(str(reply.get("response_json") or ""))
+    except (ValueError, RecursionError):
+        response = None
+    if not isinstance(response, dict) or _bounded(response) is None:
+        logger.warning("cloud api webhook: flow reply without a JSON object kept without it")
+        response = {}
+    return {"name": str(reply.get("name") or "")[:100], "response": response}
 
 
 def _parse_status(raw: Any) -> ParsedStatus | None:
@@ -248,8 +445,14 @@ def build_message(payload: OutboundPayload) -> list[dict[str, Any]]:
     Choices go out as reply buttons (up to 3, titles up to 20 characters) or a list (up to 10,
     rows up to 24 characters); anything beyond that falls back to numbered text.
     """
-    base = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     to = payload.to_phone.lstrip("+")
+    if to:
+        base["to"] = to
+    else:
+        # A contact known only by a business-scoped user id: Meta takes it in `recipient`
+        # (`to` would win over it, so `to` is left out altogether).
+        base["recipient"] = payload.to_user_id
     text, choices = payload.text, payload.choices
     fits_interactive = 0 < len(choices) and 0 < len(text) <= INTERACTIVE_BODY_MAX
     if fits_interactive and len(choices) <= 3:
@@ -266,9 +469,9 @@ def build_message(payload: OutboundPayload) -> list[dict[str, Any]]:
         if payload.media_url and _media_kind(payload.media_url) in ("image", "video", "document"):
             kind = _media_kind(payload.media_url)
             interactive["header"] = {"type": kind, kind: {"link": payload.media_url}}
-            return [{**base, "to": to, "type": "interactive", "interactive": interactive}]
-        bodies = [{**base, "to": to, "type": "interactive", "interactive": interactive}]
-        return _with_media(base, to, payload.media_url, None) + bodies
+            return [{**base, "type": "interactive", "interactive": interactive}]
+        bodies = [{**base, "type": "interactive", "interactive": interactive}]
+        return _with_media(base, payload.media_url, None) + bodies
     if fits_interactive and len(choices) <= 10:
         interactive = {
             "type": "list",
@@ -286,17 +489,15 @@ def build_message(payload: OutboundPayload) -> list[dict[str, Any]]:
                 ],
             },
         }
-        bodies = [{**base, "to": to, "type": "interactive", "interactive": interactive}]
-        return _with_media(base, to, payload.media_url, None) + bodies
+        bodies = [{**base, "type": "interactive", "interactive": interactive}]
+        return _with_media(base, payload.media_url, None) + bodies
     body_text = numbered_choices(text, choices)
     if payload.media_url:
-        return _with_media(base, to, payload.media_url, body_text)
-    return [{**base, "to": to, "type": "text", "text": {"preview_url": False, "body": body_text}}]
+        return _with_media(base, payload.media_url, body_text)
+    return [{**base, "type": "text", "text": {"preview_url": False, "body": body_text}}]
 
 
-def _with_media(
-    base: dict[str, Any], to: str, url: str | None, caption: str | None
-) -> list[dict[str, Any]]:
+def _with_media(base: dict[str, Any], url: str | None, caption: str | None) -> list[dict[str, Any]]:
     if not url:
         return []
     kind = _media_kind(url)
@@ -304,9 +505,9 @@ def _with_media(
     bodies = []
     if caption and kind != "audio":
         media["caption"] = caption
-    bodies.append({**base, "to": to, "type": kind, kind: media})
+    bodies.append({**base, "type": kind, kind: media})
     if caption and kind == "audio":  # audio takes no caption: the text follows it
-        bodies.append({**base, "to": to, "type": "text", "text": {"body": caption}})
+        bodies.append({**base, "type": "text", "text": {"body": caption}})
     return bodies
 
 

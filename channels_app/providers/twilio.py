@@ -40,6 +40,7 @@ from channels_app.providers.base import (
     scrub,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
+from core.crypto import normalize_phone, normalize_wa_user_id
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -62,6 +63,48 @@ MESSAGE_TYPES = {"text": "text", "location": "location", "button": "button"}
 
 class TwilioParseError(ValueError):
     """The form is not a Twilio message or status callback."""
+
+
+class NotWhatsAppError(TwilioParseError):
+    """An incoming message whose `From` or `To` lacks the `whatsapp:` prefix: an SMS (or
+    another channel) posted to the WhatsApp webhook. Refused rather than answered on WhatsApp."""
+
+
+WHATSAPP_PREFIX = "whatsapp:"
+# Where Twilio puts the sender's business-scoped user id beside a phone `From` (courier reads
+# `ExternalUserId`; Twilio's changelog names `ExternalUserIdentifier`): both are accepted.
+EXTERNAL_USER_ID_FIELDS = ("ExternalUserId", "ExternalUserIdentifier")
+
+
+# Click-to-WhatsApp ad parameters of an incoming message, as the Cloud API names them.
+REFERRAL_FIELDS = (
+    ("ReferralSourceUrl", "source_url"),
+    ("ReferralSourceId", "source_id"),
+    ("ReferralSourceType", "source_type"),
+    ("ReferralHeadline", "headline"),
+    ("ReferralBody", "body"),
+    ("ReferralMediaContentType", "media_type"),
+    ("ReferralCtwaClid", "ctwa_clid"),
+)
+
+
+def is_whatsapp_address(value: str) -> bool:
+    return str(value or "").strip().lower().startswith(WHATSAPP_PREFIX)
+
+
+def sender_identity(params: Mapping[str, Any]) -> tuple[str, str]:
+    """(E.164 phone, WhatsApp user id) of an incoming message's sender, each '' when absent or
+    invalid: `From` is `whatsapp:+<digits>` or, for a user without a visible number,
+    `whatsapp:<user id>`; the user id may also come beside a phone (EXTERNAL_USER_ID_FIELDS)."""
+    sender = str(params.get("From", "") or "")
+    address = sender.strip()[len(WHATSAPP_PREFIX) :] if is_whatsapp_address(sender) else ""
+    phone = normalize_phone(address) if address.lstrip("+").isdigit() else ""
+    user_id = ""
+    for name in EXTERNAL_USER_ID_FIELDS:
+        user_id = user_id or normalize_wa_user_id(str(params.get(name, "") or ""))
+    if not phone and not user_id:
+        user_id = normalize_wa_user_id(sender)
+    return phone, user_id
 
 
 def signature_valid(*, url: str, params: Any, signature: str, token: str) -> bool:
@@ -116,9 +159,14 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
             error_code=str(params.get("ErrorCode", "") or ""),
             error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
         )
-    sender = str(params.get("From", ""))
-    if not any(ch.isdigit() for ch in sender):
+    sender = str(params.get("From", "") or "")
+    if not sender.strip():
         raise TwilioParseError("From is missing.")
+    if not is_whatsapp_address(sender) or not is_whatsapp_address(str(params.get("To", ""))):
+        raise NotWhatsAppError("From and To must be WhatsApp addresses (whatsapp:...).")
+    phone, user_id = sender_identity(params)
+    if not phone and not user_id:
+        raise TwilioParseError("From is neither a phone number nor a WhatsApp user id.")
     try:
         num_media = int(params.get("NumMedia", 0) or 0)
     except ValueError as exc:
@@ -162,13 +210,16 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
         kind = "unsupported"
     else:
         raw_type = raw_type or "text"
+    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
     return ParsedInbound(
         provider_message_id=sid,
-        from_phone=sender,
+        from_phone=phone,
+        content={"referral": referral} if referral else {},
+        from_user_id=user_id,
         kind=kind,
         text=body,
         profile_name=str(params.get("ProfileName", "") or "")[:200],
-        wa_id=str(params.get("WaId", "") or ""),
+        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
         interactive_id=interactive_id[:256],
         media=tuple(media),
         location=location,
@@ -249,7 +300,9 @@ class TwilioProvider(Provider):
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
         client = self.client(channel)
         kwargs: dict[str, Any] = {
-            "to": f"whatsapp:{payload.to_phone}",
+            # A contact without a visible number is addressed by its user id, as Twilio
+            # writes it in `From`: `whatsapp:US.1234…`.
+            "to": f"whatsapp:{payload.to_phone or payload.to_user_id}",
             "body": numbered_choices(payload.text, payload.choices),
             "status_callback": f"{settings.PUBLIC_BASE_URL}/api/webhooks/whatsapp",
         }

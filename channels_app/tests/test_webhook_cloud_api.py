@@ -84,7 +84,7 @@ def test_every_kind_is_stored_and_none_dropped(
         "wamid.BUTTONREPLY": ("interactive", "trial"),
         "wamid.LISTREPLY01": ("interactive", "prices"),
         "wamid.TEMPLATEBTN": ("button", "STOP_PROMOS"),
-        "wamid.REACTION01": ("unsupported", None),
+        "wamid.REACTION01": ("reaction", None),
         "wamid.UNSUPPORTED": ("unsupported", None),
     }
     assert by_id["wamid.REACTION01"].metadata["provider_type"] == "reaction"

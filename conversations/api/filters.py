@@ -9,7 +9,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.selectors import OPTED_OUT
-from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
+from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym, wa_user_lookup
 from core.filters import StrictBooleanFilter, StrictFilterSet, StrictIsoDateTimeFilter
 
 
@@ -19,12 +19,15 @@ class ContactFilter(StrictFilterSet):
         field_name="erased_at", lookup_expr="isnull", exclude=True, label="Erased"
     )
     phone = django_filters.CharFilter(method="filter_phone", label="Phone (E.164, exact)")
+    wa_user_id = django_filters.CharFilter(
+        method="filter_wa_user_id", label="WhatsApp user id (exact, e.g. US.1234…)"
+    )
     external_id = django_filters.CharFilter()
     created_since = StrictIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Contact
-        fields = ["opted_out", "erased", "phone", "external_id", "created_since"]
+        fields = ["opted_out", "erased", "phone", "wa_user_id", "external_id", "created_since"]
 
     def filter_opted_out(self, queryset, name, value):
         if value is None:
@@ -37,6 +40,11 @@ class ContactFilter(StrictFilterSet):
         if not normalized:
             return queryset.none()
         return queryset.filter(phone_lookup=phone_lookup(normalized))
+
+    def filter_wa_user_id(self, queryset, name, value):
+        # Found through its blind index, like the phone.
+        lookup = wa_user_lookup(value)
+        return queryset.filter(wa_user_lookup=lookup) if lookup else queryset.none()
 
 
 class ThreadFilter(StrictFilterSet):

@@ -8,7 +8,8 @@ from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSeri
 
 
 class ContactSerializer(StrictModelSerializer):
-    """A contact with its decrypted name and phone (for authorised clients only)."""
+    """A contact with its decrypted name, phone and WhatsApp user id (for authorised clients
+    only). Either of `phone` and `wa_user_id` may be empty, never both for a live contact."""
 
     class Meta:
         model = Contact
@@ -17,6 +18,7 @@ class ContactSerializer(StrictModelSerializer):
             "external_id",
             "name",
             "phone",
+            "wa_user_id",
             "opted_in_at",
             "opted_out_at",
             "erased_at",
@@ -28,7 +30,7 @@ class ContactSerializer(StrictModelSerializer):
 class ThreadContactSerializer(StrictModelSerializer):
     class Meta:
         model = Contact
-        fields = ["id", "name", "phone"]
+        fields = ["id", "name", "phone", "wa_user_id"]
         read_only_fields = fields
 
 
@@ -85,7 +87,12 @@ class AttachmentSerializer(StrictModelSerializer):
 
 
 class MessageSerializer(StrictModelSerializer):
+    """A message with its kind and structured content. `content` is the decrypted content of
+    a kind that has one (`location`, `contacts`, `flow_reply`, `reaction`, `order`) and the
+    ad a message came from (`referral`); `{}` for a plain message."""
+
     attachments = AttachmentSerializer(many=True, read_only=True)
+    content = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -93,7 +100,9 @@ class MessageSerializer(StrictModelSerializer):
             "id",
             "direction",
             "sender",
+            "kind",
             "text",
+            "content",
             "status",
             "provider_message_id",
             "error_code",
@@ -101,6 +110,10 @@ class MessageSerializer(StrictModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_content(self, message: Message) -> dict[str, Any]:
+        content = message.private_data
+        return content if isinstance(content, dict) else {}
 
 
 class AgentMessageSerializer(serializers.Serializer):

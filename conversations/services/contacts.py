@@ -1,5 +1,7 @@
-"""Contacts found by phone through the blind index, and threads per contact and channel."""
+"""Contacts found by phone or WhatsApp user id through blind indexes, and threads per contact
+and channel."""
 
+import logging
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -8,53 +10,233 @@ from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Contact, ThreadStatus
-from core.crypto import blind_index, name_index, normalize_phone, phone_lookup
+from core.crypto import (
+    blind_index,
+    name_index,
+    normalize_phone,
+    normalize_wa_user_id,
+    phone_lookup,
+    wa_user_lookup,
+)
 from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 def contact_external_id(provider_id: str) -> str:
-    """A stable pseudonymous id for a WhatsApp id (which is the phone number's digits).
+    """A stable pseudonymous id for a WhatsApp id (the phone number's digits, or a WhatsApp
+    business-scoped user id for a person without a visible number).
 
     Storing the WhatsApp id itself would put the phone number in clear next to its encrypted
     copy, so the contact's `external_id` is a keyed hash of it: the same for the same number
-    on every channel, meaningless without `PII_LOOKUP_KEY`.
+    (or user id) on every channel, meaningless without `PII_LOOKUP_KEY`. A user id is hashed
+    whole, so `US.1234` and the phone `+1234` never share an external id.
     """
+    user_id = normalize_wa_user_id(provider_id)
+    if user_id:
+        return "wa_" + blind_index(user_id, purpose="external-user-id")[:32]
     digits = "".join(ch for ch in provider_id if ch.isdigit()) or provider_id
     return "wa_" + blind_index(digits, purpose="external-id")[:32]
 
 
 def contact_get_or_create(
-    *, tenant: Tenant, phone: str, name: str = "", external_id: str = ""
+    *,
+    tenant: Tenant,
+    phone: str = "",
+    name: str = "",
+    external_id: str = "",
+    user_id: str = "",
 ) -> tuple[Contact, bool]:
-    """Find the tenant's live contact with this phone, or create it. Safe under races.
+    """Find the tenant's live contact with this phone and/or WhatsApp user id, or create it.
+    Safe under races.
 
-    The lookup uses the HMAC blind index, never the encrypted phone. `external_id` (the
-    provider's id for the person, e.g. the WhatsApp id; defaults to the phone) is stored only
-    as a pseudonym (`contact_external_id`). A non-empty `name` that differs from the stored one
-    replaces it (WhatsApp profile names change). Raises ValueError for a phone without digits.
+    Lookups use the HMAC blind indexes, never the encrypted values. When both are given they
+    end up on one contact: a contact known by only one of them gets the other; two contacts
+    (one found by each) are merged into one (`_contacts_merge`). A different phone or user
+    id stored on the found contact is replaced by the new one (a person's number or id
+    changed). `external_id` (the provider's id for the person; defaults to the phone, else the
+    user id) is stored only as a pseudonym (`contact_external_id`). A non-empty `name` that
+    differs from the stored one replaces it (WhatsApp profile names change). Raises ValueError
+    when neither a valid phone nor a valid user id is given.
     """
-    normalized = normalize_phone(phone)
-    if not normalized:
-        raise ValueError("A contact needs a phone number.")
-    lookup = phone_lookup(normalized)
-    contact = Contact.objects.filter(tenant=tenant, phone_lookup=lookup).first()
-    created = False
-    if contact is None:
+    phone = normalize_phone(phone)
+    user_id = normalize_wa_user_id(user_id)
+    if not phone and not user_id:
+        raise ValueError("A contact needs a phone number or a WhatsApp user id.")
+    for attempt in range(3):
         try:
             with transaction.atomic():
-                contact = Contact.objects.create(
+                contact, created = _contact_find_or_link(
                     tenant=tenant,
-                    phone=normalized,
-                    phone_lookup=lookup,
+                    phone=phone,
+                    user_id=user_id,
                     name=name,
-                    external_id=contact_external_id(external_id or normalized),
+                    external_id=external_id,
                 )
-                created = True
         except IntegrityError:
-            contact = Contact.objects.get(tenant=tenant, phone_lookup=lookup)
-    if not created:
-        _contact_rename(contact=contact, name=name)
-    return contact, created
+            if attempt == 2:
+                raise
+            continue  # a concurrent delivery created or linked it first: look again
+        if not created:
+            _contact_rename(contact=contact, name=name)
+        return contact, created
+    raise AssertionError("unreachable")
+
+
+def _contact_find_or_link(
+    *, tenant: Tenant, phone: str, user_id: str, name: str, external_id: str
+) -> tuple[Contact, bool]:
+    """One attempt of `contact_get_or_create`; requires a transaction. Raises IntegrityError
+    when a concurrent delivery took a blind index first, or changed the contacts to merge
+    (the caller looks again)."""
+    p_lookup = phone_lookup(phone) if phone else None
+    u_lookup = wa_user_lookup(user_id) if user_id else None
+    live = Contact.objects.filter(tenant=tenant)
+    by_phone = live.filter(phone_lookup=p_lookup).first() if p_lookup else None
+    by_user = live.filter(wa_user_lookup=u_lookup).first() if u_lookup else None
+    if by_phone is not None and by_user is not None and by_phone.pk != by_user.pk:
+        keep, gone = _lock_for_merge(by_phone.pk, by_user.pk, p_lookup=p_lookup, u_lookup=u_lookup)
+        contact: Contact | None = _contacts_merge(keep=keep, gone=gone)
+    else:
+        contact = by_phone or by_user
+    if contact is None:
+        created = Contact.objects.create(
+            tenant=tenant,
+            phone=phone,
+            phone_lookup=p_lookup,
+            wa_user_id=user_id,
+            wa_user_lookup=u_lookup,
+            name=name,
+            external_id=contact_external_id(external_id or phone or user_id),
+        )
+        return created, True
+    changed: list[str] = []
+    if p_lookup and contact.phone_lookup != p_lookup:
+        contact.phone, contact.phone_lookup = phone, p_lookup
+        changed += ["phone", "phone_lookup"]
+    if u_lookup and contact.wa_user_lookup != u_lookup:
+        contact.wa_user_id, contact.wa_user_lookup = user_id, u_lookup
+        changed += ["wa_user_id", "wa_user_lookup"]
+    if changed:
+        with transaction.atomic():
+            contact.save(update_fields=[*changed, "updated_at"])
+        logger.info(
+            "contact identity linked",
+            extra={"contact_id": str(contact.pk), "fields": ",".join(changed[::2])},
+        )
+    return contact, False
+
+
+def _lock_for_merge(
+    keep_id: object, gone_id: object, *, p_lookup: str | None, u_lookup: str | None
+) -> tuple[Contact, Contact]:
+    """Lock the two contacts' threads, then the contacts (the order inbound processing and
+    erasure lock them: thread, then contact), and return them as they are now. Raises
+    IntegrityError when either no longer holds the blind index it was found by."""
+    ids = [keep_id, gone_id]
+    list(
+        ChatThread.objects.select_for_update()
+        .filter(contact_id__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    locked = {
+        c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    keep, gone = locked.get(keep_id), locked.get(gone_id)
+    if (
+        keep is None
+        or gone is None
+        or keep.phone_lookup != p_lookup
+        or gone.wa_user_lookup != u_lookup
+    ):
+        raise IntegrityError("the contacts to merge changed meanwhile")
+    return keep, gone
+
+
+def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
+    """Fold `gone` into `keep` (one person who was known by a phone on one contact and by a
+    WhatsApp user id on another): `gone`'s threads move to `keep` (where `keep` already has a
+    thread on the channel, the messages and notes move into it and the emptied thread is
+    soft-deleted, its waiting flow session interrupted), consent takes the latest of both,
+    `keep` takes `gone`'s name if it has none; `gone` is soft-deleted with its PII and blind
+    indexes cleared. Requires a transaction holding both contacts and their threads FOR
+    UPDATE (`_lock_for_merge`)."""
+    from conversations.models import Message, ThreadNote
+    from flows.models import FlowSession, SessionStatus
+
+    now = timezone.now()
+    for thread in ChatThread.objects.filter(contact=gone):
+        target = ChatThread.objects.filter(contact=keep, channel_id=thread.channel_id).first()
+        if target is None:
+            ChatThread.objects.filter(pk=thread.pk).update(contact=keep, updated_at=now)
+            continue
+        Message.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+        ThreadNote.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+        FlowSession.objects.filter(thread=thread, status=SessionStatus.WAITING).update(
+            status=SessionStatus.INTERRUPTED, ended_at=now, wait_expires_at=None, updated_at=now
+        )
+        times = [t for t in (target.last_activity_at, thread.last_activity_at) if t]
+        inbound = [t for t in (target.last_inbound_at, thread.last_inbound_at) if t]
+        ChatThread.objects.filter(pk=target.pk).update(
+            last_activity_at=max(times) if times else None,
+            last_inbound_at=max(inbound) if inbound else None,
+            needs_human=target.needs_human or thread.needs_human,
+            updated_at=now,
+        )
+        ChatThread.objects.filter(pk=thread.pk).update(deleted_at=now, updated_at=now)
+    fields = ["updated_at"]
+    if gone.opted_out_at and (keep.opted_out_at is None or gone.opted_out_at > keep.opted_out_at):
+        keep.opted_out_at = gone.opted_out_at
+        fields.append("opted_out_at")
+    if gone.opted_in_at and (keep.opted_in_at is None or gone.opted_in_at > keep.opted_in_at):
+        keep.opted_in_at, keep.opt_in_source = gone.opted_in_at, gone.opt_in_source
+        fields += ["opted_in_at", "opt_in_source"]
+    if not keep.name and gone.name:
+        keep.name = gone.name
+        fields += ["name", "name_index"]
+    gone_user_id, gone_user_lookup = gone.wa_user_id, gone.wa_user_lookup
+    Contact.objects.filter(pk=gone.pk).update(
+        phone="",
+        phone_lookup=None,
+        wa_user_id="",
+        wa_user_lookup=None,
+        name="",
+        name_index="",
+        deleted_at=now,
+        updated_at=now,
+    )
+    if not keep.wa_user_lookup and gone_user_lookup:
+        keep.wa_user_id, keep.wa_user_lookup = gone_user_id, gone_user_lookup
+        fields += ["wa_user_id", "wa_user_lookup"]
+    keep.save(update_fields=fields)
+    logger.info(
+        "contacts merged", extra={"contact_id": str(keep.pk), "merged_contact_id": str(gone.pk)}
+    )
+    return keep
+
+
+@transaction.atomic
+def contact_user_id_change(
+    *, tenant_id: object, previous_user_id: str, user_id: str
+) -> Contact | None:
+    """The tenant's contact known by `previous_user_id` is known by `user_id` from now on
+    (WhatsApp's `user_changed_user_id`); returns it, or None when there is none to change.
+
+    Idempotent (a redelivery finds no contact with the previous id). When another contact
+    already holds the new id nothing changes: the two are merged by the next message that
+    carries a phone and that id together. Invalid ids change nothing."""
+    old, new = wa_user_lookup(previous_user_id), wa_user_lookup(user_id)
+    if not old or not new or old == new:
+        return None
+    live = Contact.objects.select_for_update().filter(tenant_id=tenant_id)
+    contact = live.filter(wa_user_lookup=old).first()
+    if contact is None or live.filter(wa_user_lookup=new).exists():
+        return None
+    contact.wa_user_id, contact.wa_user_lookup = normalize_wa_user_id(user_id), new
+    contact.save(update_fields=["wa_user_id", "wa_user_lookup", "updated_at"])
+    logger.info("contact user id changed", extra={"contact_id": str(contact.pk)})
+    return contact
 
 
 def _contact_rename(*, contact: Contact, name: str) -> None:
@@ -102,29 +284,34 @@ def thread_get_or_create(
 def contact_thread_for_inbound(
     *,
     channel: ChannelInstance,
-    phone: str,
+    phone: str = "",
     name: str = "",
     external_id: str = "",
     inbound_at: datetime | None = None,
+    user_id: str = "",
 ) -> tuple[ChatThread, bool]:
-    """The thread (with its contact loaded) that an inbound message from `phone` belongs to,
-    and whether the thread was created now.
+    """The thread (with its contact loaded) that an inbound message from `phone` and/or
+    WhatsApp `user_id` belongs to, and whether the thread was created now.
 
-    The common case, a known contact writing again on the channel, costs one query (the
-    thread joined with its contact by blind index); otherwise the contact and the thread are
-    found or created as by `contact_get_or_create` and `thread_get_or_create`.
+    The common case, a known contact writing again on the channel with the identities already
+    linked, costs one query (the thread joined with its contact by blind index); otherwise
+    the contact (found, linked, merged or created as by `contact_get_or_create`) and the
+    thread are found or created. Raises ValueError without a valid phone or user id.
     """
     normalized = normalize_phone(phone)
-    if not normalized:
-        raise ValueError("A contact needs a phone number.")
-    # The contact is found first (a scalar subquery on the blind index), so the thread is an
+    user_id = normalize_wa_user_id(user_id)
+    if not normalized and not user_id:
+        raise ValueError("A contact needs a phone number or a WhatsApp user id.")
+    # The contact is found first (a scalar subquery on the blind indexes), so the thread is an
     # exact lookup on (contact, channel) whatever the planner thinks of the tables' sizes.
-    contact_id = Contact.objects.filter(
-        tenant_id=channel.tenant_id, phone_lookup=phone_lookup(normalized)
-    ).values("pk")[:1]
+    contacts = Contact.objects.filter(tenant_id=channel.tenant_id)
+    if normalized:
+        contacts = contacts.filter(phone_lookup=phone_lookup(normalized))
+    if user_id:
+        contacts = contacts.filter(wa_user_lookup=wa_user_lookup(user_id))
     thread = (
         ChatThread.objects.select_related("contact")
-        .filter(contact_id=Subquery(contact_id), channel=channel)
+        .filter(contact_id=Subquery(contacts.values("pk")[:1]), channel=channel)
         .order_by()
         .first()
     )
@@ -132,6 +319,10 @@ def contact_thread_for_inbound(
         _contact_rename(contact=thread.contact, name=name)
         return thread, False
     contact, _ = contact_get_or_create(
-        tenant=channel.tenant, phone=normalized, name=name, external_id=external_id
+        tenant=channel.tenant,
+        phone=normalized,
+        user_id=user_id,
+        name=name,
+        external_id=external_id,
     )
     return thread_get_or_create(contact=contact, channel=channel, inbound_at=inbound_at)

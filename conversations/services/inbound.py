@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
-from channels_app.providers import MediaDownloadError, ParsedInbound, get_provider
+from channels_app.providers import (
+    MediaDownloadError,
+    ParsedEcho,
+    ParsedInbound,
+    ParsedMedia,
+    get_provider,
+)
 from conversations.models import (
     ChatThread,
     Contact,
@@ -43,7 +50,12 @@ from conversations.services.contacts import (
 )
 from core import locks, metrics
 from core.context import tenant_bound
-from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
+from core.crypto import (
+    normalize_phone,
+    normalize_wa_user_id,
+    phone_lookup,
+    provider_id_pseudonym,
+)
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
 
@@ -67,18 +79,20 @@ def _metadata(inbound: ParsedInbound) -> dict[str, object]:
     return metadata
 
 
-def _private_data(inbound: ParsedInbound) -> dict[str, object]:
-    """Where a contact is (a shared location) is personal data: stored encrypted."""
-    if inbound.location is None:
-        return {}
-    return {
-        "location": {
-            "latitude": inbound.location.latitude,
-            "longitude": inbound.location.longitude,
-            "name": inbound.location.name,
-            "address": inbound.location.address,
+def _private_data(inbound: ParsedInbound | ParsedEcho) -> dict[str, object]:
+    """A message's structured content, stored encrypted: where a contact is (a shared
+    location), the contact cards they shared, a WhatsApp Flow's answers, a reaction, an order,
+    the ad they came from (`referral`). All of it may be personal; none of it is in clear."""
+    data: dict[str, object] = dict(inbound.content)
+    location = getattr(inbound, "location", None)
+    if location is not None:
+        data["location"] = {
+            "latitude": location.latitude,
+            "longitude": location.longitude,
+            "name": location.name,
+            "address": location.address,
         }
-    }
+    return data
 
 
 def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tuple[Message, bool]:
@@ -94,17 +108,24 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     thread itself is not written here (a flow may hold its row lock for a model call, and the
     webhook must not wait): `thread_process_inbound` reopens it and records its last inbound
     and activity times, and the 24-hour window also reads the latest inbound message, so
-    nothing depends on those fields before processing. Raises ValueError for a sender without
-    a phone number (the webhook answers 400).
+    nothing depends on those fields before processing. The contact is found by phone and/or
+    WhatsApp user id, and linked or merged when the message names both
+    (`contact_get_or_create`). Raises ValueError for a sender with neither a valid phone
+    number nor a valid WhatsApp user id (the webhook answers 400).
 
-    On PostgreSQL a message without media is stored with one round trip (`inbound_pg`); media,
-    and other databases, take the ORM path with the same guarantees in one transaction.
+    On PostgreSQL a message from a phone alone, without media, is stored with one round trip
+    (`inbound_pg`); media, a sender with a user id (which may need linking or merging), and
+    other databases take the ORM path with the same guarantees in one transaction.
     """
     phone = normalize_phone(inbound.from_phone)
-    if not phone:
-        raise ValueError("A contact needs a phone number.")
+    user_id = normalize_wa_user_id(inbound.from_user_id)
+    if not phone and not user_id:
+        raise ValueError("A contact needs a phone number or a WhatsApp user id.")
+    inbound = replace(inbound, from_phone=phone, from_user_id=user_id)
     message = _new_message(channel=channel, inbound=inbound)
-    if connection.vendor == "postgresql" and not inbound.media:
+    # The one-statement path finds contacts by phone only; a message with a user id may have
+    # to link or merge contacts, which the ORM path does.
+    if connection.vendor == "postgresql" and not inbound.media and not user_id:
         created = _store_in_one_statement(
             channel=channel, inbound=inbound, phone=phone, message=message
         )
@@ -216,6 +237,7 @@ def _store_with_orm(
     thread, _ = contact_thread_for_inbound(
         channel=channel,
         phone=phone,
+        user_id=inbound.from_user_id,
         name=inbound.profile_name,
         external_id=inbound.wa_id,
         inbound_at=timezone.now(),
@@ -234,23 +256,121 @@ def _store_with_orm(
         # A duplicate id from another sender must not leave the contact/thread it created.
         transaction.set_rollback(True)
         return False, []
+    return True, _attachments_store(message=message, media=inbound.media)
+
+
+def _attachments_store(
+    *, message: Message, media: Sequence[ParsedMedia]
+) -> list[MessageAttachment]:
+    """The message's attachment rows (downloaded later, by a task scheduled after commit)."""
     attachments = [
         MessageAttachment(
             message=message,
-            media_type=media.media_type,
-            content_type=media.content_type[:100],
-            url=media.url[:2000],
-            provider_media_id=media.provider_media_id[:128],
-            size_bytes=media.size_bytes,
-            metadata={
-                k: v for k, v in (("filename", media.filename), ("sha256", media.sha256)) if v
-            },
+            media_type=item.media_type,
+            content_type=item.content_type[:100],
+            url=item.url[:2000],
+            provider_media_id=item.provider_media_id[:128],
+            size_bytes=item.size_bytes,
+            metadata={k: v for k, v in (("filename", item.filename), ("sha256", item.sha256)) if v},
         )
-        for media in inbound.media
+        for item in media
     ]
     if attachments:
         MessageAttachment.objects.bulk_create(attachments)
-    return True, attachments
+    return attachments
+
+
+ECHO_HANDOFF_REASON = "business_app"
+
+
+def message_echo_record(*, channel: ChannelInstance, echo: ParsedEcho) -> tuple[Message, bool]:
+    """Record a message the business sent from the WhatsApp Business app on this number
+    (coexistence) as an outbound message of the contact's thread, sent by `business`; return
+    it and whether this call stored it.
+
+    Guarantees: stored once per provider message id (a redelivery, even a concurrent one,
+    changes nothing: the unique (channel, provider_message_id) constraint decides and the
+    loser keeps nothing, contact and thread included); the contact and thread are found or
+    created as for an inbound message; a person answering from the app is a human reply, so
+    the thread is handed to a human (`needs_human`, reason `business_app`, a waiting flow
+    session interrupted) until someone resumes automation. No flow runs for an echo. Raises
+    ValueError without a valid recipient.
+    """
+    existing = _stored(channel, echo.provider_message_id)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = _echo_store(channel=channel, echo=echo)
+            attachments = _attachments_store(message=message, media=echo.media)
+    except IntegrityError:
+        existing = _stored(channel, echo.provider_message_id)
+        if existing is None:
+            raise
+        return existing, False
+    from channels_app import tasks as channel_tasks
+
+    for attachment in attachments:
+        enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    metrics.message_echoed()
+    logger.info(
+        "business app echo stored",
+        extra={
+            "message_id": str(message.pk),
+            "thread_id": str(message.thread_id),
+            "channel_id": str(channel.pk),
+            "kind": echo.kind,
+        },
+    )
+    return message, True
+
+
+def _stored(channel: ChannelInstance, provider_message_id: str) -> Message | None:
+    """The message already stored with this provider id on the channel (soft-deleted too)."""
+    existing = Message.all_objects.filter(
+        channel=channel, provider_message_id=provider_message_id
+    ).first()
+    if existing is not None:
+        logger.info(
+            "duplicate delivery ignored",
+            extra={"message_id": str(existing.pk), "channel_id": str(channel.pk)},
+        )
+    return existing
+
+
+def _echo_store(*, channel: ChannelInstance, echo: ParsedEcho) -> Message:
+    """The work of `message_echo_record`; requires a transaction (it is all undone when the
+    insert meets a concurrent duplicate)."""
+    from conversations.services.threads import thread_update
+
+    thread, _ = contact_thread_for_inbound(
+        channel=channel,
+        phone=echo.to_phone,
+        user_id=echo.to_user_id,
+        external_id=echo.to_phone or echo.to_user_id,
+    )
+    sent_at = echo.timestamp or timezone.now()
+    message = Message.objects.create(
+        tenant_id=channel.tenant_id,
+        channel=channel,
+        thread=thread,
+        direction=Direction.OUTBOUND,
+        kind=echo.kind,
+        text=echo.text[:4096],
+        status=MessageStatus.SENT,
+        provider_message_id=echo.provider_message_id,
+        sender=Sender.BUSINESS,
+        sent_at=sent_at,
+        metadata={"provider_type": echo.raw_type or echo.kind, "echo": True},
+        private_data=_private_data(echo),
+    )
+    ChatThread.objects.filter(
+        Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=sent_at), pk=thread.pk
+    ).update(last_activity_at=sent_at, updated_at=timezone.now())
+    if not thread.needs_human:
+        thread_update(thread=thread, needs_human=True)
+        ChatThread.objects.filter(pk=thread.pk).update(handoff_reason=ECHO_HANDOFF_REASON)
+    return message
 
 
 MAX_MODEL_ROUNDS = 5

@@ -225,6 +225,7 @@ def _payload(message: Message) -> OutboundPayload:
     )
     return OutboundPayload(
         to_phone=message.thread.contact.phone,
+        to_user_id=message.thread.contact.wa_user_id,
         text=message.text or "",
         media_url=(message.metadata or {}).get("media_url") or None,
         choices=choices,
@@ -332,8 +333,12 @@ def message_deliver(*, message_id: object) -> str:
         if automated and contact.is_opted_out:
             _fail(message, code="opted_out", detail="The contact opted out of automated messages.")
             return "failed"
-        if not contact.phone or contact.erased_at:
-            _fail(message, code="no_recipient", detail="The contact has no phone number.")
+        if not contact.address or contact.erased_at:
+            _fail(
+                message,
+                code="no_recipient",
+                detail="The contact has neither a phone number nor a WhatsApp user id.",
+            )
             return "failed"
         message.send_attempts += 1
         message.metadata = {**(message.metadata or {}), "sending_since": timezone.now().isoformat()}

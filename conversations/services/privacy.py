@@ -25,7 +25,7 @@ from conversations.models import (
     ThreadNote,
     ThreadStatus,
 )
-from core.crypto import phone_lookup
+from core.crypto import phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
 from tenants.models import Tenant
 
@@ -53,17 +53,25 @@ class ContactNotFound(Exception):
 
 
 def contact_find(
-    *, tenant_id: str, contact_id: str | None = None, phone: str | None = None
+    *,
+    tenant_id: str,
+    contact_id: str | None = None,
+    phone: str | None = None,
+    wa_user_id: str | None = None,
 ) -> Contact:
-    """The tenant's contact by id or by phone (through the blind index), soft-deleted included.
+    """The tenant's contact by id, by phone or by WhatsApp user id (through the blind
+    indexes), soft-deleted included.
 
-    Exactly one of `contact_id` and `phone` must be given. A phone that matches a live contact
+    Exactly one of `contact_id`, `phone` and `wa_user_id` must be given (a user id is looked
+    up like a phone, below). A phone that matches a live contact
     gives that contact; otherwise a single soft-deleted match is returned. Raises
     ContactNotFound for an unknown or malformed tenant or contact id, a phone without digits,
     another tenant's contact, or several soft-deleted matches (their ids are named).
     """
-    if (contact_id is None) == (phone is None):
-        raise ContactNotFound("Give exactly one of a contact id and a phone number.")
+    if sum(value is not None for value in (contact_id, phone, wa_user_id)) != 1:
+        raise ContactNotFound(
+            "Give exactly one of a contact id, a phone number and a WhatsApp user id."
+        )
     try:
         tenant_pk = UUID(str(tenant_id))
     except ValueError as exc:
@@ -80,10 +88,19 @@ def contact_find(
         if contact is None:
             raise ContactNotFound(f"Tenant {tenant_pk} has no contact {contact_pk}.")
         return contact
-    lookup = phone_lookup(phone or "")
-    if not lookup:
-        raise ContactNotFound("The phone number has no digits.")
-    matches = list(contacts.filter(phone_lookup=lookup).order_by("deleted_at", "-created_at"))
+    if wa_user_id is not None:
+        lookup = wa_user_lookup(wa_user_id)
+        if not lookup:
+            raise ContactNotFound("That is not a WhatsApp user id (such as US.1234…).")
+        by_identity = contacts.filter(wa_user_lookup=lookup)
+        what = "WhatsApp user id"
+    else:
+        lookup = phone_lookup(phone or "")
+        if not lookup:
+            raise ContactNotFound("That is not a phone number (E.164, such as +5511988887777).")
+        by_identity = contacts.filter(phone_lookup=lookup)
+        what = "phone number"
+    matches = list(by_identity.order_by("deleted_at", "-created_at"))
     live = [contact for contact in matches if contact.deleted_at is None]
     if live:
         return live[0]
@@ -92,10 +109,10 @@ def contact_find(
     if matches:
         ids = ", ".join(str(contact.pk) for contact in matches)
         raise ContactNotFound(
-            f"Several deleted contacts of tenant {tenant_pk} have that phone number ({ids}); "
+            f"Several deleted contacts of tenant {tenant_pk} have that {what} ({ids}); "
             "choose one with --contact."
         )
-    raise ContactNotFound(f"Tenant {tenant_pk} has no contact with that phone number.")
+    raise ContactNotFound(f"Tenant {tenant_pk} has no contact with that {what}.")
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -210,6 +227,7 @@ def contact_export(*, contact: Contact) -> dict[str, Any]:
             "id": _id(contact.pk),
             "external_id": contact.external_id,
             "phone": contact.phone,
+            "wa_user_id": contact.wa_user_id,
             "name": contact.name,
             "opted_in_at": _iso(contact.opted_in_at),
             "opt_in_source": contact.opt_in_source,
@@ -290,9 +308,11 @@ class ErasureReport:
 def _contact_needs_redaction(contact: Contact) -> bool:
     return bool(
         contact.phone
+        or contact.wa_user_id
         or contact.name
         or contact.external_id
         or contact.phone_lookup is not None
+        or contact.wa_user_lookup is not None
         or contact.erased_at is None
     )
 
@@ -302,7 +322,7 @@ def _messages_with_pii(thread_ids: list[UUID]) -> Any:
     # they hold nothing personal (a WhatsApp id is stored as a keyed hash), and they are what
     # recognises a late redelivery of an erased message as a duplicate.
     return Message.all_objects.filter(thread_id__in=thread_ids).filter(
-        ~Q(text="") | ~Q(metadata={}) | ~Q(error_detail="")
+        ~Q(text="") | ~Q(metadata={}) | ~Q(private_data={}) | ~Q(error_detail="")
     )
 
 
@@ -340,8 +360,9 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
     row, the same order as inbound processing, which locks a thread and may then update its
     contact) and on the contact:
 
-    - the contact's phone, name and external id are emptied and its blind index cleared
-      (`phone_lookup=None`), so a later message from the same number creates a new contact;
+    - the contact's phone, WhatsApp user id, name and external id are emptied and its blind
+      indexes cleared (`phone_lookup=None`, `wa_user_lookup=None`), so a later message from
+      the same number or user id creates a new contact;
       `erasure_requested_at` and `erased_at` are set once (the tombstone keeps consent times);
     - every message of its threads (soft-deleted ones too) gets an empty text, empty metadata
       and an empty provider error detail; unprocessed inbound messages are marked processed
@@ -419,18 +440,22 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
             needs_human=False, handoff_reason="", metadata={}, updated_at=now
         )
         contact.phone = ""
+        contact.wa_user_id = ""
         contact.name = ""
         contact.external_id = ""
         contact.phone_lookup = None
+        contact.wa_user_lookup = None
         contact.erasure_requested_at = contact.erasure_requested_at or now
         contact.erased_at = contact.erased_at or now
         contact.save(
             update_fields=[
                 "phone",
+                "wa_user_id",
                 "name",
                 "name_index",
                 "external_id",
                 "phone_lookup",
+                "wa_user_lookup",
                 "erasure_requested_at",
                 "erased_at",
                 "updated_at",

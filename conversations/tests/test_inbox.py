@@ -40,11 +40,28 @@ def test_the_list_shows_who_waits_first_with_name_snippet_and_unread(tenant, mem
         ("mar", False),
         ("+55 11 98888-7777", True),
         ("+5511988880000", False),
+        ("+55 11 98888-7777 ext 2", False),  # phone-like but not a number: nothing, not all
     ],
 )
 def test_search_by_name_words_and_exact_phone(tenant, member, waiting, query, found):
     page = logged_in(member(tenant, "viewer")).get(INBOX, {"q": query, "status": "all"})
     assert ("Maria da Silva" in page.content.decode()) is found
+
+
+@pytest.mark.django_db
+def test_search_by_whatsapp_user_id(tenant, member, waiting):
+    from core.crypto import wa_user_lookup
+
+    contact = waiting.contact
+    contact.wa_user_id, contact.wa_user_lookup = (
+        "BR.1502576394655843",
+        wa_user_lookup("BR.1502576394655843"),
+    )
+    contact.save()
+    client = logged_in(member(tenant, "viewer"))
+    rows = client.get(INBOX, {"q": "BR.1502576394655843", "status": "all"}).context["rows"]
+    assert [r["thread"].pk for r in rows] == [waiting.pk]
+    assert client.get(INBOX, {"q": "BR.1502576394655844", "status": "all"}).context["rows"] == []
 
 
 @pytest.mark.django_db
@@ -250,6 +267,32 @@ def test_a_location_shows_its_name_and_a_map_link(tenant, member, waiting):
     page = logged_in(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
     html = page.content.decode()
     assert "Academia Centro" in html and "openstreetmap.org/?mlat=-23.5" in html
+
+
+@pytest.mark.django_db
+def test_new_kinds_are_named_in_the_timeline(tenant, member, waiting):
+    # given: a contact card, a reaction, a flow reply, an unsupported message, an echo
+    def message(kind, **fields):
+        return factories.MessageFactory(thread=waiting, kind=kind, text="", **fields)
+
+    message("contacts", private_data={"contacts": [{"name": {"formatted_name": "Diana D"}}]})
+    message("reaction", private_data={"reaction": {"emoji": "👍"}})
+    message("flow_reply", private_data={"flow_reply": {"name": "flow", "response": {"a": 1}}})
+    message("unsupported", metadata={"provider_type": "poll"})
+    factories.MessageFactory(
+        thread=waiting, direction="outbound", sender="business", status="sent", text="On my way"
+    )
+
+    # when
+    page = logged_in(member(tenant, "viewer")).get(reverse("admin:inbox-thread", args=[waiting.pk]))
+
+    # then
+    html = page.content.decode()
+    assert "👤 Diana D" in html
+    assert "Reacted 👍" in html
+    assert "📝 Form answers" in html
+    assert "does not show yet (poll)" in html
+    assert "WhatsApp Business app" in html and "On my way" in html
 
 
 @pytest.mark.django_db

@@ -36,6 +36,10 @@ class Answer:
 
 _INVALID = Answer(valid=False)
 
+# Rules answered by a message's structured content rather than its text: a shared location,
+# a WhatsApp Flow's answers. The runtime stores that content; `check_answer` refuses any text.
+STRUCTURED_RULES = frozenset({"location", "flow_reply"})
+
 
 def _number(text: str, language: str) -> Answer:
     if len(text) > 40 or not _NUMBER.fullmatch(text):
@@ -91,8 +95,12 @@ def check_answer(rule: InputRule, text: str | None, language: str) -> Answer:
       country code is invalid, because the engine cannot know the country;
     - ``date``: ``YYYY-MM-DD`` (or ``YYYY/MM/DD``), or ``dd/mm/yyyy`` (``mm/dd/yyyy`` for US English
       and plain ``en``) with ``/``, ``.`` or ``-``; must be a real calendar date; stored as ISO;
-    - ``{"regex": ...}``: the regex must match the whole text; stored as the text.
+    - ``{"regex": ...}``: the regex must match the whole text; stored as the text;
+    - ``location`` and ``flow_reply`` (STRUCTURED_RULES) take no text: the runtime checks the
+      message's kind and stores its structured content instead.
     """
+    if isinstance(rule, str) and rule in STRUCTURED_RULES:
+        return _INVALID
     answer = (text or "").strip()
     if not answer or len(answer) > MAX_ANSWER_LENGTH:
         return _INVALID

@@ -328,7 +328,9 @@ class RegexRule(_Model):
     regex: Regex
 
 
-InputRuleName = Literal["any", "email", "number", "phone", "date"]
+# `location` and `flow_reply` are answered by a shared location or a WhatsApp Flow's answers
+# (the message's structured content, stored as an object), not by text.
+InputRuleName = Literal["any", "email", "number", "phone", "date", "location", "flow_reply"]
 
 
 def _input_rule_tag(value: Any) -> str | None:
@@ -345,7 +347,8 @@ InputRule = Annotated[
         _input_rule_tag,
         custom_error_type="invalid_input_rule",
         custom_error_message=(
-            'must be "any", "email", "number", "phone", "date" or {"regex": "..."}'
+            'must be "any", "email", "number", "phone", "date", "location", "flow_reply" '
+            'or {"regex": "..."}'
         ),
     ),
 ]

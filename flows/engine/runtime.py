@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .answers import check_answer
+from .answers import STRUCTURED_RULES, check_answer
 from .conditions import evaluate
 from .definition import (
     AINode,
@@ -86,11 +86,16 @@ class EventType:
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """A contact's message: its text (``None`` for media without caption) and, for a button or
-    list reply, the id of the chosen option."""
+    """A contact's message: its text (``None`` for media without caption), for a button or
+    list reply the id of the chosen option, its ``kind`` (``text``, ``location``,
+    ``flow_reply``, ...) and, for a kind with structured content, that content in ``data``
+    (a location: ``latitude``, ``longitude``, ``name``, ``address``; a flow reply: the form's
+    answers as an object)."""
 
     text: str | None
     interactive_id: str | None = None
+    kind: str = "text"
+    data: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -519,6 +524,14 @@ class _Step:
         self.advance(choice.next, from_node=node.id, exit=f"choice:{choice.id}")
 
     def answer_input(self, node: InputNode, inbound: InboundMessage) -> None:
+        if node.validate_ in STRUCTURED_RULES:
+            # The answer is the message's structured content, stored as is (an object).
+            if inbound.kind != node.validate_ or not inbound.data:
+                self.invalid_reply(node)
+                return
+            self.set_variable(node.id, node.save_as, dict(inbound.data))
+            self.advance(node.next, from_node=node.id, exit="next")
+            return
         answer = check_answer(node.validate_, inbound.text, self.definition.language)
         if not answer.valid:
             self.invalid_reply(node)

@@ -114,7 +114,18 @@ def valid_flows(draw: st.DrawFn) -> dict[str, Any]:
                 text=draw(texts),
                 save_as=draw(st.sampled_from(["v0", "v1"])),
                 validate=draw(
-                    st.sampled_from(["any", "email", "number", "phone", "date", {"regex": "\\d+"}])
+                    st.sampled_from(
+                        [
+                            "any",
+                            "email",
+                            "number",
+                            "phone",
+                            "date",
+                            "location",
+                            "flow_reply",
+                            {"regex": "\\d+"},
+                        ]
+                    )
                 ),
                 next=target(i, True),
                 max_retries=draw(st.integers(min_value=0, max_value=2)),
@@ -176,6 +187,17 @@ actions = st.lists(
         st.tuples(st.just("reply"), st.sampled_from(REPLY_POOL)),
         st.tuples(st.just("reply"), st.text(max_size=20)),
         st.tuples(st.just("button"), st.sampled_from(["c0", "c1", "c9", ""])),
+        st.tuples(
+            st.just("structured"),
+            st.sampled_from(
+                [
+                    ("location", {"latitude": 1.5, "longitude": 2.5, "name": "", "address": ""}),
+                    ("flow_reply", {"a": 1, "b": ["x"]}),
+                    ("flow_reply", {}),
+                    ("location", None),
+                ]
+            ),
+        ),
         st.tuples(st.just("timeout"), st.integers(min_value=0, max_value=3)),
         st.tuples(st.just("wait"), st.integers(min_value=0, max_value=200000)),
     ),
@@ -233,6 +255,10 @@ def test_generated_flows_never_raise_and_always_stop(
             result = fire_timeout(definition, state, ctx, state.wait_seq - value)
         elif kind == "button":
             result = resume_session(definition, state, ctx, InboundMessage(None, value))
+        elif kind == "structured":
+            message_kind, data = value
+            inbound = InboundMessage(None, kind=message_kind, data=data)
+            result = resume_session(definition, state, ctx, inbound)
         else:
             result = resume_session(definition, state, ctx, InboundMessage(value))
         check_invariants(definition, result)

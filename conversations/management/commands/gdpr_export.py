@@ -21,12 +21,18 @@ class Command(BaseCommand):
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--contact", help="Contact id (UUID).")
         who.add_argument("--phone", help="Phone number in E.164, e.g. +5511988887777.")
+        who.add_argument(
+            "--wa-user-id", help="WhatsApp business-scoped user id, e.g. US.13491208655302741918."
+        )
         parser.add_argument("--output", help="Write the JSON to this file instead of stdout.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             contact = contact_find(
-                tenant_id=options["tenant"], contact_id=options["contact"], phone=options["phone"]
+                tenant_id=options["tenant"],
+                contact_id=options["contact"],
+                phone=options["phone"],
+                wa_user_id=options["wa_user_id"],
             )
         except ContactNotFound as exc:
             raise CommandError(str(exc)) from exc
