@@ -19,6 +19,7 @@ WIDTH, HEIGHT = 960, 280
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 40
 # Above this many days the two series are lines (bars would be a pixel wide).
 MAX_BAR_DAYS = 62
+MAX_BAR_WIDTH = 40  # a day's bar on a chart of a few days
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
@@ -116,8 +117,8 @@ def messages_chart(rows: Sequence[dict]) -> MessagesChart:
     chart.mode = "bars" if count <= MAX_BAR_DAYS else "lines"
     chart.show_points = chart.mode == "lines" and count <= 120
     slot = plot_width / max(count, 1)
-    gap = slot * 0.25 if count > 1 else slot * 0.4
-    bar_width = (slot - gap) / 2
+    bar_width = min(slot * 0.75 / 2, MAX_BAR_WIDTH)
+    gap = slot - 2 * bar_width  # the space around a day's pair of bars
 
     def y_of(value: int) -> float:
         return chart.baseline - plot_height * value / axis_top
