@@ -13,7 +13,7 @@ platform staff, over a chosen period.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -165,6 +165,6 @@ def _display(stats: dict, now: datetime, *, platform_wide: bool) -> dict[str, An
         "outcome_columns": OUTCOME_COLUMNS,
         "failed_total": sum(row["count"] for row in failed),
         "period_start": stats["since"].date(),
-        "period_end": (stats["until"] - timedelta(seconds=0)).date(),
+        "period_end": stats["until"].astimezone(UTC).date(),
         "show_tenant_column": platform_wide,
     }
