@@ -315,3 +315,51 @@ class ThreadNote(BaseModel):
 
     def __str__(self) -> str:
         return f"Note on {self.thread_id}"
+
+
+class HandoffSource(models.TextChoices):
+    FLOW = "flow", "A flow's handoff node"
+    AGENT = "agent", "A staff takeover"
+
+
+class Handoff(BaseModel):
+    """One wait of a conversation for a human: from the moment it starts waiting
+    (`needs_human` set by a flow's handoff node or a staff takeover) to the first human reply
+    (`first_reply_at`) and to its end (`ended_at`: automation resumed, or the thread closed).
+
+    At most one open (`ended_at` NULL) handoff per thread, enforced by a constraint. Holds no
+    personal data: times, the source and the flow version that handed off. Written only by
+    `conversations.services.handoffs`, under the thread's row lock; read by the dashboard and
+    the stats API (median time to first human reply, the oldest wait in the queue).
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(ChatThread, on_delete=models.CASCADE, related_name="handoffs")
+    source = models.CharField(max_length=10, choices=HandoffSource.choices)
+    flow = models.ForeignKey(
+        "flows.Flow", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=Q(ended_at__isnull=True, deleted_at__isnull=True),
+                name="handoff_one_open_per_thread",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "started_at"], name="handoff_tenant_started_idx"),
+            models.Index(
+                fields=["tenant", "started_at"],
+                condition=Q(ended_at__isnull=True),
+                name="handoff_open_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Handoff ({self.get_source_display().lower()}) {self.started_at:%d %b %H:%M}"

@@ -19,8 +19,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
-from conversations.models import ChatThread, Message
+from conversations.models import ChatThread, HandoffSource, Message
 from conversations.services.consent import contact_opt_in, contact_opt_out
+from conversations.services.handoffs import handoff_start
 from core import metrics
 from flows import ai, selectors
 from flows.engine import (
@@ -448,6 +449,9 @@ class _Runner:
             self.thread.needs_human = True
             self.thread.handoff_reason = str(handoff.data.get("reason") or "")[:500]
             self.thread.save(update_fields=["needs_human", "handoff_reason", "updated_at"])
+            handoff_start(
+                thread=self.thread, source=HandoffSource.FLOW, now=self.now, flow_id=session.flow_id
+            )
         return _replies(result)
 
 

@@ -2,9 +2,10 @@
 
 - `ChataiAdminSite` lets in platform staff and tenant members (`access.has_any_access`), with or
   without `is_staff`; a user who sees no tenant cannot log in.
-- Its index and nav sidebar are ordered for the job: the inbox with the number of
-  conversations waiting for a human first, then conversations, flows, channels, tenants, and
-  the accounts and lockout tables under one "Security" heading last.
+- Its first page is the dashboard (`conversations.admin_dashboard`). Its nav sidebar is
+  ordered for the job: the inbox with the number of conversations waiting for a human first,
+  then conversations, flows, channels, tenants, and the accounts and lockout tables under one
+  "Security" heading last.
 - `TenantScopedAdmin` (and `TenantScopedInline`) narrow every changelist to the tenants the user
   sees, answer 404 for an object of another tenant (exactly as for an id that does not exist),
   and take each permission from the user's role in the object's tenant: a role without the
@@ -114,7 +115,7 @@ def waiting_count(request: HttpRequest) -> int:
 class ChataiAdminSite(admin.AdminSite):
     site_header = "chatai staff"
     site_title = "chatai"
-    index_title = "Inbox and onboarding"
+    index_title = "Dashboard"
     login_form = ChataiAuthenticationForm
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -165,6 +166,13 @@ class ChataiAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and access.has_any_access(request.user))
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        """The first page is the dashboard (`conversations.admin_dashboard`); the sections
+        above are its sidebar."""
+        from conversations.admin_dashboard import dashboard_view  # conversations imports us
+
+        return dashboard_view(request, admin_site=self, extra_context=extra_context)
 
     def add_page(self, route: str, view: Any, name: str) -> None:
         """A page of the site that belongs to no one model (the inbox): served behind the

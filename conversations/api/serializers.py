@@ -157,19 +157,61 @@ class DayCountSerializer(serializers.Serializer):
 
 
 class ThreadCountSerializer(serializers.Serializer):
-    open = serializers.IntegerField()
-    needs_human = serializers.IntegerField()
+    open = serializers.IntegerField(help_text="Open threads, now.")
+    needs_human = serializers.IntegerField(
+        help_text="Open threads waiting for a human, now (the inbox's queue)."
+    )
+    oldest_waiting_since = serializers.DateTimeField(
+        allow_null=True, help_text="When the longest wait in that queue began; null when none."
+    )
+
+
+class MessageTotalsSerializer(serializers.Serializer):
+    inbound = serializers.IntegerField()
+    outbound = serializers.IntegerField()
 
 
 class FlowStatsSerializer(serializers.Serializer):
     flow_id = StrictCharField()
     name = StrictCharField()
-    started = serializers.IntegerField()
-    completed = serializers.IntegerField()
-    handed_off = serializers.IntegerField()
-    expired = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    completion_rate = serializers.FloatField(allow_null=True)
+    started = serializers.IntegerField(help_text="Sessions started in the period.")
+    completed = serializers.IntegerField(
+        help_text="Of those, reached an end of the flow without a handoff."
+    )
+    handed_off = serializers.IntegerField(help_text="Ended in a handoff node.")
+    expired = serializers.IntegerField(help_text="Timed out (the contact went quiet).")
+    failed = serializers.IntegerField(help_text="Stopped by an error.")
+    interrupted = serializers.IntegerField(
+        help_text="Ended by another flow's keyword, an opt-out or a human's takeover."
+    )
+    running = serializers.IntegerField(help_text="Still waiting for the contact's answer.")
+    completion_rate = serializers.FloatField(
+        allow_null=True, help_text="completed / started; null when nothing started."
+    )
+    ai_calls = serializers.IntegerField(help_text="AI node answers in the period.")
+    ai_fallbacks = serializers.IntegerField(help_text="Of those, fell back (the model failed).")
+
+
+class AIStatsSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    fallbacks = serializers.IntegerField()
+
+
+class HandoffStatsSerializer(serializers.Serializer):
+    started = serializers.IntegerField(help_text="Waits for a human that began in the period.")
+    answered = serializers.IntegerField(help_text="Of those, answered by a human.")
+    median_first_reply_seconds = serializers.IntegerField(
+        allow_null=True,
+        help_text="Median time from the start of a wait to the first human reply; "
+        "null when none was answered.",
+    )
+
+
+class FailedSendSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Our code or the provider's error code.")
+    reason = serializers.CharField(help_text="What it means, in words.")
+    count = serializers.IntegerField()
 
 
 class StatsSerializer(serializers.Serializer):
@@ -177,5 +219,9 @@ class StatsSerializer(serializers.Serializer):
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
     messages = DayCountSerializer(many=True)
+    message_totals = MessageTotalsSerializer()
     threads = ThreadCountSerializer()
     flows = FlowStatsSerializer(many=True)
+    ai = AIStatsSerializer()
+    handoffs = HandoffStatsSerializer()
+    failed_sends = FailedSendSerializer(many=True)

@@ -180,7 +180,7 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
 
 
 class StatsView(TenantScopedMixin, APIView):
-    """`/stats/?days=N`: messages per day, open and needs-human threads, and flow outcomes."""
+    """`/stats/?days=N`: the dashboard's numbers (see `conversations.services.stats`)."""
 
     query_serializer_class = StatsQuerySerializer
 

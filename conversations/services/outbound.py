@@ -42,6 +42,7 @@ from conversations.models import (
 )
 from conversations.selectors import thread_tenant_id
 from conversations.services.consent import contact_opt_out
+from conversations.services.handoffs import handoff_first_reply
 from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
@@ -180,6 +181,9 @@ def thread_window_open(*, thread: ChatThread, now: datetime | None = None) -> bo
 def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Message:
     """Queue a staff member's (or API client's) message and send it after commit.
 
+    The first agent message of a handoff records its first reply time
+    (`handoffs.handoff_first_reply`).
+
     Raises ValidationError for an empty or too long text, ContactErasedError for an erased
     contact and OutsideWindowError when the contact's last message is more than 24 hours old
     (nothing is stored then).
@@ -209,6 +213,7 @@ def message_send_agent(*, thread: ChatThread, text: str, user: Any = None) -> Me
         created_at=now,
     )
     ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
+    handoff_first_reply(thread_id=thread.pk, now=now)
     _schedule_send(thread)
     metrics.message_queued(1)
     logger.info(

@@ -25,6 +25,7 @@ from conversations.models import (
     ThreadNote,
     ThreadStatus,
 )
+from conversations.services.handoffs import handoff_end
 from core.crypto import phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
 from tenants.models import Tenant
@@ -439,6 +440,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         _threads_to_close(contact).update(
             needs_human=False, handoff_reason="", metadata={}, updated_at=now
         )
+        handoff_end(thread_ids=thread_ids, now=now)
         contact.phone = ""
         contact.wa_user_id = ""
         contact.name = ""

@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from conversations.models import ChatThread, ThreadNote, ThreadStatus
+from conversations.models import ChatThread, HandoffSource, ThreadNote, ThreadStatus
+from conversations.services.handoffs import handoff_end, handoff_start
 from tenants import access
 from tenants.access import Action
 
@@ -32,6 +33,8 @@ def thread_update(
       interrupted, so resuming later never continues a stale question.
     - `status` must be one of open, closed, archived (else ValidationError, nothing changed).
       Closing also resumes automation unless `needs_human` says otherwise.
+    - The wait for a human is recorded (`conversations.services.handoffs`): a takeover opens a
+      handoff, resuming automation or leaving the open status ends it.
 
     The given instance is refreshed with the stored values.
     """
@@ -46,8 +49,8 @@ def thread_update(
             # Closing ends a handoff (the flow format: automation stays paused "until an
             # agent resumes it or closes the thread"); the contact's next message starts over.
             needs_human = False
+    now = timezone.now()
     if needs_human is not None and needs_human != locked.needs_human:
-        now = timezone.now()
         locked.needs_human = needs_human
         changed.append("needs_human")
         if needs_human:
@@ -58,6 +61,11 @@ def thread_update(
         else:
             locked.handoff_reason = ""
         changed.append("handoff_reason")
+    if locked.needs_human and locked.status == ThreadStatus.OPEN:
+        if "needs_human" in changed or "status" in changed:
+            handoff_start(thread=locked, source=HandoffSource.AGENT, now=now)
+    elif changed:
+        handoff_end(thread_ids=[locked.pk], now=now)
     if changed:
         locked.save(update_fields=[*changed, "updated_at"])
         logger.info(

@@ -1,5 +1,6 @@
-"""The way in, as people meet it: the landing page at `/` and the admin index (the inbox with
-its count first), in Chromium, under the Content-Security-Policy, with no violation."""
+"""The way in, as people meet it: the landing page at `/` and the admin index (the dashboard,
+beside the sections with the inbox and its count first), in Chromium, under the
+Content-Security-Policy, with no violation."""
 
 import re
 
@@ -65,10 +66,12 @@ def test_the_index_leads_with_the_inbox_and_its_count(page: Page, browser_proble
     page.fill("#id_password", "pw-member-123456")
     page.click("input[type=submit]")
 
-    # then: the inbox first, with their tenant's count only, and no security tables
-    modules = page.locator("#content-main .module caption")
+    # then: the dashboard, beside the inbox first, with their tenant's count only, and no
+    # security tables
+    expect(page.locator("#content-main h1")).to_have_text("Dashboard")
+    modules = page.locator("#nav-sidebar .module caption")
     expect(modules).to_have_text(["Inbox", "Conversations", "Flows", "Channels", "Tenants"])
-    badge = page.locator("#content-main .app-inbox .count-badge")
+    badge = page.locator("#nav-sidebar .app-inbox .count-badge")
     expect(badge).to_have_text("2")
     color = badge.evaluate("e => getComputedStyle(e).color")
     assert color == "rgb(255, 255, 255)"
@@ -85,7 +88,7 @@ def test_the_index_leads_with_the_inbox_and_its_count(page: Page, browser_proble
 
 def test_staff_see_security_last(staff_page: Page, browser_problems):
     staff_page.goto("/admin/")
-    modules = staff_page.locator("#content-main .module caption")
+    modules = staff_page.locator("#nav-sidebar .module caption")
     expect(modules).to_have_text(
         ["Inbox", "Conversations", "Flows", "Channels", "Tenants", "Security"]
     )
