@@ -8,6 +8,7 @@ import pytest
 import responses
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from conversations.models import ChatThread, Contact, Message
 from flows.models import Flow, FlowSession, SessionStatus
@@ -298,3 +299,24 @@ def test_an_echoed_photo_keeps_its_attachment(
     (attachment,) = message.attachments.all()
     assert (attachment.provider_media_id, attachment.content_type) == ("media-77", "image/jpeg")
     assert downloads == [str(attachment.pk)]
+
+
+def test_an_echo_answers_a_wait_for_a_human(client, cloud_channel, number_id, no_flow):
+    # given: a conversation a flow handed to a person (an open handoff, not answered yet)
+    from conversations.models import Handoff, HandoffSource
+    from conversations.services.handoffs import handoff_start
+
+    contact = factories.ContactFactory(
+        tenant=cloud_channel.tenant, phone="+919745786257", external_id=""
+    )
+    thread = factories.ThreadFactory(channel=cloud_channel, contact=contact, needs_human=True)
+    handoff_start(thread=thread, source=HandoffSource.FLOW, now=timezone.now())
+
+    # when: someone answers from the WhatsApp Business app
+    payload = cloud_payload("peer/chatwoot_smb_message_echo", number_id)
+    assert post_cloud(client, payload).status_code == 200
+
+    # then: that was the first human reply; the wait is still the flow's
+    handoff = Handoff.objects.get(thread=thread)
+    assert handoff.first_reply_at is not None
+    assert handoff.source == HandoffSource.FLOW and handoff.ended_at is None

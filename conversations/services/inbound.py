@@ -341,6 +341,7 @@ def _stored(channel: ChannelInstance, provider_message_id: str) -> Message | Non
 def _echo_store(*, channel: ChannelInstance, echo: ParsedEcho) -> Message:
     """The work of `message_echo_record`; requires a transaction (it is all undone when the
     insert meets a concurrent duplicate)."""
+    from conversations.services.handoffs import handoff_first_reply
     from conversations.services.threads import thread_update
 
     thread, _ = contact_thread_for_inbound(
@@ -370,6 +371,8 @@ def _echo_store(*, channel: ChannelInstance, echo: ParsedEcho) -> Message:
     if not thread.needs_human:
         thread_update(thread=thread, needs_human=True)
         ChatThread.objects.filter(pk=thread.pk).update(handoff_reason=ECHO_HANDOFF_REASON)
+    # A person answered from the app: the wait for a human (if one was running) is answered.
+    handoff_first_reply(thread_id=thread.pk, now=timezone.now())
     return message
 
 
