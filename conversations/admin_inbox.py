@@ -310,49 +310,59 @@ def _sender(message: Message, contact_label: str) -> str:
 
 
 def _timeline(timeline: inbox.Timeline, contact_label: str = "Contact") -> list[dict[str, Any]]:
-    return [
-        {
+    """What the timeline template shows for each item: a note, or a message with its sender,
+    kind, failure and attachments."""
+    rows = []
+    for item in timeline.items:
+        row: dict[str, Any] = {
             "item": item,
-            "sender": _sender(item.message, contact_label) if item.message is not None else "",
-            "author": (person(item.note.author) or "staff") if item.note is not None else "",
-            "raw_type": (
-                (item.message.metadata or {}).get("provider_type")
-                or (item.message.metadata or {}).get("raw_type")
-                or "unknown"
-            )
-            if item.message is not None
-            else "",
-            "kind_label": _kind_label(item.message.kind) if item.message is not None else "",
-            "summary": _content_summary(item.message) if item.message is not None else "",
-            "choice": (item.message.metadata or {}).get("interactive_id", "")
-            if item.message is not None
-            else "",
             "message": item.message,
             "note": item.note,
             "new_day": item.new_day,
-            "failure": explain(item.message.error_code)
-            if item.message is not None and item.message.status == "failed"
-            else None,
-            "retried": bool((item.message.metadata or {}).get("retried_as"))
-            if item.message is not None
-            else False,
-            "location": (item.message.private_data or {}).get("location")
-            if item.message is not None
-            else None,
-            "attachments": [
-                {
-                    "attachment": a,
-                    "inline": _inline(a.content_type),
-                    "url": _media_url(a),
-                    "filename": (a.metadata or {}).get("filename") or "Document",
-                }
-                for a in item.message.attachments.all()
-            ]
-            if item.message is not None
-            else [],
+            "author": (person(item.note.author) or "staff") if item.note is not None else "",
         }
-        for item in timeline.items
-    ]
+        if item.message is not None:
+            row.update(_message_row(item.message, contact_label))
+        else:
+            row.update(_EMPTY_MESSAGE_ROW)
+        rows.append(row)
+    return rows
+
+
+_EMPTY_MESSAGE_ROW: dict[str, Any] = {
+    "sender": "",
+    "raw_type": "",
+    "kind_label": "",
+    "summary": "",
+    "choice": "",
+    "failure": None,
+    "retried": False,
+    "location": None,
+    "attachments": [],
+}
+
+
+def _message_row(message: Message, contact_label: str) -> dict[str, Any]:
+    metadata = message.metadata or {}
+    return {
+        "sender": _sender(message, contact_label),
+        "raw_type": metadata.get("provider_type") or metadata.get("raw_type") or "unknown",
+        "kind_label": _kind_label(message.kind),
+        "summary": _content_summary(message),
+        "choice": metadata.get("interactive_id", ""),
+        "failure": explain(message.error_code) if message.status == "failed" else None,
+        "retried": bool(metadata.get("retried_as")),
+        "location": (message.private_data or {}).get("location"),
+        "attachments": [
+            {
+                "attachment": a,
+                "inline": _inline(a.content_type),
+                "url": _media_url(a),
+                "filename": (a.metadata or {}).get("filename") or "Document",
+            }
+            for a in message.attachments.all()
+        ],
+    }
 
 
 def _media_url(attachment: MessageAttachment) -> str:
