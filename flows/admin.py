@@ -26,10 +26,10 @@ from django.utils.html import format_html, format_html_join
 from pydantic import ValidationError as PydanticValidationError
 
 from flows import selectors
-from flows.diagram import DiagramUnavailable, flow_layout
+from flows.diagram import DiagramPending, DiagramUnavailable, flow_layout
 from flows.engine import FlowValidationError
 from flows.engine.definition import BranchCase
-from flows.engine.graph import describe_condition
+from flows.engine.graph import describe_condition, node_exits
 from flows.forms import DiagramPeriodForm, FlowUploadForm
 from flows.models import Flow, FlowSession
 from flows.services import flow_create, flow_set_active
@@ -201,20 +201,31 @@ class FlowAdmin(TenantScopedAdmin):
     ):
         extra_context = {
             **(extra_context or {}),
-            **self._diagram_context(request, object_id),
             "show_save": False,
             "show_save_and_continue": False,
             "show_save_and_add_another": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _diagram_context(self, request: HttpRequest, object_id: str) -> dict[str, Any]:
-        """The diagram of the version, with the counts of the chosen period (a bounded number
-        of queries: the version, then two aggregates). Empty for a version not visible here
-        (the change view answers 404 then)."""
-        flow = self.get_object(request, object_id)
-        if flow is None:
-            return {}
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Flow | None = None,
+    ) -> HttpResponse:
+        # Reached after Django's permission checks: the diagram is drawn for people who may
+        # see this version, on GET only.
+        if change and obj is not None and request.method == "GET":
+            context.update(self._diagram_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _diagram_context(self, request: HttpRequest, flow: Flow) -> dict[str, Any]:
+        """The diagram of the version, with the counts of the chosen period, and the same
+        counts as table rows (shown even when the drawing is not available). A bounded number
+        of queries: two aggregates, whatever the history."""
         period = DiagramPeriodForm(request.GET or None)
         days = period.period_days()
         until = timezone.now()
@@ -223,21 +234,40 @@ class FlowAdmin(TenantScopedAdmin):
             definition = selectors.flow_definition_parsed(
                 flow_pk=flow.pk, definition=flow.definition
             )
-            layout = flow_layout(flow_pk=flow.pk, definition=definition)
-        except (FlowValidationError, DiagramUnavailable) as exc:
-            logger.warning(
-                "flow diagram unavailable", extra={"flow": str(flow.pk), "error": str(exc)}
-            )
-            context["diagram_error"] = True
+        except FlowValidationError:
+            context["diagram_error"] = "unreadable"
             return context
         counts = selectors.flow_path_counts(
             flow_pk=flow.pk, since=until - timedelta(days=days), until=until
         )
-        context["diagram"] = {
-            "layout": layout,
-            "nodes": [(node, counts.node(node.id)) for node in layout.nodes],
-            "edges": [(edge, counts.exit(edge.source, edge.key)) for edge in layout.edges],
-        }
+        rows = [
+            (
+                node.id,
+                counts.node(node.id),
+                [
+                    (e.label or "next", e.target, counts.exit(node.id, e.key))
+                    for e in node_exits(node)
+                ],
+            )
+            for node in definition.nodes
+        ]
+        context["diagram"] = {"rows": rows}
+        try:
+            layout = flow_layout(flow_pk=flow.pk, definition=definition)
+        except DiagramPending:
+            context["diagram_error"] = "pending"
+            return context
+        except DiagramUnavailable as exc:
+            logger.warning(
+                "flow diagram unavailable", extra={"flow": str(flow.pk), "error": str(exc)}
+            )
+            context["diagram_error"] = "unavailable"
+            return context
+        context["diagram"].update(
+            layout=layout,
+            nodes=[(node, counts.node(node.id)) for node in layout.nodes],
+            edges=[(edge, counts.exit(edge.source, edge.key)) for edge in layout.edges],
+        )
         return context
 
     # --- read-only displays -------------------------------------------------------------

@@ -37,9 +37,10 @@ from flows.engine.graph import dead_ends, node_exits, unreachable
 
 logger = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1  # bump when the drawing changes, so cached layouts are recomputed
+LAYOUT_VERSION = 2  # bump when the drawing changes, so cached layouts are recomputed
 LAYOUT_CACHE_SECONDS = 7 * 24 * 3600
-DOT_TIMEOUT_SECONDS = 20
+FAILURE_CACHE_SECONDS = 3600  # a version dot could not draw is not tried again for an hour
+DOT_TIMEOUT_SECONDS = 10  # inside a page request (gunicorn's timeout is 30 s)
 
 NODE_WIDTH = 240  # points (1 pt is drawn as 1 SVG unit)
 LINE_HEIGHT = 15
@@ -167,19 +168,24 @@ def _quote(text: str) -> str:
 
 
 def _dot_source(definition: FlowDefinition, lines: dict[str, tuple[str, ...]]) -> str:
+    edges = [(node, exit) for node in definition.nodes for exit in node_exits(node)]
+    large = len(edges) > LABELLED_EDGES_MAX
+    # Past a size, dot's label nodes and curved routing cost tens of seconds (measured: 100
+    # questions with 5 choices, a timeout and an invalid way each, over 20 s); labels placed
+    # after the layout, straight arrows and a short crossing search keep it under a second.
+    fast = ", splines=line, mclimit=0.05, nslimit=1" if large else ""
     out = [
         "digraph flow {",
-        '  graph [rankdir=TB, nodesep=0.35, ranksep=0.55, fontname="Arimo", fontsize=11];',
+        f'  graph [rankdir=TB, nodesep=0.35, ranksep=0.55, fontname="Arimo", fontsize=11{fast}];',
         '  node [shape=box, fixedsize=true, fontname="Arimo", fontsize=12, label=""];',
         '  edge [fontname="Arimo", fontsize=11];',
     ]
     for node in definition.nodes:
         height = HEADER_HEIGHT + LINE_HEIGHT * len(lines[node.id]) + COUNTS_HEIGHT + PADDING
         out.append(f"  {_quote(node.id)} [width={NODE_WIDTH / 72:.3f}, height={height / 72:.3f}];")
-    edges = [(node, exit) for node in definition.nodes for exit in node_exits(node)]
     # A label is a node of its own to dot: exact room, but layout time grows steeply with
     # many crossing arrows. Past a size, labels are placed after the layout (xlabel).
-    attribute = "label" if len(edges) <= LABELLED_EDGES_MAX else "xlabel"
+    attribute = "xlabel" if large else "label"
     for node, exit in edges:
         # The label reserves room for the exit's words and, below them, its count.
         label = "\\n".join(_escape(line) for line in [*_label_lines(exit.label), "0000"])
@@ -261,10 +267,24 @@ def _spline(pos: str, flip: float) -> tuple[str, str]:
 
 
 def compute_layout(definition: FlowDefinition) -> Layout:
-    """Lay ``definition`` out with dot. Raises `DiagramUnavailable` when dot cannot run."""
+    """Lay ``definition`` out with dot. Raises `DiagramUnavailable` when dot cannot run or
+    answers with something we cannot read."""
     texts = {node.id: node_summary(node) for node in definition.nodes}
     lines = {node_id: _wrap(text, TEXT_CHARS, TEXT_LINES) for node_id, text in texts.items()}
     graph = _run_dot(_dot_source(definition, lines))
+    try:
+        return _read_layout(definition, graph, texts, lines)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise DiagramUnavailable(f"unexpected dot output ({type(exc).__name__})") from exc
+
+
+def _read_layout(
+    definition: FlowDefinition,
+    graph: dict,
+    texts: dict[str, str],
+    lines: dict[str, tuple[str, ...]],
+) -> Layout:
+    """The boxes and arrows of dot's JSON answer, in SVG coordinates."""
     x0, y0, x1, y1 = (float(v) for v in graph["bb"].split(","))
     flip = y1
     dead, lost = set(dead_ends(definition)), set(unreachable(definition))
@@ -322,12 +342,31 @@ def compute_layout(definition: FlowDefinition) -> Layout:
     )
 
 
+class DiagramPending(DiagramUnavailable):
+    """Another request is drawing this version right now."""
+
+
 def flow_layout(*, flow_pk: object, definition: FlowDefinition) -> Layout:
-    """The layout of a stored flow version, computed once and cached (versions never change)."""
+    """The layout of a stored flow version, computed once and cached (versions never change).
+
+    One process draws a version at a time (a cache lock: others get `DiagramPending`), and a
+    version dot could not draw is not tried again for `FAILURE_CACHE_SECONDS`
+    (`DiagramUnavailable`), so a page view costs at most one bounded dot run."""
     key = f"flows:layout:{LAYOUT_VERSION}:{flow_pk}"
     found = cache.get(key)
     if isinstance(found, Layout):
         return found
-    layout = compute_layout(definition)
+    if isinstance(found, str):
+        raise DiagramUnavailable(found)
+    lock = f"{key}:drawing"
+    if not cache.add(lock, 1, timeout=DOT_TIMEOUT_SECONDS + 5):
+        raise DiagramPending("being drawn")
+    try:
+        layout = compute_layout(definition)
+    except DiagramUnavailable as exc:
+        cache.set(key, str(exc) or "failed", timeout=FAILURE_CACHE_SECONDS)
+        raise
+    finally:
+        cache.delete(lock)
     cache.set(key, layout, timeout=LAYOUT_CACHE_SECONDS)
     return layout

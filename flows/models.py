@@ -163,8 +163,12 @@ class FlowEvent(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="events")
+    # No single-column indexes: the composite ones below lead with these columns, and this
+    # append-only table is written on every flow step.
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="events", db_index=False)
     session_id = models.UUIDField()
     kind = models.CharField(max_length=12, choices=FlowEventKind.choices)
     node_id = models.CharField(max_length=64)

@@ -356,6 +356,8 @@ def _record_events(session: FlowSession, result: StepResult, now: datetime) -> N
             "chat_thread": str(session.thread_id),
             "node_id": event.data.get("node_id"),
         }
+        if event.data.get("reason") and event.type == EventType.SESSION_INTERRUPTED:
+            extra["reason"] = event.data["reason"]  # keyword, opt_out, agent, paused: no PII
         if event.type == EventType.SESSION_FAILED:
             # The engine's error text names nodes and limits, never message content.
             logger.error("flow session failed", extra={**extra, "error": event.data.get("error")})

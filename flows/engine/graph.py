@@ -56,8 +56,11 @@ _OPERATORS = {
 
 
 def _value(value: object) -> str:
+    """A compared value as people read it: a plain word as is, a text with spaces or
+    punctuation in quotes (so ``"a and y is b"`` never reads as two conditions)."""
     if isinstance(value, str):
-        return value
+        plain = value and all(ch.isalnum() or ch in "-_.@+" for ch in value)
+        return value if plain else json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return ", ".join(_value(item) for item in value)
     return json.dumps(value)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from flows import selectors
-from flows.diagram import Layout, compute_layout, flow_layout
+from flows.diagram import DiagramUnavailable, Layout, compute_layout, flow_layout
 from flows.engine import parse_flow
 from flows.engine.graph import node_exits
 from flows.models import FlowEvent, FlowEventKind, FlowSession, SessionStatus
@@ -282,14 +282,19 @@ def test_the_page_draws_the_version_with_its_counts(client, tenant, twilio_chann
     assert body.count('class="node node--') == 5
     assert 'class="node node--question node--start"' in body
     assert "no reply in 1 min" in body
-    # entered, waiting now, timed out, handed off, dropped out, completed here
+    # entered, waiting now, timed out, handed off, dropped out, completed here, interrupted,
+    # failed
     assert _table(response) == {
-        "ask": [6, 0, 1, 0, 0, 0],
-        "confirm": [3, 1, 0, 0, 1, 0],
-        "done": [1, 0, 0, 0, 0, 1],
-        "human": [2, 0, 0, 2, 0, 0],
-        "bye": [1, 0, 0, 0, 0, 1],
+        "ask": [6, 0, 1, 0, 0, 0, 0, 0],
+        "confirm": [3, 1, 0, 0, 1, 0, 0, 0],
+        "done": [1, 0, 0, 0, 0, 1, 0, 0],
+        "human": [2, 0, 0, 2, 0, 0, 0, 0],
+        "bye": [1, 0, 0, 0, 0, 1, 0, 0],
     }
+    # every box links to its node in the readable view, which answers
+    nodes_url = reverse("admin:flows_flow_nodes", args=[flow.pk])
+    assert f'href="{nodes_url}#node-confirm"' in body
+    assert client.get(nodes_url).status_code == 200
     assert " style=" not in body.split('id="flow-diagram"')[1].split("</section>")[0]
 
 
@@ -313,15 +318,103 @@ def test_another_tenants_version_is_a_404(client, tenant, other_tenant, twilio_c
     assert response.status_code == 404
 
 
-def test_without_dot_the_page_still_answers(client, tenant, twilio_channel, member, monkeypatch):
-    flow = flow_create(tenant=tenant, channel=twilio_channel, definition=COUNTED)
+def test_without_dot_the_page_still_answers_with_the_table(
+    client, tenant, twilio_channel, member, monkeypatch
+):
+    flow = _run_scenario(tenant, twilio_channel)
     monkeypatch.setattr("flows.diagram._dot_program", lambda: "/nonexistent/graphviz-pure")
     client.force_login(member(tenant, "viewer"))
 
     response = client.get(reverse("admin:flows_flow_change", args=[flow.pk]))
 
     assert response.status_code == 200
-    assert "The diagram could not be drawn" in response.content.decode()
+    assert "This version could not be drawn" in response.content.decode()
+    assert _table(response)["ask"][:3] == [6, 0, 1]
+
+
+def test_a_failed_drawing_is_not_tried_again_at_once(
+    client, tenant, twilio_channel, member, monkeypatch
+):
+    flow = flow_create(tenant=tenant, channel=twilio_channel, definition=COUNTED)
+    runs = []
+
+    def failing(source):
+        runs.append(source)
+        raise DiagramUnavailable("TimeoutExpired")
+
+    monkeypatch.setattr("flows.diagram._run_dot", failing)
+    client.force_login(member(tenant, "viewer"))
+    url = reverse("admin:flows_flow_change", args=[flow.pk])
+
+    first, second = client.get(url), client.get(url)
+
+    assert first.status_code == second.status_code == 200
+    assert len(runs) == 1
+
+
+def test_unexpected_dot_output_is_a_failure_not_a_500(
+    client, tenant, twilio_channel, member, monkeypatch
+):
+    flow = flow_create(tenant=tenant, channel=twilio_channel, definition=COUNTED)
+    monkeypatch.setattr(
+        "flows.diagram._run_dot", lambda source: {"bb": "0,0,10,10", "objects": [{}]}
+    )
+    client.force_login(member(tenant, "viewer"))
+
+    response = client.get(reverse("admin:flows_flow_change", args=[flow.pk]))
+
+    assert response.status_code == 200
+    assert "This version could not be drawn" in response.content.decode()
+
+
+def test_while_another_request_draws_the_page_says_so(
+    client, tenant, twilio_channel, member, monkeypatch
+):
+    from django.core.cache import cache
+
+    from flows.diagram import LAYOUT_VERSION
+
+    flow = flow_create(tenant=tenant, channel=twilio_channel, definition=COUNTED)
+    cache.add(f"flows:layout:{LAYOUT_VERSION}:{flow.pk}:drawing", 1, timeout=30)
+    monkeypatch.setattr("flows.diagram._run_dot", lambda source: pytest.fail("dot ran twice"))
+    client.force_login(member(tenant, "viewer"))
+
+    response = client.get(reverse("admin:flows_flow_change", args=[flow.pk]))
+
+    assert "being drawn by another request" in response.content.decode()
+
+
+def test_a_large_dense_flow_is_drawn_within_the_request_budget():
+    """100 questions with five choices, an invalid-reply way and a timeout each (700 arrows):
+    the fast mode (straight arrows, labels placed after the layout) keeps dot well inside
+    its timeout; curved routing with label nodes took over 20 s for this flow."""
+    rng = random.Random(3)
+    nodes = []
+    for index in range(99):
+        choices = [
+            {"id": f"c{j}", "label": f"Choice {j}", "next": f"n{rng.randrange(index + 1, 100)}"}
+            for j in range(5)
+        ]
+        choices[0]["next"] = f"n{index + 1}"
+        nodes.append(
+            {
+                "id": f"n{index}",
+                "type": "question",
+                "text": f"Question {index}?",
+                "choices": choices,
+                "on_invalid": f"n{rng.randrange(0, 100)}",
+                "timeout": {"seconds": 3600, "next": f"n{rng.randrange(0, 100)}"},
+            }
+        )
+    nodes.append({"id": "n99", "type": "end"})
+    definition = parse_flow(
+        {"schema_version": 1, "flow_id": "dense", "name": "Dense", "start": "n0", "nodes": nodes}
+    )
+
+    layout = compute_layout(definition)  # raises DiagramUnavailable past DOT_TIMEOUT_SECONDS
+
+    assert len(layout.nodes) == 100 and len(layout.edges) == 99 * 7
+    assert _boxes_overlap(layout) == []
 
 
 def _history(tenant, flow, thread, sessions: int) -> None:

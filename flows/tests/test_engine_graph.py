@@ -76,9 +76,12 @@ def reply(definition: FlowDefinition, result: StepResult, text: str) -> StepResu
                     },
                 ]
             },
-            "x < 1 or (y is not true and z matches ^a)",
+            'x < 1 or (y is not true and z matches "^a")',
         ),
         ({"not": {"all": [{"var": "a", "op": "lte", "value": 2.5}]}}, "not (a ≤ 2.5)"),
+        ({"var": "x", "op": "eq", "value": "a and y is b"}, 'x is "a and y is b"'),
+        ({"var": "x", "op": "in", "value": ["a, b", "c"]}, 'x is one of "a, b", c'),
+        ({"var": "mail", "op": "eq", "value": "ana@example.com"}, "mail is ana@example.com"),
     ],
 )
 def test_conditions_read_as_plain_language(condition: dict, expected: str) -> None:
