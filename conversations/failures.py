@@ -105,7 +105,8 @@ _KNOWN: dict[str, tuple[str, str, bool]] = {
     "20429": _RATE,
     "21610": (
         "The contact unsubscribed from this number (they sent STOP).",
-        "Only the contact can opt back in.",
+        "Only the contact can opt back in, by sending START (also one of the default opt-in "
+        "keywords).",
         False,
     ),
     "63003": _RECIPIENT,
@@ -177,8 +178,8 @@ _BY_OUTCOME: dict[Outcome, tuple[str, str, bool]] = {
     Outcome.RETRY: _RATE,
     Outcome.OUTSIDE_WINDOW: _WINDOW,
     Outcome.OPT_OUT: (
-        "The contact unsubscribed from this number or blocked it.",
-        "Only the contact can opt back in (by writing to the business again).",
+        "The contact unsubscribed from this number.",
+        "Only the contact can opt back in, by sending one of the tenant's opt-in keywords.",
         False,
     ),
     Outcome.PERMANENT: (

@@ -164,7 +164,8 @@ def test_every_listed_code_has_one_outcome_and_an_explanation():
         ("cloud_api", "131056", Outcome.RETRY),
         ("cloud_api", "130429", Outcome.RETRY),
         ("cloud_api", "131000", Outcome.RETRY),
-        ("cloud_api", "131050", Outcome.OPT_OUT),
+        ("cloud_api", "131050", Outcome.PERMANENT),  # marketing only: consent stays
+        ("twilio", "63014", Outcome.PERMANENT),  # blocked: writing again unblocks
         ("cloud_api", "131005", Outcome.PERMANENT),
         ("cloud_api", "131008", Outcome.PERMANENT),
         ("cloud_api", "131009", Outcome.PERMANENT),
@@ -355,13 +356,15 @@ def test_twilio_unsubscribed_callback_opts_the_contact_out(client, twilio_thread
 
 
 @responses.activate
-def test_cloud_stopped_marketing_answer_opts_the_contact_out(cloud_thread):
+def test_cloud_stopped_marketing_fails_the_message_but_keeps_consent(cloud_thread):
+    """131050 stops marketing templates only: service replies may still go out, so the
+    contact is not opted out (a later "hi" still gets the flow's answer)."""
     responses.post(cloud_url(cloud_thread), json=graph_error(131050), status=400)
     message = store_one(cloud_thread)
     contact = message.thread.contact
     contact.refresh_from_db()
     assert (message.status, message.error_code) == ("failed", "131050")
-    assert (contact.is_opted_out, contact.opt_out_source) == (True, "provider:131050")
+    assert (contact.is_opted_out, contact.opt_out_source) == (False, "")
 
 
 @responses.activate

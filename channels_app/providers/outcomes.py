@@ -51,7 +51,9 @@ OUTCOMES: tuple[ProviderCode, ...] = (
     ProviderCode(_T, "63017", _R, "Rate limit exceeded (account)"),
     ProviderCode(_T, "30001", _R, "Queue overflow"),
     ProviderCode(_T, "21610", _O, "Attempt to send to an unsubscribed recipient"),
-    ProviderCode(_T, "63014", _O, "Channel message blocked by user action (blocked or opted out)"),
+    # Blocked by the user: fails this message only. A contact who writes again has unblocked
+    # the business, so no opt-out is kept that would outlive the block.
+    ProviderCode(_T, "63014", _P, "Channel message blocked by user action (blocked or opted out)"),
     ProviderCode(_T, "63016", _W, "Outside the 24-hour window: a template is needed"),
     ProviderCode(_T, "63003", _P, "The channel could not find the To address"),
     ProviderCode(_T, "63024", _P, "Invalid message recipient"),
@@ -73,7 +75,8 @@ OUTCOMES: tuple[ProviderCode, ...] = (
     ProviderCode(_C, "131000", _R, "Something went wrong (unknown error; Meta: try again)"),
     ProviderCode(_C, "131016", _R, "Service temporarily unavailable"),
     ProviderCode(_C, "133004", _R, "Server temporarily unavailable"),
-    ProviderCode(_C, "131050", _O, "The user stopped marketing messages from the business"),
+    # Marketing only: service replies may still go out, so consent is not revoked.
+    ProviderCode(_C, "131050", _P, "The user stopped marketing messages from the business"),
     ProviderCode(_C, "131047", _W, "Re-engagement message: more than 24 hours since the reply"),
     ProviderCode(_C, "470", _W, "Outside the support window (legacy code of 131047)"),
     ProviderCode(_C, "131026", _P, "Message undeliverable (not on WhatsApp, old client, terms)"),
