@@ -168,35 +168,42 @@ def render(template: str, context: TemplateContext) -> str:
     placeholder outside the allowed namespaces (which validation rejects, so it only reaches
     here from unvalidated input) is left as written.
     """
-    # pieces: (text, True when it is an empty placeholder without fallback)
-    pieces: list[tuple[str, bool]] = []
+    # pieces: (text, kind): "text" of the template, a "value" (or fallback), or "empty" (an
+    # empty placeholder without fallback). Only the template's own text is ever tidied.
+    pieces: list[tuple[str, str]] = []
     position = 0
     for match in _PLACEHOLDER.finditer(template):
-        pieces.append((template[position : match.start()], False))
+        pieces.append((template[position : match.start()], "text"))
         position = match.end()
         placeholder = _parse(match.group(1))
         if not placeholder.valid:
-            pieces.append((match.group(0), False))
+            pieces.append((match.group(0), "text"))
             continue
         value = _value(placeholder.name, context)
         if value.strip():
-            pieces.append((value, False))
+            pieces.append((value, "value"))
         elif placeholder.fallback is not None:
-            pieces.append((placeholder.fallback, False))
+            pieces.append((placeholder.fallback, "value"))
         else:
-            pieces.append(("", True))
-    pieces.append((template[position:], False))
+            pieces.append(("", "empty"))
+    pieces.append((template[position:], "text"))
 
     out = ""
+    protected = 0  # out[:protected] ends with a value: never trimmed
     strip_next = False
-    for index, (text, empty) in enumerate(pieces):
-        if not empty:
+    for index, (text, kind) in enumerate(pieces):
+        if kind == "value":
+            out += text
+            protected = len(out)
+            strip_next = False
+            continue
+        if kind == "text":
             if strip_next and text:
                 text = _strip_after_line_start(text)
                 strip_next = not text  # an empty piece passes the stripping on
             out += text
             continue
-        before = out.rstrip(_SPACES)
+        before = out[:protected] + out[protected:].rstrip(_SPACES)
         if not before or before[-1] in _LINE_END:
             # At the start of the text or a line: what dangles after it goes.
             strip_next = True
@@ -204,6 +211,7 @@ def render(template: str, context: TemplateContext) -> str:
         following = "".join(piece for piece, _ in pieces[index + 1 :])[:1]
         if not following or following in _SPACES + _LINE_END + _PUNCTUATION:
             out = before
-            if out.endswith(",") and (not following or following in _LINE_END + _PUNCTUATION):
+            dangling_comma = out.endswith(",") and len(out) > protected
+            if dangling_comma and (not following or following in _LINE_END + _PUNCTUATION):
                 out = out[:-1]
     return out

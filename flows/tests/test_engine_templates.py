@@ -137,3 +137,20 @@ def test_a_contact_without_a_profile_name_is_greeted_without_a_gap(tenant, twili
 
     # then
     assert replies[0].text == f"Hi! Welcome to {tenant.name}."
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "expected"),
+    [
+        ("{{ contact.name }} {{ vars.a }}", {"a": "?!"}, "?!"),
+        ("{{ contact.name }}\n{{ vars.b }} left", {"b": ":) 3"}, ":) 3 left"),
+        ("{{ vars.a }} {{ contact.name }}!", {"a": "x,"}, "x,!"),
+        ("{{ vars.a }}, {{ contact.name }}.", {"a": "Hi  "}, "Hi  ."),
+    ],
+)
+def test_tidying_never_changes_a_value(template, variables, expected):
+    """Only the template's own text around an empty placeholder is tidied: a value (or a
+    fallback) next to it keeps its punctuation and spaces."""
+    context = TemplateContext(contact_name="", variables=variables)
+
+    assert render(template, context) == expected
