@@ -33,7 +33,7 @@ run: install
 	DEBUG=true $(BIN)/python manage.py migrate --no-input
 	@DEBUG=true ADMIN_USERNAME=$${ADMIN_USERNAME:-admin} ADMIN_PASSWORD=$${ADMIN_PASSWORD:-$$(cat .admin-password)} \
 		$(BIN)/python manage.py bootstrap_admin
-	DEBUG=true $(BIN)/python manage.py seed_demo
+	DEBUG=true $(BIN)/python manage.py seed_demo --history 30
 	@echo ""
 	@echo "  chatai is starting on http://$(HOST):$(PORT)/admin/"
 	@echo "  log in as '$${ADMIN_USERNAME:-admin}' with password: $${ADMIN_PASSWORD:-$$(cat .admin-password)}"

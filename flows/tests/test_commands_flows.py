@@ -257,3 +257,44 @@ def test_seed_demo_refuses_a_channel_of_another_tenant(sandbox, other_tenant):
 
     with pytest.raises(CommandError, match="another tenant"):
         call_command("seed_demo", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_history_plays_past_days_once(sandbox):
+    """Run for real (commits, so tasks run after each message as in `make run`)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.models import Handoff
+    from flows.models import FlowEvent, FlowSession
+
+    # when: three days of history, asked for twice
+    out = StringIO()
+    call_command("seed_demo", "--history", "3", stdout=out)
+    counts = (Message.objects.count(), FlowEvent.objects.count())
+    call_command("seed_demo", "--history", "3", stdout=out)
+
+    # then: past conversations, played through the flow, moved back to their days, once
+    assert "past conversations over 3 days" in out.getvalue()
+    assert "Demo history exists." in out.getvalue()
+    assert (Message.objects.count(), FlowEvent.objects.count()) == counts
+    now = timezone.now()
+    past = ChatThread.objects.filter(created_at__lt=now - timedelta(hours=12))
+    assert past.count() >= 9  # at least 3 contacts a day
+    for thread in past:
+        # every row of a past conversation moved back with it
+        assert not thread.messages.filter(created_at__gt=now - timedelta(hours=1)).exists()
+        sessions = FlowSession.objects.filter(thread=thread)
+        assert not sessions.filter(created_at__gt=now - timedelta(hours=1)).exists()
+        assert not FlowEvent.objects.filter(
+            session_id__in=sessions.values("pk"), created_at__gt=now - timedelta(hours=1)
+        ).exists()
+    answered = Handoff.objects.filter(first_reply_at__isnull=False)
+    assert all(h.first_reply_at > h.started_at for h in answered)
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_refuses_a_bad_number_of_days(sandbox):
+    with pytest.raises(CommandError, match="from 0 to 90"):
+        call_command("seed_demo", "--history", "91")

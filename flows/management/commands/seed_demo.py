@@ -12,6 +12,7 @@ from channels_app.providers.sandbox import sandbox_enabled
 from channels_app.services import channel_create, channel_update
 from conversations.services.inbound import message_receive
 from core.tasks import in_process
+from flows.demo_history import demo_history_seed, history_exists
 from flows.models import Flow
 from flows.services import flow_create
 from tenants.models import Tenant
@@ -90,7 +91,20 @@ class Command(BaseCommand):
         "nothing. Needs the sandbox (DEBUG or SANDBOX_PROVIDER_ENABLED)."
     )
 
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument(
+            "--history",
+            type=int,
+            default=0,
+            metavar="DAYS",
+            help="Also play DAYS days of past contacts through the demo flow (0 to 90), once: "
+            "the dashboard and the flow diagram then have numbers to show.",
+        )
+
     def handle(self, *args: object, **options: object) -> None:
+        history = options.get("history") or 0
+        if not isinstance(history, int) or not 0 <= history <= 90:
+            raise CommandError("--history takes a number of days from 0 to 90.")
         if not sandbox_enabled():
             raise CommandError(
                 "seed_demo needs the sandbox provider: set DEBUG=true or "
@@ -101,6 +115,8 @@ class Command(BaseCommand):
         with in_process():
             channel = self._seed()
             self._seed_conversations(channel)
+            if history:
+                self._seed_history(channel, history)
 
     @transaction.atomic
     def _seed(self) -> ChannelInstance:
@@ -153,6 +169,16 @@ class Command(BaseCommand):
         flow = flow_create(tenant=tenant, channel=channel, definition=definition)
         self.stdout.write(f"Loaded flow {flow.flow_id} v{flow.version} (active).")
         return channel
+
+    def _seed_history(self, channel: ChannelInstance, days: int) -> None:
+        if channel.provider != Provider.SANDBOX:
+            self.stdout.write("The demo channel is not a sandbox channel: no history.")
+            return
+        if history_exists(channel, timezone.now()):
+            self.stdout.write("Demo history exists.")
+            return
+        played = demo_history_seed(channel=channel, days=days)
+        self.stdout.write(f"Played {played} past conversations over {days} days.")
 
     def _seed_conversations(self, channel: ChannelInstance) -> None:
         """Each conversation's messages, received one by one (each commits and is processed
