@@ -105,7 +105,7 @@ def provider_id_pseudonym(value: str) -> str:
 # What may separate the digits of a phone number as people and providers write it.
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # E.164: a country code and subscriber number of at most 15 digits, never starting with 0.
-_E164_DIGITS = re.compile(r"[1-9]\d{0,14}")
+_E164_DIGITS = re.compile(r"[1-9][0-9]{0,14}")  # ASCII digits only: "٢" is no phone digit
 # A WhatsApp business-scoped user id (BSUID): an ISO country code, a period, and up to 128
 # letters and digits (a parent BSUID has `ENT.` after the country code): `US.13491208655302741918`.
 _WA_USER_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")

@@ -320,3 +320,67 @@ def test_an_echo_answers_a_wait_for_a_human(client, cloud_channel, number_id, no
     handoff = Handoff.objects.get(thread=thread)
     assert handoff.first_reply_at is not None
     assert handoff.source == HandoffSource.FLOW and handoff.ended_at is None
+
+
+def test_a_rate_limited_echo_is_never_sent_again(cloud_channel):
+    """Review finding: a `failed` status with a retry code for a business-app echo put it
+    back in the queue, and chatai sent the person's own text a second time."""
+    from channels_app.providers import ParsedEcho, ParsedStatus
+    from conversations.services.inbound import message_echo_record
+    from conversations.services.outbound import message_status_update
+
+    echo, created = message_echo_record(
+        channel=cloud_channel,
+        echo=ParsedEcho(
+            provider_message_id="wamid.ECHO1", to_phone="+5511999990000", text="from the app"
+        ),
+    )
+    assert created
+
+    message_status_update(
+        channel=cloud_channel,
+        status=ParsedStatus(
+            provider_message_id="wamid.ECHO1",
+            status="failed",
+            raw_status="failed",
+            error_code="131056",
+        ),
+    )
+
+    echo.refresh_from_db()
+    assert echo.status != "queued"
+    assert echo.sender == "business"
+
+
+def test_a_closed_conversation_reopened_by_the_contact_while_a_person_has_it_waits(
+    cloud_channel, django_capture_on_commit_callbacks
+):
+    """Review finding: an echo on a closed thread, then the contact's message reopening it,
+    left it waiting for a human with no open wait (the queue had no oldest wait)."""
+    from channels_app.providers import ParsedEcho, ParsedInbound
+    from conversations.models import Handoff
+    from conversations.services.inbound import message_echo_record, message_receive
+    from conversations.services.stats import tenant_stats
+
+    first, _ = message_receive(
+        channel=cloud_channel,
+        inbound=ParsedInbound(provider_message_id="wamid.IN1", from_phone="+5511999990000"),
+    )
+    ChatThread.objects.filter(pk=first.thread_id).update(status="closed")
+    message_echo_record(
+        channel=cloud_channel,
+        echo=ParsedEcho(provider_message_id="wamid.E1", to_phone="+5511999990000", text="hi"),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        message_receive(
+            channel=cloud_channel,
+            inbound=ParsedInbound(
+                provider_message_id="wamid.IN2", from_phone="+5511999990000", text="hello?"
+            ),
+        )
+
+    thread = ChatThread.objects.get(pk=first.thread_id)
+    assert (thread.status, thread.needs_human) == ("open", True)
+    assert Handoff.objects.filter(thread=thread, ended_at__isnull=True).count() == 1
+    assert tenant_stats(tenant=cloud_channel.tenant)["threads"]["oldest_waiting_since"]

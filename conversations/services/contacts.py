@@ -4,7 +4,7 @@ and channel."""
 import logging
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -134,8 +134,11 @@ def _lock_for_merge(
     erasure lock them: thread, then contact), and return them as they are now. Raises
     IntegrityError when either no longer holds the blind index it was found by."""
     ids = [keep_id, gone_id]
+    # FOR NO KEY UPDATE: a concurrent insert of a message only needs KEY SHARE on its thread,
+    # so it never deadlocks against a merge (PostgreSQL; elsewhere a plain lock).
+    no_key = connection.features.has_select_for_no_key_update
     list(
-        ChatThread.objects.select_for_update()
+        ChatThread.objects.select_for_update(no_key=no_key)
         .filter(contact_id__in=ids)
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -162,7 +165,8 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
     `keep` takes `gone`'s name if it has none; `gone` is soft-deleted with its PII and blind
     indexes cleared. Requires a transaction holding both contacts and their threads FOR
     UPDATE (`_lock_for_merge`)."""
-    from conversations.models import Message, ThreadNote
+    from conversations.models import Handoff, HandoffSource, Message, ThreadNote
+    from conversations.services.handoffs import handoff_end, handoff_start
     from flows.models import FlowSession, SessionStatus
 
     now = timezone.now()
@@ -176,19 +180,28 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
         FlowSession.objects.filter(thread=thread, status=SessionStatus.WAITING).update(
             status=SessionStatus.INTERRUPTED, ended_at=now, wait_expires_at=None, updated_at=now
         )
+        # Everything the emptied thread holds about the person follows them, so the kept
+        # contact's export and erasure cover it: flow runs (their answers) and handoffs.
+        FlowSession.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+        if Handoff.objects.filter(thread=target, ended_at__isnull=True).exists():
+            handoff_end(thread_ids=[thread.pk], now=now)
+        Handoff.objects.filter(thread=thread).update(thread=target, updated_at=now)
         times = [t for t in (target.last_activity_at, thread.last_activity_at) if t]
         inbound = [t for t in (target.last_inbound_at, thread.last_inbound_at) if t]
+        needs_human = target.needs_human or thread.needs_human
         ChatThread.objects.filter(pk=target.pk).update(
             last_activity_at=max(times) if times else None,
             last_inbound_at=max(inbound) if inbound else None,
-            needs_human=target.needs_human or thread.needs_human,
+            needs_human=needs_human,
             updated_at=now,
         )
+        if needs_human and target.status == ThreadStatus.OPEN:
+            handoff_start(thread=target, source=HandoffSource.AGENT, now=now)  # if none is open
         ChatThread.objects.filter(pk=thread.pk).update(deleted_at=now, updated_at=now)
     fields = ["updated_at"]
     if gone.opted_out_at and (keep.opted_out_at is None or gone.opted_out_at > keep.opted_out_at):
-        keep.opted_out_at = gone.opted_out_at
-        fields.append("opted_out_at")
+        keep.opted_out_at, keep.opt_out_source = gone.opted_out_at, gone.opt_out_source
+        fields += ["opted_out_at", "opt_out_source"]
     if gone.opted_in_at and (keep.opted_in_at is None or gone.opted_in_at > keep.opted_in_at):
         keep.opted_in_at, keep.opt_in_source = gone.opted_in_at, gone.opt_in_source
         fields += ["opted_in_at", "opt_in_source"]
@@ -197,6 +210,7 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
         fields += ["name", "name_index"]
     gone_user_id, gone_user_lookup = gone.wa_user_id, gone.wa_user_lookup
     Contact.objects.filter(pk=gone.pk).update(
+        external_id="",
         phone="",
         phone_lookup=None,
         wa_user_id="",
@@ -234,7 +248,11 @@ def contact_user_id_change(
     if contact is None or live.filter(wa_user_lookup=new).exists():
         return None
     contact.wa_user_id, contact.wa_user_lookup = normalize_wa_user_id(user_id), new
-    contact.save(update_fields=["wa_user_id", "wa_user_lookup", "updated_at"])
+    try:
+        with transaction.atomic():
+            contact.save(update_fields=["wa_user_id", "wa_user_lookup", "updated_at"])
+    except IntegrityError:
+        return None  # a message from the new id created its contact meanwhile: merged later
     logger.info("contact user id changed", extra={"contact_id": str(contact.pk)})
     return contact
 

@@ -35,6 +35,7 @@ from conversations.models import (
     ChatThread,
     Contact,
     Direction,
+    HandoffSource,
     Message,
     MessageAttachment,
     MessageStatus,
@@ -532,6 +533,12 @@ def _mark_processed(*, thread: ChatThread, messages: Sequence[Message]) -> None:
     if thread.status != ThreadStatus.OPEN:
         thread.status = ThreadStatus.OPEN
         update_fields.append("status")
+        if thread.needs_human:
+            # Reopened while a person has it (e.g. a Business-app reply on a closed thread):
+            # the contact waits for that person again, so the queue shows the wait.
+            from conversations.services.handoffs import handoff_start
+
+            handoff_start(thread=thread, source=HandoffSource.AGENT, now=now)
     if len(update_fields) > 1:
         thread.save(update_fields=update_fields)
 

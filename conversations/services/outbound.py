@@ -433,7 +433,9 @@ def _apply_opt_out(message: Message, *, provider: str, code: str) -> bool:
     transaction that records the failure."""
     if outcome_of(provider=provider, code=code) is not Outcome.OPT_OUT:
         return False
-    contact = Contact.objects.select_for_update().get(pk=message.thread.contact_id)
+    contact = Contact.objects.select_for_update().filter(pk=message.thread.contact_id).first()
+    if contact is None:  # merged into another contact or erased meanwhile
+        return False
     contact_opt_out(contact=contact, source=f"provider:{code}"[:50])
     logger.info(
         "contact opted out by the provider",
@@ -460,6 +462,8 @@ def _requeue_rate_limited(message: Message, *, status: ParsedStatus) -> bool:
         return False
     if message.send_attempts >= MAX_SEND_ATTEMPTS:
         return False
+    if message.sender == Sender.BUSINESS or (message.metadata or {}).get("echo"):
+        return False  # sent from the WhatsApp Business app: chatai never sends it again
     metadata = dict(message.metadata or {})
     replaced = list(metadata.get("replaced_provider_ids") or [])
     replaced.append(provider_id_pseudonym(message.provider_message_id or ""))

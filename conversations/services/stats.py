@@ -17,6 +17,7 @@ from conversations.models import (
     ChatThread,
     Direction,
     Handoff,
+    HandoffSource,
     Message,
     MessageStatus,
     ThreadStatus,
@@ -208,10 +209,14 @@ def _flows(where: dict[str, Any], window: dict[str, Any]) -> list[dict[str, Any]
 
 
 def _handoffs(where: dict[str, Any], since: datetime, now: datetime) -> dict[str, Any]:
-    """Waits that began in the window; the median of their first-reply times is read as the
-    middle row (two for an even count) of the answered ones ordered by that time: a count and
-    one offset query, never every row."""
-    started = Handoff.objects.filter(**where, started_at__gte=since, started_at__lte=now)
+    """Waits that a flow's handoff began in the window; the median of their first-reply
+    times is read as the middle row (two for an even count) of the answered ones ordered by
+    that time: a count and one offset query, never every row. A takeover (staff, the API,
+    a reply from the WhatsApp Business app) is a person already there, not a wait: it would
+    only pull the median towards zero."""
+    started = Handoff.objects.filter(
+        **where, source=HandoffSource.FLOW, started_at__gte=since, started_at__lte=now
+    )
     counts = started.aggregate(
         started=Count("id"), answered=Count("id", filter=Q(first_reply_at__isnull=False))
     )

@@ -221,3 +221,61 @@ def test_api_shows_and_filters_by_user_id(cloud_channel, other_tenant):
         "flow",
     )
     assert Message.objects.count() == 1
+
+
+def test_a_merge_takes_the_runs_and_handoffs_so_erasure_reaches_them(tenant, twilio_channel):
+    """Review finding: the emptied thread kept its flow runs (with the answers) and its
+    open handoff, out of reach of the kept contact's export and erasure."""
+    from django.utils import timezone
+
+    from conversations.models import Handoff
+    from conversations.services.privacy import contact_erase, contact_export
+    from conversations.services.threads import thread_update
+    from flows.models import Flow, FlowSession, SessionStatus
+
+    # given: one person as two contacts, each with a thread on the channel; the user-id one
+    # answered a flow and waits for a person
+    by_phone, _ = contact_get_or_create(tenant=tenant, phone="+919745786257", name="")
+    by_user, _ = contact_get_or_create(tenant=tenant, user_id="IN.2081978709342942", name="Mu")
+    kept = factories.ThreadFactory(channel=twilio_channel, contact=by_phone)
+    emptied = factories.ThreadFactory(channel=twilio_channel, contact=by_user)
+    factories.MessageFactory(thread=emptied, text="two")
+    flow = Flow.objects.create(
+        tenant=tenant, channel=twilio_channel, flow_id="f", version=1, name="F", definition={}
+    )
+    FlowSession.objects.create(
+        tenant=tenant,
+        thread=emptied,
+        flow=flow,
+        status=SessionStatus.COMPLETED,
+        variables={"email": "secret.person@example.org"},
+        ended_at=timezone.now(),
+    )
+    thread_update(thread=emptied, needs_human=True)
+    Contact.objects.filter(pk=by_user.pk).update(
+        opted_out_at=timezone.now(), opt_out_source="provider:21610"
+    )
+
+    # when: a message carries both ids
+    merged, _ = contact_get_or_create(
+        tenant=tenant, phone="+919745786257", user_id="IN.2081978709342942"
+    )
+
+    # then: the run and the open handoff are on the kept thread, the consent with its source
+    assert FlowSession.all_objects.filter(thread=kept).count() == 1
+    assert Handoff.objects.filter(thread=kept, ended_at__isnull=True).count() == 1
+    merged.refresh_from_db()
+    assert merged.opt_out_source == "provider:21610"
+    assert Contact.all_objects.get(pk=by_user.pk).external_id == ""
+    exported = contact_export(contact=merged)
+    assert sum(len(t["flow_sessions"]) for t in exported["threads"]) == 1
+    # and erasing the kept contact leaves nothing of the answers
+    contact_erase(contact=merged)
+    assert _raw_traces(["secret.person@example.org", "IN.2081978709342942"]) == []
+
+
+def test_a_phone_of_non_ascii_digits_is_no_phone():
+    from core.crypto import normalize_phone
+
+    assert normalize_phone("+1٢٢٢٢٢٢٢") == ""
+    assert normalize_phone("+12222222") == "+12222222"
