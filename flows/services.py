@@ -50,6 +50,7 @@ from flows.engine import (
 )
 from flows.engine import InputNode as _InputNode
 from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
+from integrations import events as webhook_events
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -430,6 +431,9 @@ class _Runner:
             self.thread.needs_human = True
             self.thread.handoff_reason = str(handoff.data.get("reason") or "")[:500]
             self.thread.save(update_fields=["needs_human", "handoff_reason", "updated_at"])
+            webhook_events.thread_handoff(self.thread, reason=self.thread.handoff_reason, by="flow")
+        if session.status == SessionStatus.COMPLETED:
+            webhook_events.flow_completed(session)
         return _replies(result)
 
 

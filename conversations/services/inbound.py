@@ -46,6 +46,7 @@ from core.context import tenant_bound
 from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
+from integrations import events as webhook_events
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -127,6 +128,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     from channels_app import tasks as channel_tasks
     from conversations import tasks
 
+    webhook_events.message_received(message)
     enqueue_on_commit(
         tasks.process_thread, str(message.thread_id), tenant_id=str(channel.tenant_id)
     )

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import ChatThread, ThreadNote, ThreadStatus
+from integrations import events as webhook_events
 from tenants import access
 from tenants.access import Action
 
@@ -60,6 +61,10 @@ def thread_update(
         changed.append("handoff_reason")
     if changed:
         locked.save(update_fields=[*changed, "updated_at"])
+        if "needs_human" in changed and locked.needs_human:
+            webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
+        if "status" in changed and locked.status == ThreadStatus.CLOSED:
+            webhook_events.thread_closed(locked)
         logger.info(
             "thread updated",
             extra={
