@@ -34,6 +34,8 @@ from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The resolver (tests replace it: nothing in the tests reaches a DNS server).
+_getaddrinfo = socket.getaddrinfo
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -111,7 +113,7 @@ def url_shape_check(url: str) -> tuple[str, str, int]:
 
 def _resolve(host: str, port: int) -> list[str]:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = _getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeDestination("dns", "The host name does not resolve.") from exc
     addresses: list[str] = []

@@ -249,7 +249,7 @@ def _http() -> requests.Session:
 
 def retry_delay(attempt: int) -> timedelta:
     """The wait after failed attempt number `attempt` (1, 2, ...): 1 min, 2, 4, 8, ... min,
-    at most 2 hours."""
+    at most 2 hours; the last attempt is made 24 hours after the event, then no more."""
     return timedelta(seconds=min(FIRST_RETRY_SECONDS * 2 ** (attempt - 1), MAX_RETRY_SECONDS))
 
 
@@ -399,7 +399,9 @@ def _record(delivery: WebhookDelivery, outcome: _Outcome) -> str:
         endpoint.last_failure_at = now
         endpoint.failing_since = endpoint.failing_since or now
         next_at = now + retry_delay(delivery.attempts)
-        if next_at > delivery.give_up_at:
+        if next_at > delivery.give_up_at and now < delivery.give_up_at:
+            next_at = delivery.give_up_at  # one last attempt at the 24-hour mark
+        if next_at > delivery.give_up_at or now >= delivery.give_up_at:
             delivery.status = DeliveryStatus.FAILED
             delivery.next_attempt_at = None
             result = "failed"
