@@ -184,7 +184,8 @@ def pinned_session() -> Session:
     and certificate settings from the environment."""
     session = Session()
     session.trust_env = False
-    session.max_redirects = 0
+    # Redirects: the caller passes allow_redirects=False (max_redirects=0 would make requests
+    # raise even then, while it computes the next request it does not follow).
     adapter = PinnedAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

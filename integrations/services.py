@@ -324,7 +324,7 @@ def _post(url: str, *, body: bytes, secret: str, event: str, event_id: str) -> _
         outcome.error = "timeout"
     except requests.exceptions.SSLError:
         outcome.error = "tls"
-    except requests.ConnectionError:
+    except (requests.ConnectionError, OSError):
         outcome.error = "connection"
     except Exception as exc:  # noqa: BLE001 - any other failure is a failed attempt
         outcome.error = type(exc).__name__[:64]
