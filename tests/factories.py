@@ -144,7 +144,7 @@ class WebhookEndpointFactory(DjangoModelFactory):
     secret = "whsec_test-secret-for-the-factory"
 
 
-def webhook_with_delivery(tenant, **endpoint_fields):
+def webhook_with_delivery(tenant, delivery_id=None, **endpoint_fields):
     """An endpoint of `tenant` and one failed delivery with one attempt (nothing sent)."""
     from datetime import timedelta
 
@@ -155,6 +155,7 @@ def webhook_with_delivery(tenant, **endpoint_fields):
     endpoint = WebhookEndpointFactory(tenant=tenant, **endpoint_fields)
     now = timezone.now()
     delivery = WebhookDelivery.objects.create(
+        id=delivery_id or uuid.uuid4(),
         tenant=tenant,
         endpoint=endpoint,
         event_id=uuid.uuid4(),

@@ -282,6 +282,8 @@ SPECTACULAR_SETTINGS = {
         "ThreadStatusEnum": "conversations.models.ThreadStatus",
         "MessageStatusEnum": "conversations.models.MessageStatus",
         "InvitationStatusEnum": "tenants.models.InvitationStatus",
+        "WebhookEventEnum": "integrations.models.WebhookEvent",
+        "WebhookDeliveryStatusEnum": "integrations.models.DeliveryStatus",
     },
     # Swagger UI would otherwise send the schema's URL to validator.swagger.io for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
