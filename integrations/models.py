@@ -86,6 +86,9 @@ class WebhookDelivery(BaseModel):
     event = models.CharField(max_length=40, choices=WebhookEvent.choices)
     occurred_at = models.DateTimeField()
     payload = EncryptedJSONField()
+    # The contact the event is about, when it is about one: a contact's erasure empties the
+    # payloads of their deliveries (a message's text is in them).
+    contact_id = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
     status = models.CharField(
         max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )

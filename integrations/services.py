@@ -205,6 +205,9 @@ def event_publish(*, tenant_id: object, event: str, data: EventData) -> int:
             return 0
         with transaction.atomic():
             payload = data() if callable(data) else data
+            contact_id = payload.get("contact_id") or (payload.get("thread") or {}).get(
+                "contact_id"
+            )
             now = timezone.now()
             event_id = uuid.uuid4()
             deliveries = WebhookDelivery.objects.bulk_create(
@@ -216,6 +219,7 @@ def event_publish(*, tenant_id: object, event: str, data: EventData) -> int:
                         event=event,
                         occurred_at=now,
                         payload=payload,
+                        contact_id=contact_id,
                         next_attempt_at=now,
                         give_up_at=now + RETRY_FOR,
                     )
@@ -509,6 +513,18 @@ def delivery_replay(*, delivery: WebhookDelivery) -> WebhookDelivery:
     enqueue_on_commit(tasks.send_webhook, str(locked.pk))
     logger.info("webhook delivery replayed", extra={"delivery_id": str(locked.pk)})
     return locked
+
+
+def webhook_deliveries_erase_contact(*, contact_id: object) -> int:
+    """Empty the payloads of the deliveries about the contact (their `data` may hold a
+    message's text) and give up the pending ones; returns how many were changed. Part of a
+    contact's erasure: call inside its transaction."""
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.filter(contact_id=contact_id)
+    deliveries.filter(status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="contact_erased"
+    )
+    return deliveries.update(payload={}, updated_at=now)
 
 
 def endpoints_switched_off(*, tenant_ids: Iterable[object] | None) -> int:

@@ -738,3 +738,35 @@ def test_the_admin_replays_deliveries(tenant, member):
     assert "1 delivery sent again." in response.content.decode()
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING
+
+
+@pytest.mark.django_db
+def test_erasing_a_contact_empties_the_webhook_bodies_about_them(client, tenant, http):
+    # given: a message received and sent to an endpoint, and one still pending elsewhere
+    from conversations.services.privacy import contact_erase
+
+    factories.TwilioChannelFactory(tenant=tenant, phone_number=NUMBER)
+    webhook_endpoint_create(tenant=tenant, url=HOOK_URL, events=["message.received"])
+    webhook_endpoint_create(tenant=tenant, url=HOOK_URL + "/down", events=["message.received"])
+    http.add(responses.POST, PINNED_URL, status=200)
+    http.add(responses.POST, PINNED_URL + "/down", status=503)
+    other_contact = factories.ThreadFactory(
+        channel=factories.TwilioChannelFactory(tenant=tenant)
+    ).contact
+    event_publish(
+        tenant_id=tenant.pk,
+        event="contact.opted_in",
+        data={"contact_id": str(other_contact.pk)},
+    )  # nobody listens: no delivery
+    inbound(client, "My secret plan", 1)
+    contact = ChatThread.objects.get(channel__phone_number=NUMBER).contact
+    assert {
+        d.payload["data"] if False else d.contact_id for d in WebhookDelivery.objects.all()
+    } == {contact.pk}
+    # when
+    contact_erase(contact=contact)
+    # then: no delivery holds the text any more; the pending one is given up
+    deliveries = list(WebhookDelivery.objects.all())
+    assert [d.payload for d in deliveries] == [{}, {}]
+    assert {d.status for d in deliveries} == {"succeeded", "failed"}
+    assert deliveries_due_send() == {}
