@@ -751,7 +751,7 @@ def test_erasing_a_contact_empties_the_webhook_bodies_about_them(client, tenant,
     http.add(responses.POST, PINNED_URL, status=200)
     http.add(responses.POST, PINNED_URL + "/down", status=503)
     other_contact = factories.ThreadFactory(
-        channel=factories.TwilioChannelFactory(tenant=tenant)
+        channel=factories.TwilioChannelFactory(tenant=tenant, phone_number="+15550009999")
     ).contact
     event_publish(
         tenant_id=tenant.pk,
