@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from integrations.forms import WebhookEndpointForm
@@ -65,6 +66,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     list_select_related = ["tenant"]
     readonly_fields = [
         "health_badge",
+        "deliveries_link",
         "last_success_at",
         "last_failure_at",
         "failing_since",
@@ -85,6 +87,13 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
     def health_badge(self, obj: WebhookEndpoint) -> str:
         return format_html('<span class="{}">{}</span>', _HEALTH_CLASS[obj.health], obj.health)
 
+    @admin.display(description="deliveries")
+    def deliveries_link(self, obj: WebhookEndpoint) -> str:
+        url = reverse("admin:integrations_webhookdelivery_changelist")
+        return format_html(
+            '<a href="{}?endpoint__id__exact={}">Its deliveries and their attempts</a>', url, obj.pk
+        )
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         editable = ["tenant", "url", "description", "events", "is_active"]
         if obj is None:
@@ -102,7 +111,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
         count = access.scope(switched_off, request.user, action=Action.MANAGE).count()
         if not count:
             return ""
-        return f"{count} switched off after a day of failures"
+        return f"{count} switched off"
 
     def change_view(
         self,
@@ -182,7 +191,12 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
         "next_attempt_at",
         "created_at",
     ]
-    list_filter = ["status", "event", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [
+        "status",
+        "event",
+        ("endpoint", admin.RelatedOnlyFieldListFilter),
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["endpoint__url", "=event_id"]
     list_select_related = ["endpoint", "tenant"]
     fields = [
