@@ -139,7 +139,10 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             if name in form.cleaned_data
         }
         if change:
-            webhook_endpoint_update(endpoint=obj, data=data)
+            # `obj` already holds the form's values; the service compares with the stored ones
+            stored = WebhookEndpoint.objects.get(pk=obj.pk)
+            updated = webhook_endpoint_update(endpoint=stored, data=data)
+            obj.__dict__.update(updated.__dict__)
             return
         endpoint, secret = webhook_endpoint_create(tenant=form.cleaned_data["tenant"], **data)
         obj.pk = endpoint.pk

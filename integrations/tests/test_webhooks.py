@@ -768,3 +768,40 @@ def test_erasing_a_contact_empties_the_webhook_bodies_about_them(client, tenant,
     assert [d.payload for d in deliveries] == [{}, {}]
     assert {d.status for d in deliveries} == {"succeeded", "failed"}
     assert deliveries_due_send() == {}
+
+
+@pytest.mark.django_db
+def test_the_admin_changes_an_endpoint_and_switches_it_on_again(tenant, member, dns):
+    endpoint = factories.WebhookEndpointFactory(
+        tenant=tenant,
+        is_active=False,
+        disabled_at="2026-12-01T12:00:00Z",
+        disabled_reason="Switched off: …",
+        failing_since="2026-11-30T12:00:00Z",
+    )
+    client = Client()
+    client.force_login(member(tenant, "owner"))
+    url = reverse("admin:integrations_webhookendpoint_change", args=[endpoint.pk])
+    response = client.post(
+        url,
+        {
+            "url": f"https://{OTHER_HOST}/new",
+            "description": "",
+            "events": ["thread.closed"],
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.url, endpoint.events, endpoint.is_active) == (
+        f"https://{OTHER_HOST}/new",
+        ["thread.closed"],
+        True,
+    )
+    assert (endpoint.disabled_at, endpoint.disabled_reason, endpoint.failing_since) == (
+        None,
+        "",
+        None,
+    )
+    # and the new subscriptions take effect at once
+    assert event_publish(tenant_id=tenant.pk, event="thread.closed", data={}) == 1
