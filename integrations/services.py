@@ -195,7 +195,7 @@ def event_publish(*, tenant_id: object, event: str, data: EventData) -> int:
     commit; returns how many deliveries were recorded.
 
     `data` is the event's `data` object, or a function building it (called only when some
-    endpoint wants the event, so the pipeline pays one indexed query otherwise). Never
+    endpoint wants the event; otherwise the pipeline pays one cache read). Never
     raises: an error is logged (its type only) and the caller carries on. Call inside the
     transaction that makes the event happen: a rollback takes the deliveries with it.
     """

@@ -128,12 +128,12 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     from channels_app import tasks as channel_tasks
     from conversations import tasks
 
-    webhook_events.message_received(message)
     enqueue_on_commit(
         tasks.process_thread, str(message.thread_id), tenant_id=str(channel.tenant_id)
     )
     for attachment in attachments:
         enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    webhook_events.message_received(message)  # after the flow's turn: a receiver never delays it
     metrics.message_received(channel.provider)
     logger.info(
         "inbound message stored",
