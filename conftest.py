@@ -21,6 +21,27 @@ def _clear_caches():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_dns_for_webhooks(monkeypatch):
+    """Webhook URLs resolve through `core.outbound_http._getaddrinfo`: in the tests no name
+    resolves (an address literal does), so no test can reach a DNS server or a tenant's host
+    by accident. The webhook tests install their own table (integrations/tests/conftest.py)."""
+    import ipaddress
+    import socket
+
+    from core import outbound_http
+
+    def refuse(host, port, *args, **kwargs):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "no DNS in the tests") from None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (host, port))]
+
+    monkeypatch.setattr(outbound_http, "_getaddrinfo", refuse)
+
+
 @pytest.fixture
 def tenant(db):
     return factories.TenantFactory()

@@ -12,6 +12,7 @@ from conversations.api import urls as conversation_urls
 from core.api_base import api_not_found
 from core.api_root import ApiRootView
 from flows.api import urls as flow_urls
+from integrations.api import urls as integration_urls
 from tenants.api import urls as tenant_urls
 
 tenant_scoped = [
@@ -20,6 +21,7 @@ tenant_scoped = [
     *flow_urls.tenant_router.urls,
     *conversation_urls.tenant_router.urls,
     *conversation_urls.urlpatterns,
+    *integration_urls.tenant_router.urls,
 ]
 
 urlpatterns = [

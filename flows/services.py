@@ -51,6 +51,7 @@ from flows.engine import (
 )
 from flows.engine import InputNode as _InputNode
 from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
+from integrations import events as webhook_events
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -454,6 +455,9 @@ class _Runner:
             handoff_start(
                 thread=self.thread, source=HandoffSource.FLOW, now=self.now, flow_id=session.flow_id
             )
+            webhook_events.thread_handoff(self.thread, reason=self.thread.handoff_reason, by="flow")
+        if session.status == SessionStatus.COMPLETED and not session.handed_off:
+            webhook_events.flow_completed(session)  # a handoff is not a completion
         return _replies(result)
 
 

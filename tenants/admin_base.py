@@ -77,6 +77,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Conversations", "conversations", ["chatthread", "contact", "message", "messageattachment"]),
     ("Flows", "flows", ["flow", "flowsession"]),
     ("Channels", "channels", ["channelinstance"]),
+    ("Integrations", "integrations", ["webhookendpoint", "webhookdelivery"]),
     (
         "Tenants",
         "tenants",
@@ -88,6 +89,7 @@ _SECTION_OF_APP = {
     "conversations": "Conversations",
     "flows": "Flows",
     "channels_app": "Channels",
+    "integrations": "Integrations",
     "tenants": "Tenants",
 }
 _WAITING_ATTR = "_chatai_waiting_count"
@@ -135,6 +137,10 @@ class ChataiAdminSite(admin.AdminSite):
         for label, app in app_dict.items():
             section = _SECTION_OF_APP.get(label, "Security")
             placed[section].extend(app["models"])
+            for model in app["models"]:
+                # A model admin may say the model needs attention (`app_list_notice`).
+                notice = getattr(self._registry.get(model["model"]), "app_list_notice", None)
+                model["notice"] = notice(request) if notice else ""
         sections = [self._inbox_section(request)]
         for name, css, _ in SECTIONS:
             models = placed[name]

@@ -1,5 +1,7 @@
 """factory-boy factories for the models, built through the same services where it matters."""
 
+import uuid
+
 import factory
 from factory.django import DjangoModelFactory
 
@@ -128,3 +130,45 @@ class MembershipFactory(DjangoModelFactory):
     tenant = factory.SubFactory(TenantFactory)
     user = factory.SubFactory(UserFactory)
     role = "agent"
+
+
+class WebhookEndpointFactory(DjangoModelFactory):
+    """An endpoint made without the services (no URL check, no DNS): for sweeps and fixtures."""
+
+    class Meta:
+        model = "integrations.WebhookEndpoint"
+
+    tenant = factory.SubFactory(TenantFactory)
+    url = "https://hooks.example.com/chatai"
+    events = factory.LazyFunction(lambda: ["message.received"])
+    secret = "whsec_test-secret-for-the-factory"
+
+
+def webhook_with_delivery(tenant, delivery_id=None, **endpoint_fields):
+    """An endpoint of `tenant` and one failed delivery with one attempt (nothing sent)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.models import WebhookAttempt, WebhookDelivery
+
+    endpoint = WebhookEndpointFactory(tenant=tenant, **endpoint_fields)
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.create(
+        id=delivery_id or uuid.uuid4(),
+        tenant=tenant,
+        endpoint=endpoint,
+        event_id=uuid.uuid4(),
+        event="message.received",
+        occurred_at=now,
+        payload={"message": {"id": str(uuid.uuid4())}},
+        status="failed",
+        attempts=1,
+        give_up_at=now + timedelta(hours=24),
+        last_status_code=500,
+        last_error="http_status",
+    )
+    WebhookAttempt.objects.create(
+        tenant=tenant, delivery=delivery, number=1, status_code=500, error="http_status"
+    )
+    return endpoint, delivery

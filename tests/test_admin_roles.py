@@ -40,6 +40,8 @@ TENANT_MODELS = {
     # a thread's page leads to its conversation in the inbox (a redirect, for GET and POST)
     "conversations.chatthread": (VIEW, None, None, None, VIEW),
     "conversations.message": (VIEW, None, None, None, None),
+    "integrations.webhookendpoint": (MANAGE, MANAGE, MANAGE, MANAGE, MANAGE),
+    "integrations.webhookdelivery": (MANAGE, None, None, None, None),
 }
 # Django's own and django-axes' models: superusers only (no member holds their permissions).
 PLATFORM_MODELS = {"auth.user", "auth.group", "axes.accessattempt", "axes.accesslog"}
@@ -102,7 +104,10 @@ def objects(tenant, django_user_model):
     api_key, _ = api_key_create(tenant=tenant, name="crm")
     membership = factories.MembershipFactory(tenant=tenant, role="viewer")
     invitation, _ = invitation_create(tenant=tenant, email="new@example.com", role="agent")
+    webhook, delivery = factories.webhook_with_delivery(tenant)
     return {
+        "integrations.webhookendpoint": webhook,
+        "integrations.webhookdelivery": delivery,
         "tenants.tenantinvitation": invitation,
         "tenants.tenant": tenant,
         "tenants.tenantapikey": api_key,

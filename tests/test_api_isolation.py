@@ -93,6 +93,12 @@ def test_the_sweep_sees_every_resource():
         "member-detail",
         "invitation-list",
         "invitation-detail",
+        "webhook-list",
+        "webhook-detail",
+        "webhook-rotate-secret",
+        "webhook-delivery-list",
+        "webhook-delivery-detail",
+        "webhook-delivery-replay",
     } <= names
     assert all(methods for _, _, methods in ROUTES)
 
@@ -119,7 +125,10 @@ def owned(tenant):
     from tenants.members import invitation_create
 
     invitation, _ = invitation_create(tenant=tenant, email="new@example.com", role="agent")
+    webhook, delivery = factories.webhook_with_delivery(tenant)
     return {
+        "webhook": webhook.pk,
+        "delivery": delivery.pk,
         "member": membership.pk,
         "invitation": invitation.pk,
         "tenant": tenant.pk,
@@ -282,6 +291,17 @@ REQUIRED = {
     ("thread-messages", "get"): VIEW,
     ("thread-messages", "post"): REPLY,
     ("stats", "get"): VIEW,
+    # Webhooks to the tenant's systems are integration settings: owners and keys, not agents
+    # or viewers (the URLs and deliveries say where the tenant's data goes).
+    ("webhook-list", "get"): MANAGE,
+    ("webhook-list", "post"): MANAGE,
+    ("webhook-detail", "get"): MANAGE,
+    ("webhook-detail", "patch"): MANAGE,
+    ("webhook-detail", "delete"): MANAGE,
+    ("webhook-rotate-secret", "post"): MANAGE,
+    ("webhook-delivery-list", "get"): MANAGE,
+    ("webhook-delivery-detail", "get"): MANAGE,
+    ("webhook-delivery-replay", "post"): MANAGE,
 }
 
 

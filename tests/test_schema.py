@@ -67,6 +67,8 @@ IDS = {
     "contact": "3c4d5e6f-7a8b-4c0d-9e2f-3a4b5c6d7e8f",
     "flow": "4d5e6f7a-8b9c-4d1e-8f3a-4b5c6d7e8f9a",
     "key": "5e6f7a8b-9c0d-4e2f-9a4b-5c6d7e8f9a0b",
+    "webhook": "6f7a8b9c-0d1e-4f3a-8b5c-6d7e8f9a0b1c",
+    "delivery": "7a8b9c0d-1e2f-4a4b-9c6d-7e8f9a0b1c2d",
 }
 
 # CI keeps the run bounded; raise these locally to hunt for mismatches, e.g.
@@ -103,6 +105,10 @@ CROSS_FIELD_RULES = {
     # `channel` must be one of the tenant's channels; `definition` must be a valid flow.
     "POST /api/tenants/{tenant}/flows/",
     "POST /api/tenants/{tenant}/flows/validate/",
+    # A webhook `url` must be https on a host that resolves to public addresses (no name
+    # resolves in the tests: the root conftest's resolver refuses them all).
+    "POST /api/tenants/{tenant}/webhooks/",
+    "PATCH /api/tenants/{tenant}/webhooks/{webhook}/",
 }
 
 
@@ -142,6 +148,7 @@ def real_ids(db):
         name="F",
         definition={},
     )
+    factories.webhook_with_delivery(tenant, delivery_id=IDS["delivery"], id=IDS["webhook"])
     api_key, _ = api_key_create(tenant=tenant, name="fuzz")
     TenantAPIKey.objects.filter(pk=api_key.pk).update(id=IDS["key"])
     return IDS

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "channels_app",
     "conversations",
     "flows",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -182,6 +183,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "process-pending": {"task": "conversations.tasks.process_pending", "schedule": 60.0},
     "process-flow-timeouts": {"task": "flows.tasks.process_flow_timeouts", "schedule": 30.0},
+    "send-due-webhooks": {"task": "integrations.tasks.send_due_webhooks", "schedule": 30.0},
 }
 # The sandbox provider (demos: nothing is sent, statuses advance by themselves) works only with
 # DEBUG on or this set; production can neither create nor send through a sandbox channel.
@@ -280,6 +282,8 @@ SPECTACULAR_SETTINGS = {
         "ThreadStatusEnum": "conversations.models.ThreadStatus",
         "MessageStatusEnum": "conversations.models.MessageStatus",
         "InvitationStatusEnum": "tenants.models.InvitationStatus",
+        "WebhookEventEnum": "integrations.models.WebhookEvent",
+        "WebhookDeliveryStatusEnum": "integrations.models.DeliveryStatus",
     },
     # Swagger UI would otherwise send the schema's URL to validator.swagger.io for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
@@ -344,6 +348,9 @@ LLM_PROVIDER = env.str("LLM_PROVIDER", default="none").lower()
 LLM_MODEL = env.str("LLM_MODEL", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
+# Webhooks to tenants' systems go to https URLs on public addresses only, checked at every send
+# (integrations, core.outbound_http); true lifts that for tests and private deployments.
+OUTBOUND_WEBHOOKS_ALLOW_PRIVATE = env.bool("OUTBOUND_WEBHOOKS_ALLOW_PRIVATE", default=False)
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=20.0)
 
 ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")

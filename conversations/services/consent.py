@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from conversations.models import Contact
+from integrations import events as webhook_events
 
 
 def contact_opt_out(*, contact: Contact, source: str) -> Contact:
@@ -14,6 +15,7 @@ def contact_opt_out(*, contact: Contact, source: str) -> Contact:
         contact.opted_out_at = timezone.now()
         contact.opt_out_source = source[:50]
         contact.save(update_fields=["opted_out_at", "opt_out_source", "updated_at"])
+        webhook_events.contact_opted_out(contact, source=contact.opt_out_source)
     return contact
 
 
@@ -23,4 +25,5 @@ def contact_opt_in(*, contact: Contact, source: str) -> Contact:
     contact.opt_in_source = source[:50]
     contact.opted_out_at = None
     contact.save(update_fields=["opted_in_at", "opt_in_source", "opted_out_at", "updated_at"])
+    webhook_events.contact_opted_in(contact, source=contact.opt_in_source)
     return contact

@@ -59,6 +59,7 @@ from core.crypto import (
 )
 from core.tasks import enqueue_on_commit
 from flows.engine import AIAnswerNeeded
+from integrations import events as webhook_events
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -154,6 +155,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     )
     for attachment in attachments:
         enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))
+    webhook_events.message_received(message)  # after the flow's turn: a receiver never delays it
     metrics.message_received(channel.provider)
     logger.info(
         "inbound message stored",

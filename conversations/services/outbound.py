@@ -47,6 +47,7 @@ from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
 from core.tasks import enqueue_on_commit
+from integrations import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ def _fail(message: Message, *, code: str, detail: str) -> None:
     message.error_code = code[:64]
     message.error_detail = detail[:1000]
     message.save(update_fields=["status", "error_code", "error_detail", "metadata", "updated_at"])
+    webhook_events.message_status(message)
 
 
 def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
@@ -397,6 +399,7 @@ def message_deliver(*, message_id: object) -> str:
                 message.save(update_fields=fields)
                 logger.error("provider returned an id already in use", extra=log_extra)
             logger.info("message sent", extra=log_extra)
+            webhook_events.message_status(message)
             if message.provider_message_id:
                 recorded = message
                 transaction.on_commit(lambda: _apply_early_statuses(recorded))
@@ -588,6 +591,8 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
                 fields.add(field)
     if fields:
         message.save(update_fields=[*sorted(fields), "updated_at"])
+        if "status" in fields:
+            webhook_events.message_status(message)
     logger.info(
         "status applied",
         extra={"message_id": str(message.pk), "status": message.status, "changed": bool(fields)},

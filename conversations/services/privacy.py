@@ -28,6 +28,7 @@ from conversations.models import (
 from conversations.services.handoffs import handoff_end
 from core.crypto import phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
+from integrations.services import webhook_deliveries_erase_contact
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -425,6 +426,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         )
         attachments.delete()
         notes.delete()  # what staff wrote about the contact goes with the contact's data
+        webhook_deliveries_erase_contact(contact_id=contact.pk)  # their texts, as sent
         _sessions_to_end(thread_ids).filter(status=SessionStatus.WAITING).update(
             status=SessionStatus.INTERRUPTED,
             ended_at=now,

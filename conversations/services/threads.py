@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.models import ChatThread, HandoffSource, ThreadNote, ThreadStatus
 from conversations.services.handoffs import handoff_end, handoff_start
+from integrations import events as webhook_events
 from tenants import access
 from tenants.access import Action
 
@@ -68,6 +69,10 @@ def thread_update(
         handoff_end(thread_ids=[locked.pk], now=now)
     if changed:
         locked.save(update_fields=[*changed, "updated_at"])
+        if "needs_human" in changed and locked.needs_human:
+            webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
+        if "status" in changed and locked.status == ThreadStatus.CLOSED:
+            webhook_events.thread_closed(locked)
         logger.info(
             "thread updated",
             extra={

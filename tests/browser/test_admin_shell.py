@@ -90,7 +90,7 @@ def test_staff_see_security_last(staff_page: Page, browser_problems):
     staff_page.goto("/admin/")
     modules = staff_page.locator("#nav-sidebar .module caption")
     expect(modules).to_have_text(
-        ["Inbox", "Conversations", "Flows", "Channels", "Tenants", "Security"]
+        ["Inbox", "Conversations", "Flows", "Channels", "Integrations", "Tenants", "Security"]
     )
     staff_page.screenshot(path="/tmp/admin-index-staff.png", full_page=True)
     assert browser_problems.collect(staff_page) == []
