@@ -18,13 +18,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
-from django_prometheus.exports import ExportToDjangoView
+from django.http import HttpRequest
 from prometheus_client import Counter, Histogram
-
-from tenants.access import is_platform_staff
 
 logger = logging.getLogger(__name__)
 
@@ -136,33 +131,14 @@ def webhook_timer(provider: str = "unknown") -> Iterator[dict[str, str]]:
         webhook_observed(timer["provider"], time.perf_counter() - started)
 
 
-# --- The endpoint -----------------------------------------------------------------------------
+# --- The endpoint's token (the view is chatai.views.metrics: staff sessions are a tenants matter)
 
 
-def _authorized(request: HttpRequest) -> bool:
-    if is_platform_staff(getattr(request, "user", None)):
-        return True
+def bearer_token_valid(request: HttpRequest) -> bool:
+    """Whether the request carries `Authorization: Bearer <METRICS_TOKEN>` (constant time)."""
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if not token or scheme.lower() != "bearer" or not presented:
         return False
     return hmac.compare_digest(presented.strip().encode(), token.encode())
-
-
-@never_cache
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition of every metric, for the token holder or staff only."""
-    if not _authorized(request):
-        return JsonResponse(
-            {
-                "error": {
-                    "code": "permission_denied",
-                    "message": "Metrics need a bearer token or a staff session.",
-                    "details": [],
-                }
-            },
-            status=403,
-        )
-    return ExportToDjangoView(request)

@@ -1,31 +1,15 @@
-"""The landing page at `/`, and the liveness and readiness probes."""
+"""The liveness and readiness probes."""
 
 import logging
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_safe
-
-from tenants import access
-from tenants.admin_base import inbox_url
+from django.views.decorators.http import require_GET
 
 logger = logging.getLogger(__name__)
-
-
-@require_safe
-def landing(request: HttpRequest) -> HttpResponse:
-    """What chatai is, and the ways in: the staff admin, the API docs, health. Someone who may
-    use the admin gets a button to the inbox instead of the sign-in. Shows nobody's data."""
-    signed_in = access.has_any_access(request.user)
-    return render(
-        request,
-        "landing.html",
-        {"signed_in": signed_in, "inbox_url": inbox_url() if signed_in else None},
-    )
 
 
 @never_cache
@@ -62,7 +46,7 @@ def _check_cache() -> str:
 def _check_broker() -> str:
     if not settings.CELERY_BROKER_URL:
         return "in-process"
-    from chatai.celery import app
+    from celery import current_app as app
 
     try:
         with app.connection_for_write() as conn:

@@ -1,7 +1,7 @@
 """Who may do what: the one authorization layer of the admin, the API sessions and the API keys.
 
 Every decision about a tenant's data goes through `tenant_visible` / `can` / `scope` here; the
-admin (`tenants.admin_base.TenantScopedAdmin`), the API (`core.api_base.TenantScopedMixin`) and
+admin (`tenants.admin_base.TenantScopedAdmin`), the API (`tenants.api_base.TenantScopedMixin`) and
 the services' callers ask the same question and get the same answer for the same principal.
 
 Principals (`request.user` in both the admin and the API):

@@ -11,9 +11,10 @@ from channels_app.services import (
     channel_platform_settings_changed,
     channel_update,
 )
-from core.api_base import UUID_PATTERN, TenantScopedMixin
+from core.api_base import UUID_PATTERN
 from tenants import access
 from tenants.access import Action
+from tenants.api_base import TenantScopedMixin
 
 
 @extend_schema_view(

@@ -30,10 +30,11 @@ from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
 from conversations.services.threads import thread_update
 from core.api import Conflict
-from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_user
+from core.api_base import UUID_PATTERN, error_response
 from core.pagination import StrictCursorPagination
 from core.query import single_query_params
 from tenants.access import Action
+from tenants.api_base import TenantScopedMixin, request_user
 
 
 @extend_schema_view(

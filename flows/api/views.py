@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import InvalidFlow
-from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, request_user
+from core.api_base import UUID_PATTERN, error_response
 from flows.api.filters import FlowFilter
 from flows.api.serializers import (
     FlowActiveSerializer,
@@ -20,6 +20,7 @@ from flows.api.serializers import (
 from flows.engine import FlowValidationError
 from flows.models import Flow
 from flows.services import flow_create, flow_set_active, flow_validate
+from tenants.api_base import TenantScopedMixin, request_user
 
 _INVALID_FLOW = error_response(
     "400",

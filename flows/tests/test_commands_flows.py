@@ -291,9 +291,11 @@ def test_seed_demo_history_plays_past_days_once(sandbox):
         events = FlowEvent.objects.filter(session_id__in=sessions.values("pk"))
         # A silence expires a day later, which for yesterday's visitors can be minutes ago;
         # everything else happened on the visit's day.
-        assert not events.exclude(kind=FlowEventKind.EXPIRED).filter(
-            created_at__gt=now - timedelta(hours=1)
-        ).exists()
+        assert (
+            not events.exclude(kind=FlowEventKind.EXPIRED)
+            .filter(created_at__gt=now - timedelta(hours=1))
+            .exists()
+        )
         for event in events.filter(kind=FlowEventKind.EXPIRED):
             assert event.created_at >= thread.created_at + STALE_AFTER - timedelta(hours=1)
             assert event.created_at <= now

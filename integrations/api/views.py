@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import Conflict
-from core.api_base import UUID_PATTERN, TenantScopedMixin, error_response, parse_uuid
+from core.api_base import UUID_PATTERN, error_response, parse_uuid
 from integrations.api.serializers import (
     WebhookDeliverySerializer,
     WebhookEndpointCreatedSerializer,
@@ -25,6 +25,7 @@ from integrations.services import (
     webhook_endpoint_update,
 )
 from tenants.access import Action
+from tenants.api_base import TenantScopedMixin
 
 
 @extend_schema_view(

@@ -15,18 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_base import (
-    UUID_PATTERN,
-    HasTenantAccess,
-    IsLoggedIn,
-    IsSessionUser,
-    TenantScopedMixin,
-    error_response,
-    request_api_key,
-    request_user,
-    require,
-    tenant_for_request,
-)
+from core.api_base import UUID_PATTERN, error_response
 from core.context import bind_tenant
 from tenants import access, selectors
 from tenants.access import Action
@@ -43,6 +32,16 @@ from tenants.api.serializers import (
     MemberUpdateSerializer,
     StaffUserSerializer,
     TenantSerializer,
+)
+from tenants.api_base import (
+    HasTenantAccess,
+    IsLoggedIn,
+    IsSessionUser,
+    TenantScopedMixin,
+    request_api_key,
+    request_user,
+    require,
+    tenant_for_request,
 )
 from tenants.api_keys import api_key_create, api_key_revoke
 from tenants.members import (
