@@ -131,10 +131,29 @@ class TenantScopedMixin:
         require(request, self.required_action(request), self.tenant)
 
     def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()  # type: ignore[misc]
+        """The view's rows, always scoped to the tenant: `base_queryset()` filtered by
+        `tenant_field`. Views override `base_queryset` (a selector, joins, order), never this
+        (tests/test_api_isolation.py checks)."""
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
-            return queryset.none()
-        return queryset.filter(**{self.tenant_field: self.tenant})
+            return super().get_queryset().none()  # type: ignore[misc]
+        return self.base_queryset().filter(**{self.tenant_field: self.tenant})
+
+    def base_queryset(self) -> QuerySet:
+        """What the view shows before the tenant scope (default: the class's `queryset`)."""
+        return super().get_queryset()  # type: ignore[misc]
+
+    def tenant_parent(self, queryset: QuerySet, url_kwarg: str) -> Any:
+        """The object a nested route hangs from (the thread of `/threads/{thread}/messages/`):
+        the tenant's own, or a 404 (another tenant's, a deleted one, a malformed id), looked
+        up once per request."""
+        parents = self.__dict__.setdefault("_tenant_parents", {})
+        if url_kwarg not in parents:
+            pk = parse_uuid(self.kwargs.get(url_kwarg))  # type: ignore[attr-defined]
+            found = queryset.filter(tenant=self.tenant, pk=pk).first() if pk else None
+            if found is None:
+                raise exceptions.NotFound()
+            parents[url_kwarg] = found
+        return parents[url_kwarg]
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()  # type: ignore[misc]

@@ -374,3 +374,19 @@ def test_a_member_of_a_switched_off_tenant_sees_it_no_more(tenant, member):
     tenant.is_active = False
     tenant.save()
     assert client.get(url).status_code == 403  # no tenant left: no access at all
+
+
+def test_every_tenant_view_scopes_one_way() -> None:
+    """Tenant views scope through the shared base: they choose rows in `base_queryset` and
+    nested parents with `tenant_parent`, and never replace the scoped `get_queryset`."""
+    from tenants.api_base import TenantScopedMixin
+
+    views = {
+        getattr(entry.callback, "cls", None) or getattr(entry.callback, "view_class", None)
+        for entry, _names in _walk(get_resolver().url_patterns)
+    }
+    scoped = [view for view in views if view and issubclass(view, TenantScopedMixin)]
+    assert len(scoped) >= 8
+    for view in scoped:
+        owner = next(k for k in view.__mro__ if "get_queryset" in vars(k))
+        assert owner is TenantScopedMixin, f"{view.__name__} overrides get_queryset"

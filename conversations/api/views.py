@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -95,9 +96,7 @@ class ThreadViewSet(
     http_method_names = ["get", "patch", "head", "options"]
     write_action = Action.REPLY
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return ChatThread.objects.none()
+    def base_queryset(self) -> QuerySet:
         return selectors.thread_list(tenant=self.tenant)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -140,17 +139,12 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
     pagination_class = MessageCursorPagination
     write_action = Action.REPLY
 
-    def get_thread(self) -> ChatThread:
-        if not hasattr(self, "_thread"):
-            self._thread = generics.get_object_or_404(
-                ChatThread.objects.filter(tenant=self.tenant).select_related("contact"),
-                pk=self.kwargs["thread"],
-            )
-        return self._thread
+    queryset = Message.objects.all()
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return Message.objects.none()
+    def get_thread(self) -> ChatThread:
+        return self.tenant_parent(ChatThread.objects.select_related("contact"), "thread")
+
+    def base_queryset(self) -> QuerySet:
         return selectors.message_list(thread=self.get_thread())
 
     def get_serializer_class(self) -> type:

@@ -2,13 +2,13 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import Conflict
-from core.api_base import UUID_PATTERN, error_response, parse_uuid
+from core.api_base import UUID_PATTERN, error_response
 from integrations.api.serializers import (
     WebhookDeliverySerializer,
     WebhookEndpointCreatedSerializer,
@@ -97,15 +97,12 @@ class WebhookDeliveryViewSet(
     lookup_url_kwarg = "delivery"
     lookup_value_regex = UUID_PATTERN
 
-    def get_queryset(self) -> QuerySet:
-        queryset = super().get_queryset()
-        if getattr(self, "swagger_fake_view", False):
-            return queryset
-        endpoint_id = parse_uuid(self.kwargs.get("webhook"))
-        if not WebhookEndpoint.objects.filter(pk=endpoint_id, tenant=self.tenant).exists():
-            raise exceptions.NotFound()
+    def base_queryset(self) -> QuerySet:
+        endpoint = self.tenant_parent(WebhookEndpoint.objects.all(), "webhook")
         return (
-            queryset.filter(endpoint_id=endpoint_id)
+            super()
+            .base_queryset()
+            .filter(endpoint=endpoint)
             .order_by("-created_at", "-id")
             .prefetch_related(
                 Prefetch("attempt_log", queryset=WebhookAttempt.objects.order_by("number"))

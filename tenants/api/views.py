@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
+from django.db.models import QuerySet
 from django.middleware.csrf import get_token
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -51,7 +52,7 @@ from tenants.members import (
     member_remove,
     member_update,
 )
-from tenants.models import Tenant, TenantInvitation, TenantMembership
+from tenants.models import Tenant, TenantAPIKey, TenantInvitation, TenantMembership
 from tenants.services import tenant_create, tenant_update
 
 # Fields only platform staff may change (403 for owners and keys): they are the platform's
@@ -160,9 +161,9 @@ class APIKeyViewSet(
     lookup_url_kwarg = "key"
     lookup_value_regex = UUID_PATTERN
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return selectors.api_key_list(tenant=None).none()
+    queryset = TenantAPIKey.objects.all()
+
+    def base_queryset(self) -> QuerySet:
         return selectors.api_key_list(tenant=self.tenant)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
