@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,50 +127,73 @@ def _describe(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _pattern_mismatch(error: ErrorDetails, ctx: Mapping[str, Any], loc: Loc) -> str:
+    pattern = str(ctx.get("pattern", ""))
+    return f"{_describe(error['input'])} {_PATTERN_MESSAGES.get(pattern, f'must match {pattern}')}"
+
+
+def _out_of_bounds(error: ErrorDetails, ctx: Mapping[str, Any], loc: Loc) -> str:
+    bounds = {"ge": ">=", "le": "<=", "gt": ">", "lt": "<"}
+    limits = ", ".join(f"{bounds[key]} {ctx[key]}" for key in bounds if key in ctx)
+    return f"must be {limits}, not {_describe(error['input'])}"
+
+
+def _unknown_node_type(error: ErrorDetails, ctx: Mapping[str, Any], loc: Loc) -> str:
+    tag = str(ctx.get("tag", "")).removeprefix("node:")
+    return f"unknown node type {_describe(tag)}: expected one of {', '.join(NODE_TYPES)}"
+
+
+def _missing_node_type(error: ErrorDetails, ctx: Mapping[str, Any], loc: Loc) -> str:
+    if isinstance(error["input"], Mapping):
+        return f'needs a "type": one of {", ".join(NODE_TYPES)}'
+    return f"must be an object, not {_describe(error['input'])}"
+
+
+def _invalid_condition(error: ErrorDetails, ctx: Mapping[str, Any], loc: Loc) -> str:
+    if isinstance(error["input"], Mapping):
+        return error["msg"]
+    return f"must be a condition object, not {_describe(error['input'])}"
+
+
+_Message = Callable[[ErrorDetails, Mapping[str, Any], Loc], str]
+
+
+def _wrong_type(name: str) -> _Message:
+    return lambda error, ctx, loc: f"must be {name}, not {_describe(error['input'])}"
+
+
+# pydantic's error type -> what a person reads (anything else: pydantic's own message).
+_MESSAGES: dict[str, _Message] = {
+    "missing": lambda error, ctx, loc: "is required",
+    "extra_forbidden": lambda error, ctx, loc: (
+        f"unknown key {_describe(loc[-1]) if loc else ''}".rstrip()
+    ),
+    **{kind: _wrong_type(name) for kind, name in _TYPE_NAMES.items()},
+    "string_pattern_mismatch": _pattern_mismatch,
+    "string_too_short": lambda error, ctx, loc: "must not be empty",
+    "string_too_long": lambda error, ctx, loc: f"is longer than {ctx.get('max_length')} characters",
+    "too_short": lambda error, ctx, loc: f"needs at least {ctx.get('min_length')} item(s)",
+    "too_long": lambda error, ctx, loc: f"has more than {ctx.get('max_length')} items",
+    **dict.fromkeys(
+        ("greater_than_equal", "less_than_equal", "greater_than", "less_than"), _out_of_bounds
+    ),
+    "literal_error": lambda error, ctx, loc: (
+        f"must be one of {ctx.get('expected')}, not {_describe(error['input'])}"
+    ),
+    "union_tag_invalid": _unknown_node_type,
+    "union_tag_not_found": _missing_node_type,
+    "invalid_condition": _invalid_condition,
+    "recursion_loop": lambda error, ctx, loc: "is nested too deeply",
+    "recursion_depth_exceeded": lambda error, ctx, loc: "is nested too deeply",
+    "value_error": lambda error, ctx, loc: error["msg"].removeprefix("Value error, "),
+}
+
+
 def _translate(error: ErrorDetails) -> ValidationIssue:
-    kind = error["type"]
-    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    """One pydantic error as a flow author reads it, at its JSON path."""
     loc = _clean_loc(error["loc"])
-    if kind == "missing":
-        message = "is required"
-    elif kind == "extra_forbidden":
-        message = f"unknown key {_describe(loc[-1]) if loc else ''}".rstrip()
-    elif kind in _TYPE_NAMES:
-        message = f"must be {_TYPE_NAMES[kind]}, not {_describe(error['input'])}"
-    elif kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern", ""))
-        message = _PATTERN_MESSAGES.get(pattern, f"must match {pattern}")
-        message = f"{_describe(error['input'])} {message}"
-    elif kind == "string_too_short":
-        message = "must not be empty"
-    elif kind == "string_too_long":
-        message = f"is longer than {ctx.get('max_length')} characters"
-    elif kind == "too_short":
-        message = f"needs at least {ctx.get('min_length')} item(s)"
-    elif kind == "too_long":
-        message = f"has more than {ctx.get('max_length')} items"
-    elif kind in {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
-        bounds = {"ge": ">=", "le": "<=", "gt": ">", "lt": "<"}
-        limits = ", ".join(f"{bounds[key]} {ctx[key]}" for key in bounds if key in ctx)
-        message = f"must be {limits}, not {_describe(error['input'])}"
-    elif kind == "literal_error":
-        message = f"must be one of {ctx.get('expected')}, not {_describe(error['input'])}"
-    elif kind == "union_tag_invalid":
-        tag = str(ctx.get("tag", "")).removeprefix("node:")
-        message = f"unknown node type {_describe(tag)}: expected one of {', '.join(NODE_TYPES)}"
-    elif kind == "union_tag_not_found":
-        if isinstance(error["input"], Mapping):
-            message = f'needs a "type": one of {", ".join(NODE_TYPES)}'
-        else:
-            message = f"must be an object, not {_describe(error['input'])}"
-    elif kind == "invalid_condition" and not isinstance(error["input"], Mapping):
-        message = f"must be a condition object, not {_describe(error['input'])}"
-    elif kind == "recursion_loop" or kind == "recursion_depth_exceeded":
-        message = "is nested too deeply"
-    elif kind == "value_error":
-        message = error["msg"].removeprefix("Value error, ")
-    else:
-        message = error["msg"]
+    build = _MESSAGES.get(error["type"])
+    message = build(error, error.get("ctx") or {}, loc) if build else error["msg"]
     return ValidationIssue(path=format_path(loc), message=message)
 
 
