@@ -38,7 +38,7 @@ def test_the_walk_sees_the_project() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="until the pipeline re-cut and the provider plug-ins (#14) land"
+    strict=True, reason="until #14 lands"
 )
 def test_no_function_is_at_grade_d_or_worse() -> None:
     too_complex = {
