@@ -99,4 +99,6 @@ if __name__ == "__main__":
     build(out_dir, "ack_known_warm", "/api/webhooks/whatsapp", 500, 3_000_000, senders=500)
     build(out_dir, "ack_known", "/api/webhooks/whatsapp", count, 3_000_000, 500, skip=500)
     build(out_dir, "pipeline", "/api/webhooks/whatsapp", count, 2_000_000)
+    # new contacts for the pipeline with a Celery worker (bench/latency.py sends them)
+    build(out_dir, "worker", "/api/webhooks/whatsapp", count, 4_000_000)
     print(f"prepared {count} signed requests per target in {out_dir}")

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # The webhook benchmark (make bench). Loopback only; needs PostgreSQL, Redis and wrk.
 #
-# Three targets, measured in the same run against gunicorn + PostgreSQL (database chatai_bench):
+# Targets, measured in the same run against gunicorn + PostgreSQL (database chatai_bench):
 #   baseline  POST /bench/baseline: parse the form and insert one row (the floor)
 #   ack       POST /api/webhooks/whatsapp with a Redis broker: verify, store, queue the task;
 #             every request from a new contact (contact and thread created)
 #   ack_known the same, from 500 contacts writing in turn (contact and thread found)
 #   pipeline  POST /api/webhooks/whatsapp with in-process tasks: verify, store, run the
 #             fitness flow, send both replies to a local stand-in for Twilio's API
-# Each request is a pre-built Twilio delivery with its own MessageSid and sender.
+#   worker    the pipeline with a Redis broker and a real Celery worker, at a fixed rate
+#             (bench/latency.py): the time from the webhook's answer to the first reply
+#             reaching the stand-in
+# For each: requests per second, latency p50/p99, the server's CPU per request (gunicorn and
+# Celery process trees, from /proc, and PostgreSQL's), and SQL statements per message
+# (counted in-process afterwards, bench/statements.py). Each request is a pre-built Twilio
+# delivery with its own MessageSid and sender.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +29,9 @@ CONNECTIONS=${BENCH_CONNECTIONS:-16}
 THREADS=${BENCH_THREADS:-2}
 WORKERS=${BENCH_WORKERS:-$(( $(nproc) * 2 + 1 ))}
 COUNT=${BENCH_REQUESTS:-40000}       # pre-built requests per target (more than are sent)
+RATE=${BENCH_WORKER_RATE:-20}        # messages a second for the worker target
+CELERY=${CELERY:-.venv/bin/celery}
+POSTMASTER=$(pgrep -o -x postgres || pgrep -o postgres || echo 0)
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -73,10 +82,33 @@ stop_server() {
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 }
 
+start_worker() {
+  CELERY_BROKER_URL="$REDIS" $CELERY -A chatai worker --concurrency "$(nproc)" \
+    --loglevel warning --without-gossip --without-mingle > "$WORK/celery.log" 2>&1 &
+  CELERY_PID=$!
+  PIDS+=($CELERY_PID)
+  sleep 3
+}
+
+stop_worker() {
+  kill "$CELERY_PID"; wait "$CELERY_PID" 2>/dev/null || true
+}
+
+cpu() {  # CPU seconds so far: the app's process trees, then PostgreSQL's
+  echo "$($PY bench/procstat.py "$SERVER" ${CELERY_PID:-}) $($PY bench/procstat.py "$POSTMASTER")"
+}
+
+record_cpu() {  # $1 target, $2 cpu before, $3 cpu after
+  echo "$1 $2 $3" >> "$WORK/cpu.txt"
+}
+
 measure() {  # $1 target, $2 path
+  local before
+  before=$(cpu)
   wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration "${DURATION}s" --timeout 10s \
     -s bench/replay.lua "http://127.0.0.1:$PORT" -- "$WORK/$1.txt" "$2" "$THREADS" \
     | grep '^BENCH ' | sed "s/^BENCH /$1 /" >> "$WORK/results.txt"
+  record_cpu "$1" "$before" "$(cpu)"
 }
 
 echo "gunicorn: $WORKERS sync workers; wrk: $THREADS threads, $CONNECTIONS connections, ${DURATION}s per target"
@@ -91,28 +123,27 @@ stop_server
 start_server ""
 measure pipeline /api/webhooks/whatsapp
 stop_server
+redis-cli -u "$REDIS" flushdb >/dev/null  # the ack targets' tasks: nobody processes them
+start_server "$REDIS"
+start_worker
+before=$(cpu)
+$PY bench/latency.py "http://127.0.0.1:$PORT" /api/webhooks/whatsapp "$WORK/worker.txt" \
+  "$RATE" "$DURATION" "http://127.0.0.1:$STANDIN_PORT" | sed "s/^/worker /" >> "$WORK/latency.txt"
+record_cpu worker "$before" "$(cpu)"
+stop_worker
+stop_server
+CELERY_PID=
 
-$PY - "$WORK/results.txt" "http://127.0.0.1:$STANDIN_PORT" <<'PYEOF'
-import json
-import sys
-import urllib.request
+# SQL statements per message, in-process (wrk never sends the files' last lines)
+for target in ack ack_known; do
+  CELERY_BROKER_URL="$REDIS" $PY bench/statements.py "$target" "$WORK/$target.txt" \
+    /api/webhooks/whatsapp 200 >> "$WORK/statements.txt"
+done
+$PY bench/statements.py pipeline "$WORK/pipeline.txt" /api/webhooks/whatsapp 200 \
+  >> "$WORK/statements.txt"
+redis-cli -u "$REDIS" flushdb >/dev/null
 
-rows = {}
-for line in open(sys.argv[1]):
-    name, data = line.split(" ", 1)
-    rows[name] = json.loads(data)
-base = rows["baseline"]["requests"] / (rows["baseline"]["duration_us"] / 1e6)
-print(f"{'target':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12} {'errors':>7}")
-for name in ("baseline", "ack", "ack_known", "pipeline"):
-    r = rows[name]
-    rps = r["requests"] / (r["duration_us"] / 1e6)
-    errors = r["non_2xx"] + r["socket_errors"]
-    print(f"{name:10} {rps:9.0f} {r['p50_us'] / 1000:8.1f} {r['p99_us'] / 1000:8.1f} "
-          f"{rps / base:11.2f}x {errors:7d}")
-posts = json.load(urllib.request.urlopen(sys.argv[2]))["posts"]
-print(f"provider stand-in received {posts} sends "
-      f"({posts / max(rows['pipeline']['requests'], 1):.2f} per pipeline request)")
-PYEOF
+$PY bench/report.py "$WORK" "http://127.0.0.1:$STANDIN_PORT"
 
 psql "$DATABASE_URL" -qtAc "SELECT 'stored inbound: ' || count(*) FROM conversations_message WHERE direction='inbound'"
 psql "$DATABASE_URL" -qtAc "SELECT 'sent outbound: ' || count(*) FROM conversations_message WHERE direction='outbound' AND status='sent'"

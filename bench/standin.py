@@ -1,6 +1,8 @@
 """A stand-in for Twilio's Messages.json on loopback: answers every POST with 201 and a sid.
 
-Usage: python bench/standin.py PORT   (prints "ready" when listening; counts in /stats)
+Usage: python bench/standin.py PORT   (prints "ready" when listening)
+`GET /` answers the number of sends received; `GET /arrivals` when the first send to each
+recipient (`To`) arrived (wall clock), for the webhook-to-reply latency (bench/latency.py).
 """
 
 import itertools
@@ -8,12 +10,15 @@ import json
 import secrets
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 counter = itertools.count(1)
 run = secrets.token_hex(6)  # sids stay unique across runs against the same database
 lock = threading.Lock()
 received = {"posts": 0}
+first_arrival: dict[str, float] = {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -25,9 +30,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         length = int(self.headers.get("Content-Length", 0) or 0)
-        self.rfile.read(length)
+        arrived = time.time()
+        recipient = parse_qs(self.rfile.read(length).decode()).get("To", [""])[0]
         with lock:
             received["posts"] += 1
+            first_arrival.setdefault(recipient, arrived)
             sid = f"SM{run}{next(counter):020d}"
         body = json.dumps({"sid": sid, "status": "queued"}).encode()
         self.send_response(201)
@@ -37,7 +44,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802
-        body = json.dumps(received).encode()
+        with lock:
+            body = json.dumps(first_arrival if self.path == "/arrivals" else received).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
