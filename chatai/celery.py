@@ -10,10 +10,11 @@ import os
 from celery import Celery
 from celery.signals import worker_init, worker_process_shutdown
 
-from core import prometheus_multiprocess
+from core import broker, prometheus_multiprocess
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatai.settings.production")
 
+broker.use_for_redis_urls()  # one Redis client per channel for publishing
 app = Celery("chatai")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
