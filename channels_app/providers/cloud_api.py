@@ -19,8 +19,10 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 
 from channels_app.providers.base import (
+    API_BASE_URL,
     AmbiguousSendError,
     MediaDownloadError,
     MediaFile,
@@ -33,16 +35,22 @@ from channels_app.providers.base import (
     ParsedUserIdChange,
     PermanentSendError,
     Provider,
+    ProviderField,
     SendResult,
     TransientSendError,
+    WebhookReceiver,
     failed_before_sending,
     numbered_choices,
     read_limited,
     scrub,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
+from channels_app.providers.webhook import bad_request, forbidden
+from channels_app.providers.webhook import logger as webhook_logger
 from core import metrics
+from core.context import tenant_bound
 from core.crypto import normalize_phone, normalize_wa_user_id, provider_id_pseudonym
+from core.storable import clean
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -520,8 +528,174 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     return str(error.get("code") or response.status_code), scrub(str(detail))
 
 
+# Distinct phone numbers a body not signed by the platform may name (tenant-signed bodies).
+MAX_TENANT_SIGNED_NUMBERS = 100
+
+
+def meta_subscription_answer(request: HttpRequest) -> HttpResponse:
+    """Meta's `GET` verification handshake: the challenge back when `hub.verify_token` is
+    META_VERIFY_TOKEN, else a 403."""
+    mode = request.GET.get("hub.mode", "")
+    token = request.GET.get("hub.verify_token", "")
+    challenge = request.GET.get("hub.challenge", "")
+    expected = settings.META_VERIFY_TOKEN
+    if mode == "subscribe" and expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return HttpResponse(challenge, content_type="text/plain")
+    return forbidden("verification token mismatch")
+
+
+def own_secret_covers(
+    channel: ChannelInstance, *, body: bytes, header: str, platform_signed: bool
+) -> bool:
+    """Whether a body's signature covers the channel: its own `app_secret` when it has one
+    (a tenant's own Meta app), else the platform's META_APP_SECRET."""
+    own_secret = (channel.secrets or {}).get("app_secret", "")
+    if own_secret:
+        return signature_valid(body=body, header=header, secret=own_secret)
+    return platform_signed
+
+
 class CloudApiProvider(Provider):
-    name = "cloud_api"
+    code = "cloud_api"
+    name = "WhatsApp Cloud API"
+    short_name = "Cloud API"
+    setup_note = "From Meta's developer dashboard, WhatsApp → API setup."
+    settings_fields = (
+        ProviderField(
+            "phone_number_id",
+            "Phone number ID",
+            "Meta → WhatsApp → API setup: the number's “Phone number ID” (not the number).",
+            required=True,
+        ),
+        ProviderField(
+            "waba_id",
+            "WhatsApp Business Account ID",
+            "Optional; shown next to the phone number ID.",
+        ),
+        API_BASE_URL,
+    )
+    secret_fields = (
+        ProviderField(
+            "access_token",
+            "Access token",
+            "A system user's permanent token with whatsapp_business_messaging.",
+            secret=True,
+            required=True,
+        ),
+        ProviderField(
+            "app_secret",
+            "App secret",
+            "Meta app → Settings → Basic. Checks the signature of Meta's webhooks; leave empty "
+            "when the platform's Meta app sends them.",
+            secret=True,
+        ),
+    )
+
+    def clean(
+        self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
+    ) -> dict[str, str]:
+        """A phone number ID belongs to one channel (the webhooks find channels by it)."""
+        from channels_app.models import ChannelInstance
+
+        taken = ChannelInstance.objects.filter(
+            provider=self.code, phone_number_id=str(settings["phone_number_id"])
+        ).exclude(pk=exclude_pk)
+        if taken.exists():
+            return {"phone_number_id": "Another channel already uses this phone_number_id."}
+        return {}
+
+    # -- webhooks: JSON posts signed with X-Hub-Signature-256 ----------------------------------
+
+    def accepts(self, request: HttpRequest) -> bool:
+        return request.content_type == "application/json"
+
+    def verify_subscription(self, request: HttpRequest) -> HttpResponse | None:
+        return meta_subscription_answer(request)
+
+    def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
+        header = request.headers.get("X-Hub-Signature-256", "")
+        if channel is None:
+            return signature_valid(
+                body=request.body, header=header, secret=settings.META_APP_SECRET
+            )
+        platform_signed = self.verify(request, None)
+        return own_secret_covers(
+            channel, body=request.body, header=header, platform_signed=platform_signed
+        )
+
+    def lookup(self, keys: set[str]) -> dict[str, ChannelInstance]:
+        from channels_app.selectors import channels_by_key
+
+        return channels_by_key(provider=self.code, keys=keys, field="phone_number_id")
+
+    def handle_webhook(self, request: HttpRequest, receiver: WebhookReceiver) -> HttpResponse:
+        """A batch. Each item is handled only for a channel the signature covers: a channel
+        with its own `app_secret` (a tenant's own Meta app) by that secret, the others by
+        META_APP_SECRET. So a tenant who knows its own secret can sign deliveries for its own
+        channels only, whatever else it puts in the body."""
+        header = request.headers.get("X-Hub-Signature-256", "")
+        if not header:
+            return forbidden("missing hub signature")
+        platform_signed = self.verify(request, None)
+        try:
+            payload = clean(json.loads(request.body))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            payload = None
+        if payload is None:
+            if not platform_signed:
+                return forbidden("bad body")
+            return bad_request("body is not JSON, or nested too deeply")
+        ids = phone_number_ids(payload)
+        if not platform_signed and len(ids) > MAX_TENANT_SIGNED_NUMBERS:
+            # Only Meta (the platform's secret) batches many numbers; an unsigned body must
+            # not make us look up as many channels as it likes.
+            return forbidden("hub signature mismatch")
+        channels = self.lookup(ids)
+        # The lines about the whole body carry its tenant when all its known numbers have one;
+        # each item's lines carry the tenant of its own channel (none for an unknown number).
+        tenants = {channel.tenant_id for channel in channels.values()}
+        with tenant_bound(next(iter(tenants)) if len(tenants) == 1 else None):
+            return self._handle_for_channels(
+                request, payload, channels, receiver, platform_signed=platform_signed
+            )
+
+    def _handle_for_channels(
+        self,
+        request: HttpRequest,
+        payload: Any,
+        channels: dict[str, ChannelInstance],
+        receiver: WebhookReceiver,
+        *,
+        platform_signed: bool,
+    ) -> HttpResponse:
+        header = request.headers.get("X-Hub-Signature-256", "")
+        covered = {
+            number_id
+            for number_id, channel in channels.items()
+            if own_secret_covers(
+                channel, body=request.body, header=header, platform_signed=platform_signed
+            )
+        }
+        if not covered and not platform_signed:
+            return forbidden("hub signature mismatch")
+        try:
+            items = parse_payload(payload)
+        except CloudParseError as exc:
+            return bad_request(str(exc))
+        for item in items:
+            channel = channels.get(item.phone_number_id)
+            with tenant_bound(channel.tenant_id if channel else None):
+                if channel is None or not channel.is_active:
+                    webhook_logger.warning("cloud api delivery for an unknown channel skipped")
+                elif item.phone_number_id not in covered:
+                    webhook_logger.warning(
+                        "cloud api delivery not covered by its signature skipped"
+                    )
+                else:
+                    receiver.dispatch(channel, item.item)
+        return HttpResponse("OK", content_type="text/plain")
+
+    # -- sending ---------------------------------------------------------------------------------
 
     def base_url(self, channel: ChannelInstance) -> str:
         override = (channel.settings or {}).get("api_base_url")
@@ -561,7 +735,7 @@ class CloudApiProvider(Provider):
             if response.status_code >= 400:
                 code, detail = _error_of(response)
                 # The outcome table first ("slow down" codes come with a 400 too), then HTTP.
-                listed = outcome_of(provider=self.name, code=code)
+                listed = outcome_of(provider=self.code, code=code)
                 transient = (
                     listed is Outcome.RETRY
                     if listed is not None
