@@ -405,6 +405,7 @@ class Provider(ABC):
         not signed by the platform or a channel the items name. Items of an unknown or
         inactive channel, or a channel the signature does not cover, are logged and counted."""
         from channels_app.providers.webhook import bad_request, forbidden, skipped
+        from core.context import tenant_bound
 
         platform_signed = self.verify(request, None)
         try:
@@ -421,12 +422,13 @@ class Provider(ABC):
             return forbidden(f"{self.code} signature mismatch")
         for key, item in items:
             channel = channels.get(key)
-            if channel is None or not channel.is_active:
-                skipped(self.code, "unknown_channel", "webhook for an unknown channel skipped")
-            elif key not in covered:
-                skipped(self.code, "unsigned", "webhook item not covered by its signature skipped")
-            else:
-                receiver.dispatch(channel, item)
+            with tenant_bound(channel.tenant_id if channel else None):
+                if channel is None or not channel.is_active:
+                    skipped(self.code, "unknown_channel", "webhook for an unknown channel skipped")
+                elif key not in covered:
+                    skipped(self.code, "unsigned", "webhook item not covered by its signature")
+                else:
+                    receiver.dispatch(channel, item)
         return HttpResponse("OK", content_type="text/plain")
 
     # -- sending -------------------------------------------------------------------------------
