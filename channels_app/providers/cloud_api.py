@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -206,24 +207,8 @@ def _parse_message(
         metrics.inbound_skipped("cloud_api", "malformed")
         return None
     raw_type = str(raw.get("type") or "unknown")[:50]
-    system = _dict(raw.get("system"))
-    if raw_type == "system" and system.get("type") == "user_changed_user_id":
-        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
-        current = normalize_wa_user_id(str(system.get("user_id") or ""))
-        if previous and current:
-            return ParsedUserIdChange(
-                provider_message_id=str(raw["id"])[:128],
-                previous_user_id=previous,
-                user_id=current,
-            )
     if raw_type == "system":
-        # e.g. `user_changed_user_id`: about the contact, not a message to show or answer.
-        logger.info(
-            "cloud api webhook: system message skipped",
-            extra={"system_type": str(_dict(raw.get("system")).get("type") or "")[:50]},
-        )
-        metrics.inbound_skipped("cloud_api", "system")
-        return None
+        return _parse_system(raw)
     phone, user_id = sender_identity(
         phone_field=raw.get("from"),
         user_id_field=raw.get("from_user_id") or (user_ids or {}).get(str(raw.get("from"))),
@@ -246,6 +231,27 @@ def _parse_message(
         group_id=str(raw.get("group_id") or "")[:128],
         **parts,
     )
+
+
+def _parse_system(raw: dict[str, Any]) -> ParsedUserIdChange | None:
+    """A system message: a user id change is kept (about the contact, not a message to show
+    or answer); any other is logged and counted."""
+    system = _dict(raw.get("system"))
+    if system.get("type") == "user_changed_user_id":
+        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
+        current = normalize_wa_user_id(str(system.get("user_id") or ""))
+        if previous and current:
+            return ParsedUserIdChange(
+                provider_message_id=str(raw["id"])[:128],
+                previous_user_id=previous,
+                user_id=current,
+            )
+    logger.info(
+        "cloud api webhook: system message skipped",
+        extra={"system_type": str(system.get("type") or "")[:50]},
+    )
+    metrics.inbound_skipped("cloud_api", "system")
+    return None
 
 
 def _parse_echo(raw: Any) -> ParsedEcho | None:
@@ -304,95 +310,129 @@ def _referral(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_body(raw: dict[str, Any], raw_type: str) -> dict[str, Any]:
-    """The kind-specific fields of a message or echo (kind, text, media, location, ...)."""
+    """The kind-specific fields of a message or echo (kind, text, media, location, ...): the
+    parser of its type in BODY_KINDS, `unsupported` for any other type or a body that does
+    not fit its type. An ad referral is kept in the content of any kind."""
     body = raw.get(raw_type) if isinstance(raw.get(raw_type), dict) else {}
     content: dict[str, Any] = {}
     referral = _referral(raw)
     if referral:
         content["referral"] = referral
-    parts: dict[str, Any] = {"raw_type": raw_type, "content": content}
-    if raw_type == "text":
-        return {**parts, "kind": "text", "text": str(body.get("body") or "")}
-    if raw_type in MEDIA_TYPES + ("voice",) and body.get("id"):
-        kind = "audio" if raw_type == "voice" else raw_type  # legacy voice notes are audio
-        media = ParsedMedia(
-            media_type=kind,
-            content_type=str(body.get("mime_type") or ""),
-            provider_media_id=str(body["id"]),
-            filename=str(body.get("filename") or "")[:255],
-            sha256=str(body.get("sha256") or ""),
+    parts: dict[str, Any] = {"raw_type": raw_type, "kind": "unsupported", "content": content}
+    parser = BODY_KINDS.get(raw_type)
+    found = parser(raw, body, raw_type) if parser is not None else None
+    if not found:
+        return parts
+    return {**parts, **found, "content": {**content, **found.get("content", {})}}
+
+
+# -- the message kinds: each parser takes (message, its body, its type) and returns the
+# fields of its kind, or None when the body does not fit (the message is `unsupported`).
+
+BodyParts = dict[str, Any] | None
+
+
+def _text_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    return {"kind": "text", "text": str(body.get("body") or "")}
+
+
+def _media_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    if not body.get("id"):
+        return None
+    kind = "audio" if raw_type == "voice" else raw_type  # legacy voice notes are audio
+    media = ParsedMedia(
+        media_type=kind,
+        content_type=str(body.get("mime_type") or ""),
+        provider_media_id=str(body["id"]),
+        filename=str(body.get("filename") or "")[:255],
+        sha256=str(body.get("sha256") or ""),
+    )
+    return {"kind": kind, "text": str(body.get("caption") or ""), "media": (media,)}
+
+
+def _location_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    try:
+        location = ParsedLocation(
+            latitude=float(body["latitude"]),
+            longitude=float(body["longitude"]),
+            name=str(body.get("name") or "")[:500],
+            address=str(body.get("address") or "")[:1000],
         )
-        return {**parts, "kind": kind, "text": str(body.get("caption") or ""), "media": (media,)}
-    if raw_type == "location":
-        try:
-            location = ParsedLocation(
-                latitude=float(body["latitude"]),
-                longitude=float(body["longitude"]),
-                name=str(body.get("name") or "")[:500],
-                address=str(body.get("address") or "")[:1000],
-            )
-        except (KeyError, TypeError, ValueError):
-            return {**parts, "kind": "unsupported"}
-        if not (abs(location.latitude) <= 90 and abs(location.longitude) <= 180):
-            return {**parts, "kind": "unsupported"}
-        return {**parts, "kind": "location", "location": location}
-    if raw_type == "contacts":
-        cards = [card for card in _list(raw.get("contacts")) if isinstance(card, dict)]
-        cards = _bounded(cards[:MAX_CARDS])
-        if not cards:
-            return {**parts, "kind": "unsupported"}
-        return {**parts, "kind": "contacts", "content": {**content, "contacts": cards}}
-    if raw_type == "reaction":
-        emoji = str(body.get("emoji") or "")[:32]
-        reaction = {"emoji": emoji}
-        if body.get("message_id"):
-            reaction["message_id"] = provider_id_pseudonym(str(body["message_id"])[:128])
-        return {**parts, "kind": "reaction", "content": {**content, "reaction": reaction}}
-    if raw_type == "order":
-        items = [
-            {
-                key: item[key]
-                for key in ("product_retailer_id", "quantity", "item_price", "currency")
-                if isinstance(item, dict) and key in item
-            }
-            for item in _list(body.get("product_items"))[:100]
-        ]
-        order = {"catalog_id": str(body.get("catalog_id") or ""), "product_items": items}
-        return {
-            **parts,
-            "kind": "order",
-            "text": str(body.get("text") or ""),
-            "content": {**content, "order": _bounded(order) or {}},
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (abs(location.latitude) <= 90 and abs(location.longitude) <= 180):
+        return None
+    return {"kind": "location", "location": location}
+
+
+def _contacts_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    cards = [card for card in _list(raw.get("contacts")) if isinstance(card, dict)]
+    cards = _bounded(cards[:MAX_CARDS])
+    if not cards:
+        return None
+    return {"kind": "contacts", "content": {"contacts": cards}}
+
+
+def _reaction_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    reaction = {"emoji": str(body.get("emoji") or "")[:32]}
+    if body.get("message_id"):
+        reaction["message_id"] = provider_id_pseudonym(str(body["message_id"])[:128])
+    return {"kind": "reaction", "content": {"reaction": reaction}}
+
+
+def _order_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    items = [
+        {
+            key: item[key]
+            for key in ("product_retailer_id", "quantity", "item_price", "currency")
+            if isinstance(item, dict) and key in item
         }
-    if raw_type == "interactive":
-        reply_type = str(body.get("type") or "")
-        reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
-        if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
-            return {
-                **parts,
-                "kind": "interactive",
-                "text": str(reply.get("title") or ""),
-                "interactive_id": str(reply["id"])[:256],
-                "raw_type": f"interactive.{reply_type}",
-            }
-        if reply_type == "nfm_reply" and reply is not None:
-            return {
-                **parts,
-                "kind": "flow_reply",
-                "text": str(reply.get("body") or ""),
-                "raw_type": "interactive.nfm_reply",
-                "content": {**content, "flow_reply": _flow_reply(reply)},
-            }
-        return {**parts, "kind": "unsupported", "raw_type": "interactive"}
-    if raw_type == "button":
-        payload = str(body.get("payload") or body.get("text") or "")
+        for item in _list(body.get("product_items"))[:100]
+    ]
+    order = {"catalog_id": str(body.get("catalog_id") or ""), "product_items": items}
+    return {
+        "kind": "order",
+        "text": str(body.get("text") or ""),
+        "content": {"order": _bounded(order) or {}},
+    }
+
+
+def _interactive_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    """A reply button or list row (by its id), or a WhatsApp Flow's answers (`nfm_reply`)."""
+    reply_type = str(body.get("type") or "")
+    reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
+    if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
         return {
-            **parts,
-            "kind": "button",
-            "text": str(body.get("text") or ""),
-            "interactive_id": payload[:256],
+            "kind": "interactive",
+            "text": str(reply.get("title") or ""),
+            "interactive_id": str(reply["id"])[:256],
+            "raw_type": f"interactive.{reply_type}",
         }
-    return {**parts, "kind": "unsupported"}
+    if reply_type == "nfm_reply" and reply is not None:
+        return {
+            "kind": "flow_reply",
+            "text": str(reply.get("body") or ""),
+            "raw_type": "interactive.nfm_reply",
+            "content": {"flow_reply": _flow_reply(reply)},
+        }
+    return None
+
+
+def _button_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    payload = str(body.get("payload") or body.get("text") or "")
+    return {"kind": "button", "text": str(body.get("text") or ""), "interactive_id": payload[:256]}
+
+
+BODY_KINDS: dict[str, Callable[[dict[str, Any], dict[str, Any], str], BodyParts]] = {
+    "text": _text_body,
+    **dict.fromkeys((*MEDIA_TYPES, "voice"), _media_body),
+    "location": _location_body,
+    "contacts": _contacts_body,
+    "reaction": _reaction_body,
+    "order": _order_body,
+    "interactive": _interactive_body,
+    "button": _button_body,
+}
 
 
 def _flow_reply(reply: dict[str, Any]) -> dict[str, Any]:

@@ -160,14 +160,44 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
     if not sid or len(sid) > 128:
         raise TwilioParseError("MessageSid is missing or longer than 128 characters.")
     if is_status_callback(params):
-        raw = str(params.get("MessageStatus")).lower()
-        return ParsedStatus(
-            provider_message_id=sid,
-            status=STATUS_MAP.get(raw, ""),
-            raw_status=raw,
-            error_code=str(params.get("ErrorCode", "") or ""),
-            error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
-        )
+        return _parse_status(params, sid)
+    phone, user_id = _checked_sender(params)
+    media = _media(params)
+    body = str(params.get("Body", "") or "")
+    raw_type = str(params.get("MessageType", "") or "")
+    parts = next(found for kind in MESSAGE_KINDS if (found := kind(params, body, raw_type, media)))
+    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
+    return ParsedInbound(
+        provider_message_id=sid,
+        from_phone=phone,
+        content={"referral": referral} if referral else {},
+        from_user_id=user_id,
+        kind=parts["kind"],
+        text=parts.get("text", body),
+        profile_name=str(params.get("ProfileName", "") or "")[:200],
+        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
+        interactive_id=parts.get("interactive_id", "")[:256],
+        media=tuple(media),
+        location=parts.get("location"),
+        raw_type=parts["raw_type"][:50],
+        context_id=str(params.get("OriginalRepliedMessageSid", "") or ""),
+    )
+
+
+def _parse_status(params: Mapping[str, Any], sid: str) -> ParsedStatus:
+    raw = str(params.get("MessageStatus")).lower()
+    return ParsedStatus(
+        provider_message_id=sid,
+        status=STATUS_MAP.get(raw, ""),
+        raw_status=raw,
+        error_code=str(params.get("ErrorCode", "") or ""),
+        error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
+    )
+
+
+def _checked_sender(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The sender of an incoming WhatsApp message (see `sender_identity`); raises
+    NotWhatsAppError for another channel's post, TwilioParseError for no usable sender."""
     sender = str(params.get("From", "") or "")
     if not sender.strip():
         raise TwilioParseError("From is missing.")
@@ -176,6 +206,11 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
     phone, user_id = sender_identity(params)
     if not phone and not user_id:
         raise TwilioParseError("From is neither a phone number nor a WhatsApp user id.")
+    return phone, user_id
+
+
+def _media(params: Mapping[str, Any]) -> list[ParsedMedia]:
+    """The form's media (`MediaUrl<n>`/`MediaContentType<n>`, at most 10)."""
     try:
         num_media = int(params.get("NumMedia", 0) or 0)
     except ValueError as exc:
@@ -190,51 +225,75 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
                     media_type=_media_type(content_type), content_type=content_type, url=url
                 )
             )
-    body = str(params.get("Body", "") or "")
-    raw_type = str(params.get("MessageType", "") or "")
-    kind, interactive_id, location = "text", "", None
-    if params.get("Latitude") not in (None, "") and params.get("Longitude") not in (None, ""):
-        kind = "location"
-        location = ParsedLocation(
-            latitude=_float(params.get("Latitude")),
-            longitude=_float(params.get("Longitude")),
-            name=str(params.get("Label", "") or ""),
-            address=str(params.get("Address", "") or ""),
-        )
-        raw_type = raw_type or "location"
-    elif params.get("ButtonPayload") or params.get("ButtonText"):
-        kind = "button"
-        interactive_id = str(params.get("ButtonPayload") or params.get("ButtonText") or "")
-        body = str(params.get("ButtonText") or body)
-        raw_type = raw_type or "button"
-    elif params.get("ListId"):
-        kind = "interactive"
-        interactive_id = str(params.get("ListId"))
-        body = str(params.get("ListTitle") or body)
-        raw_type = raw_type or "interactive"
-    elif media:
-        kind = media[0].media_type
-        raw_type = raw_type or kind
-    elif raw_type and raw_type not in MESSAGE_TYPES and not body:
-        kind = "unsupported"
-    else:
-        raw_type = raw_type or "text"
-    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
-    return ParsedInbound(
-        provider_message_id=sid,
-        from_phone=phone,
-        content={"referral": referral} if referral else {},
-        from_user_id=user_id,
-        kind=kind,
-        text=body,
-        profile_name=str(params.get("ProfileName", "") or "")[:200],
-        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
-        interactive_id=interactive_id[:256],
-        media=tuple(media),
-        location=location,
-        raw_type=raw_type[:50],
-        context_id=str(params.get("OriginalRepliedMessageSid", "") or ""),
+    return media
+
+
+# -- the message kinds, each a function of the form: its parts when the form is of that kind,
+# else None. `MESSAGE_KINDS` tries them in order; text is the last and always matches.
+
+KindParts = dict[str, Any] | None
+
+
+def _location_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if params.get("Latitude") in (None, "") or params.get("Longitude") in (None, ""):
+        return None
+    location = ParsedLocation(
+        latitude=_float(params.get("Latitude")),
+        longitude=_float(params.get("Longitude")),
+        name=str(params.get("Label", "") or ""),
+        address=str(params.get("Address", "") or ""),
     )
+    return {"kind": "location", "location": location, "raw_type": raw_type or "location"}
+
+
+def _button_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not (params.get("ButtonPayload") or params.get("ButtonText")):
+        return None
+    return {
+        "kind": "button",
+        "interactive_id": str(params.get("ButtonPayload") or params.get("ButtonText") or ""),
+        "text": str(params.get("ButtonText") or body),
+        "raw_type": raw_type or "button",
+    }
+
+
+def _list_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not params.get("ListId"):
+        return None
+    return {
+        "kind": "interactive",
+        "interactive_id": str(params.get("ListId")),
+        "text": str(params.get("ListTitle") or body),
+        "raw_type": raw_type or "interactive",
+    }
+
+
+def _media_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not media:
+        return None
+    return {"kind": media[0].media_type, "raw_type": raw_type or media[0].media_type}
+
+
+def _unsupported_kind(
+    params: Mapping[str, Any], body: str, raw_type: str, media: list
+) -> KindParts:
+    if not raw_type or raw_type in MESSAGE_TYPES or body:
+        return None
+    return {"kind": "unsupported", "raw_type": raw_type}
+
+
+def _text_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    return {"kind": "text", "raw_type": raw_type or "text"}
+
+
+MESSAGE_KINDS = (
+    _location_kind,
+    _button_kind,
+    _list_kind,
+    _media_kind,
+    _unsupported_kind,
+    _text_kind,
+)
 
 
 _local = threading.local()
