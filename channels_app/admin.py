@@ -10,8 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from channels_app.forms import ChannelForm, TestMessageForm
-from channels_app.models import ChannelInstance, Provider
+from channels_app.forms import ChannelForm, TestMessageForm, form_fields, provider_form_fields
+from channels_app.models import ChannelInstance
+from channels_app.providers import providers
 from channels_app.services import (
     TEST_MESSAGE_TEXT,
     TEST_SENDS_PER_WINDOW,
@@ -23,8 +24,10 @@ from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
 
-TWILIO_FIELDS = ["account_sid", "auth_token", "messaging_service_sid"]
-CLOUD_FIELDS = ["phone_number_id", "waba_id", "access_token", "app_secret"]
+SECRETS_NOTE = (
+    "Secrets are write-only and encrypted at rest: they are never shown again. On an edit, "
+    "leave a secret empty to keep it."
+)
 CHANNEL_MEDIA_JS = ["channels_app/channel_form.js"]
 CHANNEL_MEDIA_CSS = {"all": ["core/admin.css", "channels_app/channel_form.css"]}
 
@@ -45,7 +48,53 @@ def _channel_form_for(request: HttpRequest, form: type[ChannelForm]) -> type[Cha
 def _model_fields(fields: list[str]) -> list[str]:
     """The fields for Django's form factory: the form declares its own (one of them,
     `phone_number_id`, shares its name with the model's non-editable mirror)."""
-    return [name for name in fields if name not in ChannelForm.declared_fields]
+    declared = {item.name for item in form_fields()}
+    return [name for name in fields if name not in declared]
+
+
+def _provider_inputs() -> list[str]:
+    """Every installed provider's inputs, in order (platform-only ones apart)."""
+    return [item.name for item in form_fields() if not item.field.platform_only]
+
+
+def _platform_inputs() -> list[str]:
+    return [item.name for item in form_fields() if item.field.platform_only]
+
+
+def _provider_fieldsets() -> list[Any]:
+    """One fieldset per installed provider that has inputs, shown only while it is chosen."""
+    fieldsets: list[Any] = []
+    for provider in providers().values():
+        names = [item.name for item in provider_form_fields(provider)]
+        if not names:
+            continue
+        note = provider.setup_note
+        if any(item.field.secret for item in provider_form_fields(provider)):
+            note = f"{note} {SECRETS_NOTE}".strip()
+        fieldsets.append(
+            (
+                provider.name,
+                {
+                    "fields": names,
+                    "classes": ["channel-provider-group", f"channel-provider-{provider.code}"],
+                    "description": note,
+                },
+            )
+        )
+    return fieldsets
+
+
+class ProviderListFilter(admin.SimpleListFilter):
+    """By provider, named as the registry names them."""
+
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(code, provider.name or code) for code, provider in providers().items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider=self.value()) if self.value() else queryset
 
 
 def _secrets_set(obj: ChannelInstance | None) -> str:
@@ -100,13 +149,12 @@ class ChannelInline(TenantScopedInline, admin.StackedInline):
             "provider",
             "identifier",
             "phone_number",
-            *TWILIO_FIELDS,
-            *CLOUD_FIELDS,
+            *_provider_inputs(),
             "secrets_set",
             "is_active",
         ]
         if access.can_anywhere(request.user, Action.PLATFORM):
-            fields.insert(-1, "api_base_url")
+            fields[-1:-1] = _platform_inputs()
         return fields
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
@@ -126,7 +174,7 @@ class ChannelAdmin(TenantScopedAdmin):
     change_form_template = "admin/channels_app/channelinstance/change_form.html"
     list_display = ["identifier", "tenant", "provider", "phone_number", "is_active", "created_at"]
     list_filter = [
-        "provider",
+        ProviderListFilter,
         "is_active",
         "channel_type",
         ("tenant", admin.RelatedOnlyFieldListFilter),
@@ -148,28 +196,10 @@ class ChannelAdmin(TenantScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         fieldsets: list[Any] = [
             (None, {"fields": ["tenant", "provider", "identifier", "phone_number", "is_active"]}),
-            (
-                "Twilio",
-                {
-                    "fields": TWILIO_FIELDS,
-                    "classes": ["channel-provider-group", "channel-provider-twilio"],
-                    "description": "Secrets are write-only and encrypted at rest: they are never "
-                    "shown again. On an edit, leave a secret empty to keep it.",
-                },
-            ),
-            (
-                "WhatsApp Cloud API",
-                {
-                    "fields": CLOUD_FIELDS,
-                    "classes": ["channel-provider-group", "channel-provider-cloud_api"],
-                    "description": "From Meta's developer dashboard, WhatsApp → API setup. "
-                    "Secrets are write-only and encrypted at rest: they are never shown again. "
-                    "On an edit, leave a secret empty to keep it.",
-                },
-            ),
+            *_provider_fieldsets(),
         ]
         if access.can_anywhere(request.user, Action.PLATFORM):
-            fieldsets.append(("Platform staff", {"fields": ["api_base_url"]}))
+            fieldsets.append(("Platform staff", {"fields": _platform_inputs()}))
         record = ["id", "secrets_set", "created_at", "updated_at"]
         if obj is not None:
             fieldsets.append(("Record", {"fields": record, "classes": ["collapse"]}))
@@ -209,7 +239,6 @@ class ChannelAdmin(TenantScopedAdmin):
         return {
             "webhook_url": webhook_url(),
             "provider": obj.provider if saved else "",
-            "providers": Provider,
             "verify_token_configured": bool(settings.META_VERIFY_TOKEN),
             "verify_token": settings.META_VERIFY_TOKEN if platform else "",
             "test_message_url": (

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -19,12 +20,11 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from channels_app.models import ChannelInstance, Provider
-from channels_app.providers.sandbox import sandbox_enabled
+from channels_app.models import ChannelInstance
+from channels_app.providers import Provider, providers
+from channels_app.providers.base import ProviderField
 from channels_app.services import (
     E164,
-    SECRET_KEYS,
-    SETTINGS_KEYS,
     channel_create,
     channel_platform_settings_changed,
     channel_update,
@@ -32,14 +32,6 @@ from channels_app.services import (
 )
 from core.crypto import DecryptionError, decrypt_str, encrypt_str
 
-SECRET_FIELDS = ("account_sid", "auth_token", "access_token", "app_secret")
-SETTINGS_FIELDS = ("messaging_service_sid", "phone_number_id", "waba_id", "api_base_url")
-# The fields each provider uses (the others are ignored and hidden).
-PROVIDER_FIELDS: dict[str, tuple[str, ...]] = {
-    Provider.TWILIO: ("account_sid", "auth_token", "messaging_service_sid"),
-    Provider.CLOUD_API: ("phone_number_id", "waba_id", "access_token", "app_secret"),
-    Provider.SANDBOX: (),  # nothing to connect: no secrets, no settings
-}
 KEPT_SUFFIX = "__kept"
 KEPT_SECRET_MAX_AGE = 15 * 60
 _KEPT_SALT = "channels_app.forms.kept-secret"
@@ -112,73 +104,75 @@ class SecretField(forms.CharField):
         return bool(isinstance(data, dict) and (data.get("typed") or data.get("kept")))
 
 
-def _provider_attrs(provider: str) -> dict[str, str]:
-    return {"data-channel-provider-field": provider, "class": "vTextField"}
+@dataclass(frozen=True)
+class FormField:
+    """One input of the channel form: a provider's setting or secret. `name` is the field's
+    key, or `<code>_<key>` when an earlier provider has a field with the same key; a
+    platform-only field (`api_base_url`) is one input shared by every provider."""
+
+    name: str
+    field: ProviderField
+    codes: tuple[str, ...]
+
+
+def form_fields() -> list[FormField]:
+    """The inputs for every installed provider's settings and secrets, in the setting's
+    order (each provider's settings, then its secrets)."""
+    found: dict[str, FormField] = {}
+    for provider in providers().values():
+        for field in (*provider.settings_fields, *provider.secret_fields):
+            shared = found.get(field.key)
+            if field.platform_only and shared is not None:
+                found[field.key] = FormField(
+                    field.key, shared.field, (*shared.codes, provider.code)
+                )
+                continue
+            name = field.key if shared is None else f"{provider.code}_{field.key}"
+            found[name] = FormField(name, field, (provider.code,))
+    return list(found.values())
+
+
+def provider_form_fields(provider: Provider) -> list[FormField]:
+    """The inputs of one provider, platform-only ones left out (they have their own place)."""
+    return [
+        item
+        for item in form_fields()
+        if provider.code in item.codes and not item.field.platform_only
+    ]
+
+
+def _form_field(item: FormField) -> forms.Field:
+    field = item.field
+    if field.platform_only and field.url:
+        return forms.URLField(
+            label=field.label,
+            required=False,
+            max_length=field.max_length,
+            widget=forms.URLInput(attrs={"class": "vURLField"}),
+            assume_scheme="https",
+            help_text=field.help_text,
+        )
+    attrs = {"data-channel-provider-field": " ".join(item.codes), "class": "vTextField"}
+    if field.secret:
+        return SecretField(label=field.label, widget=SecretInput(attrs), help_text=field.help_text)
+    return forms.CharField(
+        label=field.label,
+        required=False,
+        max_length=field.max_length,
+        widget=forms.TextInput(attrs),
+        help_text=field.help_text,
+    )
 
 
 class ChannelForm(forms.ModelForm):
+    """A channel: the provider (an installed one), the number, and one input per setting and
+    secret of every installed provider (`form_fields`); only the chosen provider's count."""
+
     # Set by the admin from `tenants.access`: only platform staff may point a channel at
     # another API host (`api_base_url`).
     may_set_platform_settings = True
     # Set by the admin to the user's id: a kept secret is only accepted from the same user.
     kept_secret_owner = ""
-
-    # Twilio
-    account_sid = SecretField(
-        label="Account SID",
-        widget=SecretInput(_provider_attrs(Provider.TWILIO)),
-        help_text="Twilio console → Account info (starts with AC). Leave both empty to use the "
-        "platform's Twilio account.",
-    )
-    auth_token = SecretField(
-        label="Auth token",
-        widget=SecretInput(_provider_attrs(Provider.TWILIO)),
-        help_text="Twilio console → Account info. Also checks the signature of Twilio's webhooks.",
-    )
-    messaging_service_sid = forms.CharField(
-        label="Messaging service SID",
-        required=False,
-        max_length=64,
-        widget=forms.TextInput(_provider_attrs(Provider.TWILIO)),
-        help_text="Optional (starts with MG): send through a messaging service instead of "
-        "from the number.",
-    )
-    # WhatsApp Cloud API
-    phone_number_id = forms.CharField(
-        label="Phone number ID",
-        required=False,
-        max_length=64,
-        widget=forms.TextInput(_provider_attrs(Provider.CLOUD_API)),
-        help_text="Meta → WhatsApp → API setup: the number's “Phone number ID” (not the number).",
-    )
-    waba_id = forms.CharField(
-        label="WhatsApp Business Account ID",
-        required=False,
-        max_length=64,
-        widget=forms.TextInput(_provider_attrs(Provider.CLOUD_API)),
-        help_text="Optional; shown next to the phone number ID.",
-    )
-    access_token = SecretField(
-        label="Access token",
-        widget=SecretInput(_provider_attrs(Provider.CLOUD_API)),
-        help_text="A system user's permanent token with whatsapp_business_messaging.",
-    )
-    app_secret = SecretField(
-        label="App secret",
-        widget=SecretInput(_provider_attrs(Provider.CLOUD_API)),
-        help_text="Meta app → Settings → Basic. Checks the signature of Meta's webhooks; leave "
-        "empty when the platform's Meta app sends them.",
-    )
-    # Platform staff only
-    api_base_url = forms.URLField(
-        label="API base URL",
-        required=False,
-        max_length=500,
-        widget=forms.URLInput(attrs={"class": "vURLField"}),
-        assume_scheme="https",
-        help_text="Platform staff only: send this channel's requests to another host (a proxy "
-        "or a test double). Empty: the provider's own API.",
-    )
 
     class Meta:
         model = ChannelInstance
@@ -191,56 +185,72 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._inputs = {item.name: item for item in form_fields()}
+        for name, item in self._inputs.items():  # a read-only page reads their labels
+            self.fields[name] = _form_field(item)
         if "provider" not in self.fields:  # a read-only page (view permission) has no fields
             return
         self.fields["identifier"].required = False
-        self.fields["provider"].widget.attrs["data-channel-provider"] = ""
-        if not sandbox_enabled() and self.instance.provider != Provider.SANDBOX:
-            # Not offered where it cannot work (production); channel_validate refuses it too.
-            self.fields["provider"].choices = [
-                choice
-                for choice in self.fields["provider"].choices
-                if choice[0] != Provider.SANDBOX
-            ]
+        self.fields["provider"] = self._provider_field()
         settings = (self.instance.settings or {}) if self.instance.pk else {}
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
         scope_id = "new" if self.instance._state.adding else str(self.instance.pk)
-        for name in SETTINGS_FIELDS:
-            self.initial.setdefault(name, str(settings.get(name) or ""))
-        for name in SECRET_FIELDS:
+        mine = self.instance.provider if self.instance.pk else ""
+        for name, item in self._inputs.items():
             field = self.fields[name]
-            field.kept_scope = f"{self.kept_secret_owner}:{scope_id}:{self.prefix or ''}:{name}"
-            if stored.get(name):
-                field.widget.attrs["placeholder"] = "•••••• set; leave empty to keep"
-        if not self.may_set_platform_settings:
-            self.fields["api_base_url"].disabled = True
+            ours = not mine or mine in item.codes  # only the channel's own values show
+            if item.field.secret:
+                field.kept_scope = f"{self.kept_secret_owner}:{scope_id}:{self.prefix or ''}:{name}"
+                if ours and stored.get(item.field.key):
+                    field.widget.attrs["placeholder"] = "•••••• set; leave empty to keep"
+            elif ours:
+                self.initial.setdefault(name, str(settings.get(item.field.key) or ""))
+            if item.field.platform_only and not self.may_set_platform_settings:
+                field.disabled = True
+
+    def _provider_field(self) -> forms.ChoiceField:
+        """The installed providers; one not available here (the sandbox in production) is
+        offered only to a channel that uses it already (channel_validate refuses it too)."""
+        choices = [
+            (code, provider.name or code)
+            for code, provider in providers().items()
+            if provider.available() or code == self.instance.provider
+        ]
+        field = forms.ChoiceField(
+            label="Provider", choices=[("", "---------"), *choices], required=True
+        )
+        field.widget.attrs["data-channel-provider"] = ""
+        return field
 
     # -- what the chosen provider uses ---------------------------------------------------------
 
     def _provider(self) -> str:
         return str(self.cleaned_data.get("provider") or "")
 
+    def _chosen(self) -> list[FormField]:
+        """The chosen provider's inputs ([] for no or an unknown provider)."""
+        provider = self._provider()
+        return [item for item in self._inputs.values() if provider and provider in item.codes]
+
     def _settings(self) -> dict[str, Any]:
         """The settings JSON, built from the chosen provider's fields."""
-        provider = self._provider()
-        keys = SETTINGS_KEYS[Provider(provider)] if provider in Provider.values else set()
         return {
-            name: self.cleaned_data[name]
-            for name in SETTINGS_FIELDS
-            if name in keys and self.cleaned_data.get(name)
+            item.field.key: self.cleaned_data[item.name]
+            for item in self._chosen()
+            if not item.field.secret and self.cleaned_data.get(item.name)
         }
 
     def _secrets(self) -> dict[str, str]:
         """Typed (or kept) secrets of the chosen provider; secrets the channel stores for
         another provider map to '' (removed on save)."""
-        provider = self._provider()
-        keys = SECRET_KEYS[Provider(provider)] if provider in Provider.values else set()
+        chosen = [item for item in self._chosen() if item.field.secret]
         secrets = {
-            name: self.cleaned_data[name]
-            for name in SECRET_FIELDS
-            if name in keys and self.cleaned_data.get(name)
+            item.field.key: self.cleaned_data[item.name]
+            for item in chosen
+            if self.cleaned_data.get(item.name)
         }
         if self.instance.pk and not self.instance._state.adding:
+            keys = {item.field.key for item in chosen}
             for name in self.instance.secrets or {}:
                 if name not in keys:
                     secrets[name] = ""
@@ -250,27 +260,15 @@ class ChannelForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if self.errors and "provider" in self.errors:
             return cleaned
-        provider = self._provider()
+        provider = providers().get(self._provider())
         phone = cleaned.get("phone_number") or ""
-        if not cleaned.get("identifier") and phone:
-            cleaned["identifier"] = f"whatsapp:{phone}"
+        if not cleaned.get("identifier") and phone and provider is not None:
+            cleaned["identifier"] = provider.identifier_for(
+                phone_number=phone, settings=self._settings()
+            )
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
-        if provider == Provider.CLOUD_API:
-            if not cleaned.get("phone_number_id") and "phone_number_id" not in self.errors:
-                self.add_error("phone_number_id", "Required for the Cloud API.")
-            if not cleaned.get("access_token") and not stored.get("access_token"):
-                if "access_token" not in self.errors:
-                    self.add_error("access_token", "Required for the Cloud API.")
-        if provider == Provider.TWILIO:
-            typed = [name for name in ("account_sid", "auth_token") if cleaned.get(name)]
-            if len(typed) == 1 and not stored.get(
-                "auth_token" if typed == ["account_sid"] else "account_sid"
-            ):
-                missing = "auth_token" if typed == ["account_sid"] else "account_sid"
-                self.add_error(missing, "Set both the account SID and the auth token.")
-            sid = cleaned.get("account_sid")
-            if sid and not sid.startswith("AC"):
-                self.add_error("account_sid", "A Twilio account SID starts with AC.")
+        if provider is not None:
+            self._add_provider_errors(provider, stored)
         if self.errors:
             return cleaned
         settings = self._settings()
@@ -284,7 +282,7 @@ class ChannelForm(forms.ModelForm):
         secrets.update(self._secrets())
         try:
             channel_validate(
-                provider=provider,
+                provider=self._provider(),
                 identifier=cleaned.get("identifier", ""),
                 phone_number=phone,
                 settings=settings,
@@ -295,15 +293,24 @@ class ChannelForm(forms.ModelForm):
             self._add_service_errors(exc)
         return cleaned
 
+    def _add_provider_errors(self, provider: Provider, stored: dict[str, Any]) -> None:
+        """The provider's form rules (`Provider.form_errors`) on its inputs."""
+        chosen = {item.field.key: item.name for item in self._chosen()}
+        typed = {key: self.cleaned_data.get(name) or "" for key, name in chosen.items()}
+        for key, message in provider.form_errors(typed=typed, stored=stored).items():
+            name = chosen.get(key)
+            if name is None:
+                self.add_error(None, message)
+            elif name not in self.errors:
+                self.add_error(name, message)
+
     def _add_service_errors(self, exc: ValidationError) -> None:
         """The services' errors on the fields they are about (`settings` has no field here)."""
+        chosen = {item.field.key: item.name for item in self._chosen()}
         for field, messages in exc.message_dict.items():
             if field == "settings":
                 text = " ".join(messages)
-                if "api_base_url" in text:
-                    field = "api_base_url"
-                elif "phone_number_id" in text:
-                    field = "phone_number_id"
+                field = next((name for key, name in chosen.items() if key in text), field)
             self.add_error(field if field in self.fields else None, messages)
 
     def full_clean(self) -> None:
@@ -312,7 +319,7 @@ class ChannelForm(forms.ModelForm):
         super().full_clean()
         if not self.is_bound or not self._errors:
             return
-        for name in SECRET_FIELDS:
+        for name in getattr(self, "_inputs", {}):
             field = self.fields.get(name)
             value = getattr(self, "cleaned_data", {}).get(name)
             if isinstance(field, SecretField) and value:

@@ -10,17 +10,14 @@ class ChannelType(models.TextChoices):
     INSTAGRAM = "instagram", "Instagram (reserved)"
 
 
-class Provider(models.TextChoices):
-    TWILIO = "twilio", "Twilio"
-    CLOUD_API = "cloud_api", "WhatsApp Cloud API"
-    SANDBOX = "sandbox", "Sandbox (demo: nothing is sent)"
+class Provider:
+    """The codes of the built-in providers, for code that names one of them. Which providers
+    exist is `settings.CHANNEL_PROVIDERS` (see `channels_app.providers.registry`): the
+    column has no choices, so installing a provider needs no migration."""
 
-
-_PROVIDER_SHORT = {
-    Provider.TWILIO: "Twilio",
-    Provider.CLOUD_API: "Cloud API",
-    Provider.SANDBOX: "Sandbox",
-}
+    TWILIO = "twilio"
+    CLOUD_API = "cloud_api"
+    SANDBOX = "sandbox"
 
 
 class ChannelInstance(BaseModel):
@@ -36,7 +33,9 @@ class ChannelInstance(BaseModel):
     channel_type = models.CharField(
         max_length=20, choices=ChannelType.choices, default=ChannelType.WHATSAPP
     )
-    provider = models.CharField(max_length=20, choices=Provider.choices)
+    provider = models.CharField(
+        max_length=20, help_text="The code of an installed provider (CHANNEL_PROVIDERS)."
+    )
     identifier = models.CharField(max_length=100, help_text="e.g. whatsapp:+14155238886")
     phone_number = models.CharField(max_length=20, help_text="E.164, e.g. +14155238886")
     settings = models.JSONField(default=dict, blank=True)
@@ -60,10 +59,12 @@ class ChannelInstance(BaseModel):
         """`Acme · WhatsApp +1555…0001 (Twilio)`. The tenant's name only when the tenant is
         loaded already (`select_related`): a list of channels never costs a query per row."""
         number = self.phone_number or self.identifier.removeprefix("whatsapp:")
+        from channels_app.providers.registry import provider_label
+
         if len(number) > 9:
             number = f"{number[:5]}…{number[-4:]}"
         kind = "WhatsApp" if self.channel_type == ChannelType.WHATSAPP else self.channel_type
-        provider = _PROVIDER_SHORT.get(self.provider, self.provider)
+        provider = provider_label(self.provider)
         label = f"{kind} {number} ({provider})"
         if ChannelInstance.tenant.is_cached(self):
             return f"{self.tenant.name} · {label}"
@@ -75,6 +76,13 @@ class ChannelInstance(BaseModel):
         if update_fields is not None and "settings" in update_fields:  # type: ignore[operator]
             kwargs["update_fields"] = {*update_fields, "phone_number_id"}  # type: ignore[misc]
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def get_provider_display(self) -> str:
+        """The provider's name as the admin shows it (its code when it is not installed)."""
+        from channels_app.providers.registry import providers
+
+        provider = providers().get(self.provider)
+        return (provider.name or self.provider) if provider is not None else self.provider
 
     @property
     def has_secrets(self) -> bool:

@@ -1,13 +1,14 @@
 """Channel lookups for the webhooks' hot path, memoised per process.
 
-Every webhook request starts by finding its channel (Twilio by `To`, the Cloud API by
-`phone_number_id`). Channels change rarely, so each process keeps the channels it has looked
-up, valid while the shared stamp in the default cache is unchanged. Every write to a channel
-or a tenant replaces the stamp (`channels_invalidate`, right away and again after commit). The
-process that made the change forgets its memo at once; the others read the stamp at most every
-`STAMP_CHECK_SECONDS` (one cache round trip per second instead of one per webhook), so they see
-a committed change within that time. Entries also expire after `MEMO_SECONDS`, which bounds
-staleness where the cache is not shared between processes (the embedded default without Redis).
+Every webhook request starts by finding its channel (`channels_by_key`: Twilio by `To`, the
+Cloud API by `phone_number_id`, each provider by its own key). Channels change rarely, so each
+process keeps the channels it has looked up, valid while the shared stamp in the default cache
+is unchanged. Every write to a channel or a tenant replaces the stamp (`channels_invalidate`,
+right away and again after commit). The process that made the change forgets its memo at once;
+the others read the stamp at most every `STAMP_CHECK_SECONDS` (one cache round trip per second
+instead of one per webhook), so they see a committed change within that time. Entries also
+expire after `MEMO_SECONDS`, which bounds staleness where the cache is not shared between
+processes (the embedded default without Redis).
 
 The memoised instances are shared between requests of a process: read them, never change them.
 """
@@ -106,42 +107,40 @@ def _live_channels() -> QuerySet[ChannelInstance]:
     return ChannelInstance.objects.select_related("tenant").filter(tenant__deleted_at__isnull=True)
 
 
-def _lookup(key: tuple[str, str], query: dict[str, object]) -> ChannelInstance | None:
-    found, channel = _memo.get(key)
-    if found:
-        return channel
-    channel = _live_channels().filter(**query).first()
-    _memo.put(key, channel)
-    return channel
+def channels_by_key(
+    *, provider: str, keys: Iterable[str], field: str = "identifier"
+) -> dict[str, ChannelInstance]:
+    """The live channels (active or not) of `provider` whose `field` (a column: `identifier`,
+    `phone_number_id`) is one of `keys`, by key. One query for the keys not memoised."""
+    _sync_memo()
+    found: dict[str, ChannelInstance] = {}
+    missing: list[str] = []
+    for key in sorted(set(keys)):
+        known, channel = _memo.get((provider, key))
+        if not known:
+            missing.append(key)
+        elif channel is not None:
+            found[key] = channel
+    if missing:
+        fetched = {
+            str(getattr(channel, field)): channel
+            for channel in _live_channels().filter(provider=provider, **{f"{field}__in": missing})
+        }
+        for key in missing:
+            channel = fetched.get(key)
+            _memo.put((provider, key), channel)
+            if channel is not None:
+                found[key] = channel
+    return found
 
 
 def channel_for_twilio(*, identifier: str) -> ChannelInstance | None:
     """The live Twilio channel with this identifier (`whatsapp:+1...`), active or not."""
-    _sync_memo()
-    return _lookup(("twilio", identifier), {"identifier": identifier, "provider": Provider.TWILIO})
+    return channels_by_key(provider=Provider.TWILIO, keys=[identifier]).get(identifier)
 
 
 def channels_for_cloud_api(*, phone_number_ids: Iterable[str]) -> dict[str, ChannelInstance]:
     """The live Cloud API channels (active or not) by `phone_number_id`, for the given ids."""
-    _sync_memo()
-    found: dict[str, ChannelInstance] = {}
-    missing: list[str] = []
-    for phone_number_id in sorted(set(phone_number_ids)):
-        known, channel = _memo.get(("cloud_api", phone_number_id))
-        if not known:
-            missing.append(phone_number_id)
-        elif channel is not None:
-            found[phone_number_id] = channel
-    if missing:  # one query for everything not memoised
-        fetched = {
-            channel.phone_number_id: channel
-            for channel in _live_channels().filter(
-                provider=Provider.CLOUD_API, phone_number_id__in=missing
-            )
-        }
-        for phone_number_id in missing:
-            channel = fetched.get(phone_number_id)
-            _memo.put(("cloud_api", phone_number_id), channel)
-            if channel is not None:
-                found[phone_number_id] = channel
-    return found
+    return channels_by_key(
+        provider=Provider.CLOUD_API, keys=phone_number_ids, field="phone_number_id"
+    )

@@ -7,40 +7,38 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 
-from channels_app.models import ChannelInstance, ChannelType, Provider
+from channels_app.models import ChannelInstance, ChannelType
 from channels_app.providers import (
     AmbiguousSendError,
     OutboundPayload,
+    Provider,
     ProviderError,
     TransientSendError,
     get_provider,
+    providers,
 )
 from channels_app.providers.base import scrub
-from channels_app.providers.sandbox import sandbox_enabled
 from core.storable import unstorable
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-SECRET_KEYS = {
-    Provider.TWILIO: {"account_sid", "auth_token"},
-    Provider.CLOUD_API: {"access_token", "app_secret"},
-    Provider.SANDBOX: set(),
-}
-SETTINGS_KEYS = {
-    Provider.TWILIO: {"api_base_url", "messaging_service_sid"},
-    Provider.CLOUD_API: {"phone_number_id", "api_base_url", "waba_id"},
-    Provider.SANDBOX: set(),
-}
 
 
 # Settings only platform staff may set or change: where the server sends requests (with the
-# channel's credentials) must not be chosen by a tenant's owner or API key.
+# channel's credentials) must not be chosen by a tenant's owner or API key. Every provider's
+# `ProviderField(platform_only=True)` is one; `api_base_url` is the built-in providers'.
 PLATFORM_ONLY_SETTINGS = ("api_base_url",)
+
+
+def _platform_only_settings() -> tuple[str, ...]:
+    keys = dict.fromkeys(PLATFORM_ONLY_SETTINGS)
+    for provider in providers().values():
+        keys.update(dict.fromkeys(f.key for f in provider.settings_fields if f.platform_only))
+    return tuple(keys)
 
 
 def channel_platform_settings_changed(
@@ -53,7 +51,7 @@ def channel_platform_settings_changed(
     current = current or {}
     return [
         key
-        for key in PLATFORM_ONLY_SETTINGS
+        for key in _platform_only_settings()
         if settings.get(key) and settings.get(key) != current.get(key)
     ]
 
@@ -68,14 +66,6 @@ def _unstorable(value: dict[str, Any], *, echo: bool = True) -> str:
     return ""
 
 
-def _http_url(value: object) -> bool:
-    try:
-        URLValidator(schemes=["http", "https"])(str(value))
-    except ValidationError:
-        return False
-    return isinstance(value, str) and len(value) <= 500
-
-
 def channel_validate(
     *,
     provider: str,
@@ -85,51 +75,33 @@ def channel_validate(
     secrets: dict[str, Any],
     exclude_pk: object = None,
 ) -> None:
-    """Raise ValidationError (field -> message, never a secret value) for a bad channel."""
+    """Raise ValidationError (field -> message, never a secret value) for a bad channel.
+
+    The provider must be installed (and available here); its own rules for its settings and
+    secrets are `Provider.validate`, whose errors are reported under `settings` or `secrets`.
+    """
     errors: dict[str, str] = {}
-    if provider not in Provider.values:
-        errors["provider"] = f"Must be one of: {', '.join(Provider.values)}."
-    elif provider == Provider.SANDBOX and not sandbox_enabled():
-        errors["provider"] = (
-            "The sandbox provider is for demos: it needs DEBUG or SANDBOX_PROVIDER_ENABLED."
-        )
-    if not E164.match(phone_number or ""):
-        errors["phone_number"] = "Must be an E.164 number such as +14155238886."
-    if not identifier:
-        errors["identifier"] = "This field is required."
-    elif phone_number and identifier != f"whatsapp:{phone_number}":
-        errors["identifier"] = "Must be 'whatsapp:' followed by the phone number."
+    installed = providers().get(provider)
+    if installed is None:
+        errors["provider"] = f"Must be one of: {', '.join(providers())}."
+    elif not installed.available():
+        errors["provider"] = installed.unavailable_reason()
+    errors.update(
+        _identity_errors(provider=installed, identifier=identifier, phone_number=phone_number)
+    )
     if not isinstance(settings, dict):
         errors["settings"] = "Must be an object."
     elif bad := _unstorable(settings):
         errors["settings"] = bad
-    elif provider in SETTINGS_KEYS:
-        unknown = sorted(set(settings) - SETTINGS_KEYS[Provider(provider)])
-        base_url = settings.get("api_base_url")
-        if unknown:
-            errors["settings"] = f"Unknown keys: {', '.join(unknown)}."
-        elif base_url is not None and not _http_url(base_url):
-            errors["settings"] = "settings.api_base_url must be an http(s) URL."
-        elif provider == Provider.CLOUD_API and not str(settings.get("phone_number_id", "")):
-            errors["settings"] = "settings.phone_number_id is required for the Cloud API."
-        elif provider == Provider.CLOUD_API and len(str(settings["phone_number_id"])) > 64:
-            errors["settings"] = "settings.phone_number_id is longer than 64 characters."
-        elif provider == Provider.CLOUD_API:
-            taken = ChannelInstance.objects.filter(
-                provider=Provider.CLOUD_API, phone_number_id=str(settings["phone_number_id"])
-            ).exclude(pk=exclude_pk)
-            if taken.exists():
-                errors["settings"] = "Another channel already uses this phone_number_id."
     if not isinstance(secrets, dict):
         errors["secrets"] = "Must be an object."
     elif bad := _unstorable(secrets, echo=False):
         errors["secrets"] = bad
-    elif provider in SECRET_KEYS:
-        unknown = sorted(set(secrets) - SECRET_KEYS[Provider(provider)])
-        if unknown:
-            errors["secrets"] = f"Unknown keys: {', '.join(unknown)}."
-        elif not all(isinstance(value, str) for value in secrets.values()):
-            errors["secrets"] = "Secret values must be strings."
+    if installed is not None and "settings" not in errors and "secrets" not in errors:
+        found = installed.validate(settings=settings, secrets=secrets, exclude_pk=exclude_pk)
+        for key, message in found.items():
+            where = "secrets" if key == "secrets" or key in installed.secret_keys else "settings"
+            errors.setdefault(where, message)
     if (
         identifier
         and ChannelInstance.objects.filter(identifier=identifier).exclude(pk=exclude_pk).exists()
@@ -137,6 +109,19 @@ def channel_validate(
         errors["identifier"] = "A channel with this identifier already exists."
     if errors:
         raise ValidationError(errors)
+
+
+def _identity_errors(
+    *, provider: Provider | None, identifier: str, phone_number: str
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not E164.match(phone_number or ""):
+        errors["phone_number"] = "Must be an E.164 number such as +14155238886."
+    if not identifier:
+        errors["identifier"] = "This field is required."
+    elif phone_number and identifier != f"whatsapp:{phone_number}":
+        errors["identifier"] = "Must be 'whatsapp:' followed by the phone number."
+    return errors
 
 
 @transaction.atomic

@@ -1,7 +1,8 @@
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from channels_app.models import ChannelInstance, ChannelType, Provider
+from channels_app.models import ChannelInstance, ChannelType
+from channels_app.providers.registry import provider_choices
 from channels_app.services import E164
 from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 
@@ -14,7 +15,9 @@ class ChannelSerializer(StrictModelSerializer):
     channel_type = serializers.ChoiceField(
         choices=ChannelType.choices, default=ChannelType.WHATSAPP
     )
-    provider = serializers.ChoiceField(choices=Provider.choices)
+    provider = serializers.ChoiceField(
+        choices=provider_choices(), help_text="The code of an installed provider."
+    )
     identifier = StrictCharField(
         max_length=100,
         required=False,
@@ -36,6 +39,10 @@ class ChannelSerializer(StrictModelSerializer):
         help_text="Provider credentials; never returned. On PATCH, an empty value removes one.",
     )
     has_secrets = StrictBooleanField(read_only=True)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["provider"].choices = provider_choices()  # the installed ones, now
 
     class Meta:
         model = ChannelInstance

@@ -2,7 +2,8 @@
 
 `get_provider(channel)` returns the provider that sends for a channel. `override_provider(p)`
 replaces it for every channel while the block runs (the simulator prints instead of sending;
-tests may record). Adding a provider means adding a module and one line in PROVIDERS.
+tests may record). The providers themselves come from `settings.CHANNEL_PROVIDERS`
+(`registry.py`): adding a provider means adding a module and one line in that setting.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ from channels_app.providers.base import (
     SendResult,
     TransientSendError,
 )
-from channels_app.providers.cloud_api import CloudApiProvider
-from channels_app.providers.sandbox import SandboxProvider
-from channels_app.providers.twilio import TwilioProvider
+from channels_app.providers.registry import provider_for_code, providers
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -54,13 +53,8 @@ __all__ = [
     "TransientSendError",
     "get_provider",
     "override_provider",
+    "providers",
 ]
-
-PROVIDERS: dict[str, Provider] = {
-    "twilio": TwilioProvider(),
-    "cloud_api": CloudApiProvider(),
-    "sandbox": SandboxProvider(),
-}
 
 _override: list[Provider] = []
 _override_lock = threading.Lock()
@@ -71,10 +65,7 @@ def get_provider(channel: ChannelInstance) -> Provider:
     channel names a provider that is not installed."""
     if _override:
         return _override[-1]
-    try:
-        return PROVIDERS[channel.provider]
-    except KeyError:
-        raise LookupError(f"No provider named {channel.provider!r}.") from None
+    return provider_for_code(channel.provider)
 
 
 @contextmanager

@@ -11,10 +11,11 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 import urllib3
+from django.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -230,10 +231,207 @@ def numbered_choices(text: str, choices: tuple[tuple[str, str], ...]) -> str:
     return f"{text}\n\n" + "\n".join(lines) if text else "\n".join(lines)
 
 
-class Provider(ABC):
-    """Sending and media download for one provider. Webhook parsing lives in the modules."""
+@dataclass(frozen=True)
+class ProviderField:
+    """One setting or secret a provider's channels carry (`ChannelInstance.settings` or the
+    encrypted `secrets`), with what the admin form shows for it. `platform_only`: only
+    platform staff may set or change it (where requests go, e.g. `api_base_url`)."""
 
+    key: str
+    label: str
+    help_text: str = ""
+    secret: bool = False
+    required: bool = False
+    max_length: int = 64
+    url: bool = False
+    platform_only: bool = False
+
+
+# The settings every provider that talks to an HTTP API accepts (platform staff only).
+API_BASE_URL = ProviderField(
+    "api_base_url",
+    "API base URL",
+    "Platform staff only: send this channel's requests to another host (a proxy or a test "
+    "double). Empty: the provider's own API.",
+    max_length=500,
+    url=True,
+    platform_only=True,
+)
+
+# What a webhook yields: (the key its channel is found by, one parsed item).
+WebhookItem = tuple[str, "ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus"]
+
+
+class WebhookReceiver(Protocol):
+    """What the webhook view gives a provider to hand its parsed items on (the provider never
+    imports the conversation services). `dispatch` answers a response only when the item is
+    a bad request (a sender without any identity)."""
+
+    def dispatch(self, channel: ChannelInstance, item: Any) -> HttpResponse | None: ...
+
+
+class Provider(ABC):
+    """One provider a channel can be connected through: what its channels carry, how its
+    webhooks are recognised, verified, parsed and matched to channels, and how it sends.
+
+    `code` is what `ChannelInstance.provider` stores; `name` is shown in the admin and
+    `short_name` in a channel's label. A provider is installed by naming its class in
+    `settings.CHANNEL_PROVIDERS` (see `registry.py`); only `send` and `fetch_media` must be
+    written, the rest has defaults for a provider without webhooks (a test double, the
+    sandbox).
+
+    Webhooks: `accepts(request)` says whether a request posted to the shared endpoint
+    (`/api/webhooks/whatsapp`) is this provider's; `webhook_path` is a path the provider
+    owns alone (`/api/webhooks/<webhook_path>`, a slug). Either way the view calls
+    `handle_webhook`, whose default runs `verify` (before anything is stored), `parse`,
+    `lookup` and hands each item of a known, active channel to the receiver.
+    """
+
+    code: str = ""
     name: str = ""
+    short_name: str = ""
+    channel_type: str = "whatsapp"
+    settings_fields: tuple[ProviderField, ...] = ()
+    secret_fields: tuple[ProviderField, ...] = ()
+    webhook_path: str = ""
+    # Shown above the provider's inputs in the admin (where to find the values).
+    setup_note: str = ""
+
+    # -- configuration -------------------------------------------------------------------------
+
+    @property
+    def settings_keys(self) -> set[str]:
+        return {field.key for field in self.settings_fields}
+
+    @property
+    def secret_keys(self) -> set[str]:
+        return {field.key for field in self.secret_fields}
+
+    @property
+    def label(self) -> str:
+        return self.short_name or self.name or self.code
+
+    def available(self) -> bool:
+        """Whether channels may be created with this provider on this server."""
+        return True
+
+    def unavailable_reason(self) -> str:
+        return f"The {self.name or self.code} provider is not available on this server."
+
+    def validate(
+        self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
+    ) -> dict[str, str]:
+        """Errors by field key ('' when none), for settings and secrets of this provider's
+        shape (the service checked that both are storable objects). Unknown keys, a required
+        field missing, a value too long or not a URL, then `clean` for the provider's own
+        rules. Messages never repeat a secret's value."""
+        errors: dict[str, str] = {}
+        unknown = sorted(set(settings) - self.settings_keys)
+        if unknown:
+            errors["settings"] = f"Unknown keys: {', '.join(unknown)}."
+        elif problem := self._settings_problem(settings):
+            errors["settings"] = problem
+        unknown = sorted(set(secrets) - self.secret_keys)
+        if unknown:
+            errors["secrets"] = f"Unknown keys: {', '.join(unknown)}."
+        elif not all(isinstance(value, str) for value in secrets.values()):
+            errors["secrets"] = "Secret values must be strings."
+        if errors:
+            return errors
+        return self.clean(settings=settings, secrets=secrets, exclude_pk=exclude_pk)
+
+    def _settings_problem(self, settings: dict[str, Any]) -> str:
+        """The first problem of the declared settings ('' when none): URLs, then required
+        values, then lengths."""
+        declared = self.settings_fields
+        for item in declared:
+            value = settings.get(item.key)
+            if item.url and value is not None and not _http_url(value):
+                return f"settings.{item.key} must be an http(s) URL."
+        for item in declared:
+            if item.required and not str(settings.get(item.key, "")):
+                return f"settings.{item.key} is required for the {self.label}."
+        for item in declared:
+            value = settings.get(item.key)
+            if value is not None and len(str(value)) > item.max_length:
+                return f"settings.{item.key} is longer than {item.max_length} characters."
+        return ""
+
+    def clean(
+        self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
+    ) -> dict[str, str]:
+        """The provider's own rules once the shape is right (e.g. a unique number id)."""
+        return {}
+
+    def form_errors(self, *, typed: dict[str, str], stored: dict[str, Any]) -> dict[str, str]:
+        """Errors by field key for the admin form, which knows which secrets were typed now
+        (`typed`, secrets and settings) and which the channel stores already (`stored`): a
+        required secret may be kept from before."""
+        errors: dict[str, str] = {}
+        for item in (*self.settings_fields, *self.secret_fields):
+            if item.required and not typed.get(item.key) and not stored.get(item.key):
+                errors[item.key] = f"Required for the {self.label}."
+        return errors
+
+    def identifier_for(self, *, phone_number: str, settings: dict[str, Any]) -> str:
+        """The channel's default identifier."""
+        return f"whatsapp:{phone_number}"
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def accepts(self, request: HttpRequest) -> bool:
+        """Whether a request to the shared webhook endpoint is this provider's."""
+        return False
+
+    def verify_subscription(self, request: HttpRequest) -> HttpResponse | None:
+        """The answer to a `GET` handshake on this provider's webhook path (None: not one)."""
+        return None
+
+    def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
+        """Whether the request is signed for `channel` (None: the platform's own secret)."""
+        return False
+
+    def parse(self, request: HttpRequest) -> list[WebhookItem]:
+        """The items of a verified request. Raises ValueError for a body that is not this
+        provider's webhook at all (a 400)."""
+        return []
+
+    def lookup(self, keys: set[str]) -> dict[str, ChannelInstance]:
+        """This provider's live channels (active or not) by the keys its webhooks name."""
+        return {}
+
+    def handle_webhook(self, request: HttpRequest, receiver: WebhookReceiver) -> HttpResponse:
+        """Verify, parse, look up and dispatch; 403 before anything is parsed for a request
+        not signed by the platform or a channel the items name. Items of an unknown or
+        inactive channel, or a channel the signature does not cover, are logged and counted."""
+        from channels_app.providers.webhook import bad_request, forbidden, skipped
+        from core.context import tenant_bound
+
+        platform_signed = self.verify(request, None)
+        try:
+            items = self.parse(request)
+        except ValueError as exc:
+            if not platform_signed:
+                return forbidden(f"{self.code} signature mismatch")
+            return bad_request(str(exc))
+        channels = self.lookup({key for key, _item in items})
+        covered = {
+            key for key, ch in channels.items() if platform_signed or self.verify(request, ch)
+        }
+        if not covered and not platform_signed:
+            return forbidden(f"{self.code} signature mismatch")
+        for key, item in items:
+            channel = channels.get(key)
+            with tenant_bound(channel.tenant_id if channel else None):
+                if channel is None or not channel.is_active:
+                    skipped(self.code, "unknown_channel", "webhook for an unknown channel skipped")
+                elif key not in covered:
+                    skipped(self.code, "unsigned", "webhook item not covered by its signature")
+                else:
+                    receiver.dispatch(channel, item)
+        return HttpResponse("OK", content_type="text/plain")
+
+    # -- sending -------------------------------------------------------------------------------
 
     @abstractmethod
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
@@ -243,6 +441,17 @@ class Provider(ABC):
     @abstractmethod
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         """Download inbound media. Raises MediaDownloadError."""
+
+
+def _http_url(value: object) -> bool:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    try:
+        URLValidator(schemes=["http", "https"])(str(value))
+    except ValidationError:
+        return False
+    return isinstance(value, str) and len(value) <= 500
 
 
 MAX_MEDIA_BYTES = 100 * 1024 * 1024

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,8 +20,10 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 
 from channels_app.providers.base import (
+    API_BASE_URL,
     AmbiguousSendError,
     MediaDownloadError,
     MediaFile,
@@ -33,16 +36,22 @@ from channels_app.providers.base import (
     ParsedUserIdChange,
     PermanentSendError,
     Provider,
+    ProviderField,
     SendResult,
     TransientSendError,
+    WebhookReceiver,
     failed_before_sending,
     numbered_choices,
     read_limited,
     scrub,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
+from channels_app.providers.webhook import bad_request, forbidden
+from channels_app.providers.webhook import logger as webhook_logger
 from core import metrics
+from core.context import tenant_bound
 from core.crypto import normalize_phone, normalize_wa_user_id, provider_id_pseudonym
+from core.storable import clean
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -198,24 +207,8 @@ def _parse_message(
         metrics.inbound_skipped("cloud_api", "malformed")
         return None
     raw_type = str(raw.get("type") or "unknown")[:50]
-    system = _dict(raw.get("system"))
-    if raw_type == "system" and system.get("type") == "user_changed_user_id":
-        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
-        current = normalize_wa_user_id(str(system.get("user_id") or ""))
-        if previous and current:
-            return ParsedUserIdChange(
-                provider_message_id=str(raw["id"])[:128],
-                previous_user_id=previous,
-                user_id=current,
-            )
     if raw_type == "system":
-        # e.g. `user_changed_user_id`: about the contact, not a message to show or answer.
-        logger.info(
-            "cloud api webhook: system message skipped",
-            extra={"system_type": str(_dict(raw.get("system")).get("type") or "")[:50]},
-        )
-        metrics.inbound_skipped("cloud_api", "system")
-        return None
+        return _parse_system(raw)
     phone, user_id = sender_identity(
         phone_field=raw.get("from"),
         user_id_field=raw.get("from_user_id") or (user_ids or {}).get(str(raw.get("from"))),
@@ -238,6 +231,27 @@ def _parse_message(
         group_id=str(raw.get("group_id") or "")[:128],
         **parts,
     )
+
+
+def _parse_system(raw: dict[str, Any]) -> ParsedUserIdChange | None:
+    """A system message: a user id change is kept (about the contact, not a message to show
+    or answer); any other is logged and counted."""
+    system = _dict(raw.get("system"))
+    if system.get("type") == "user_changed_user_id":
+        previous = normalize_wa_user_id(str(system.get("previous_user_id") or ""))
+        current = normalize_wa_user_id(str(system.get("user_id") or ""))
+        if previous and current:
+            return ParsedUserIdChange(
+                provider_message_id=str(raw["id"])[:128],
+                previous_user_id=previous,
+                user_id=current,
+            )
+    logger.info(
+        "cloud api webhook: system message skipped",
+        extra={"system_type": str(system.get("type") or "")[:50]},
+    )
+    metrics.inbound_skipped("cloud_api", "system")
+    return None
 
 
 def _parse_echo(raw: Any) -> ParsedEcho | None:
@@ -296,95 +310,129 @@ def _referral(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_body(raw: dict[str, Any], raw_type: str) -> dict[str, Any]:
-    """The kind-specific fields of a message or echo (kind, text, media, location, ...)."""
+    """The kind-specific fields of a message or echo (kind, text, media, location, ...): the
+    parser of its type in BODY_KINDS, `unsupported` for any other type or a body that does
+    not fit its type. An ad referral is kept in the content of any kind."""
     body = raw.get(raw_type) if isinstance(raw.get(raw_type), dict) else {}
     content: dict[str, Any] = {}
     referral = _referral(raw)
     if referral:
         content["referral"] = referral
-    parts: dict[str, Any] = {"raw_type": raw_type, "content": content}
-    if raw_type == "text":
-        return {**parts, "kind": "text", "text": str(body.get("body") or "")}
-    if raw_type in MEDIA_TYPES + ("voice",) and body.get("id"):
-        kind = "audio" if raw_type == "voice" else raw_type  # legacy voice notes are audio
-        media = ParsedMedia(
-            media_type=kind,
-            content_type=str(body.get("mime_type") or ""),
-            provider_media_id=str(body["id"]),
-            filename=str(body.get("filename") or "")[:255],
-            sha256=str(body.get("sha256") or ""),
+    parts: dict[str, Any] = {"raw_type": raw_type, "kind": "unsupported", "content": content}
+    parser = BODY_KINDS.get(raw_type)
+    found = parser(raw, body, raw_type) if parser is not None else None
+    if not found:
+        return parts
+    return {**parts, **found, "content": {**content, **found.get("content", {})}}
+
+
+# -- the message kinds: each parser takes (message, its body, its type) and returns the
+# fields of its kind, or None when the body does not fit (the message is `unsupported`).
+
+BodyParts = dict[str, Any] | None
+
+
+def _text_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    return {"kind": "text", "text": str(body.get("body") or "")}
+
+
+def _media_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    if not body.get("id"):
+        return None
+    kind = "audio" if raw_type == "voice" else raw_type  # legacy voice notes are audio
+    media = ParsedMedia(
+        media_type=kind,
+        content_type=str(body.get("mime_type") or ""),
+        provider_media_id=str(body["id"]),
+        filename=str(body.get("filename") or "")[:255],
+        sha256=str(body.get("sha256") or ""),
+    )
+    return {"kind": kind, "text": str(body.get("caption") or ""), "media": (media,)}
+
+
+def _location_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    try:
+        location = ParsedLocation(
+            latitude=float(body["latitude"]),
+            longitude=float(body["longitude"]),
+            name=str(body.get("name") or "")[:500],
+            address=str(body.get("address") or "")[:1000],
         )
-        return {**parts, "kind": kind, "text": str(body.get("caption") or ""), "media": (media,)}
-    if raw_type == "location":
-        try:
-            location = ParsedLocation(
-                latitude=float(body["latitude"]),
-                longitude=float(body["longitude"]),
-                name=str(body.get("name") or "")[:500],
-                address=str(body.get("address") or "")[:1000],
-            )
-        except (KeyError, TypeError, ValueError):
-            return {**parts, "kind": "unsupported"}
-        if not (abs(location.latitude) <= 90 and abs(location.longitude) <= 180):
-            return {**parts, "kind": "unsupported"}
-        return {**parts, "kind": "location", "location": location}
-    if raw_type == "contacts":
-        cards = [card for card in _list(raw.get("contacts")) if isinstance(card, dict)]
-        cards = _bounded(cards[:MAX_CARDS])
-        if not cards:
-            return {**parts, "kind": "unsupported"}
-        return {**parts, "kind": "contacts", "content": {**content, "contacts": cards}}
-    if raw_type == "reaction":
-        emoji = str(body.get("emoji") or "")[:32]
-        reaction = {"emoji": emoji}
-        if body.get("message_id"):
-            reaction["message_id"] = provider_id_pseudonym(str(body["message_id"])[:128])
-        return {**parts, "kind": "reaction", "content": {**content, "reaction": reaction}}
-    if raw_type == "order":
-        items = [
-            {
-                key: item[key]
-                for key in ("product_retailer_id", "quantity", "item_price", "currency")
-                if isinstance(item, dict) and key in item
-            }
-            for item in _list(body.get("product_items"))[:100]
-        ]
-        order = {"catalog_id": str(body.get("catalog_id") or ""), "product_items": items}
-        return {
-            **parts,
-            "kind": "order",
-            "text": str(body.get("text") or ""),
-            "content": {**content, "order": _bounded(order) or {}},
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (abs(location.latitude) <= 90 and abs(location.longitude) <= 180):
+        return None
+    return {"kind": "location", "location": location}
+
+
+def _contacts_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    cards = [card for card in _list(raw.get("contacts")) if isinstance(card, dict)]
+    cards = _bounded(cards[:MAX_CARDS])
+    if not cards:
+        return None
+    return {"kind": "contacts", "content": {"contacts": cards}}
+
+
+def _reaction_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    reaction = {"emoji": str(body.get("emoji") or "")[:32]}
+    if body.get("message_id"):
+        reaction["message_id"] = provider_id_pseudonym(str(body["message_id"])[:128])
+    return {"kind": "reaction", "content": {"reaction": reaction}}
+
+
+def _order_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    items = [
+        {
+            key: item[key]
+            for key in ("product_retailer_id", "quantity", "item_price", "currency")
+            if isinstance(item, dict) and key in item
         }
-    if raw_type == "interactive":
-        reply_type = str(body.get("type") or "")
-        reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
-        if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
-            return {
-                **parts,
-                "kind": "interactive",
-                "text": str(reply.get("title") or ""),
-                "interactive_id": str(reply["id"])[:256],
-                "raw_type": f"interactive.{reply_type}",
-            }
-        if reply_type == "nfm_reply" and reply is not None:
-            return {
-                **parts,
-                "kind": "flow_reply",
-                "text": str(reply.get("body") or ""),
-                "raw_type": "interactive.nfm_reply",
-                "content": {**content, "flow_reply": _flow_reply(reply)},
-            }
-        return {**parts, "kind": "unsupported", "raw_type": "interactive"}
-    if raw_type == "button":
-        payload = str(body.get("payload") or body.get("text") or "")
+        for item in _list(body.get("product_items"))[:100]
+    ]
+    order = {"catalog_id": str(body.get("catalog_id") or ""), "product_items": items}
+    return {
+        "kind": "order",
+        "text": str(body.get("text") or ""),
+        "content": {"order": _bounded(order) or {}},
+    }
+
+
+def _interactive_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    """A reply button or list row (by its id), or a WhatsApp Flow's answers (`nfm_reply`)."""
+    reply_type = str(body.get("type") or "")
+    reply = body.get(reply_type) if isinstance(body.get(reply_type), dict) else None
+    if reply_type in ("button_reply", "list_reply") and reply and reply.get("id"):
         return {
-            **parts,
-            "kind": "button",
-            "text": str(body.get("text") or ""),
-            "interactive_id": payload[:256],
+            "kind": "interactive",
+            "text": str(reply.get("title") or ""),
+            "interactive_id": str(reply["id"])[:256],
+            "raw_type": f"interactive.{reply_type}",
         }
-    return {**parts, "kind": "unsupported"}
+    if reply_type == "nfm_reply" and reply is not None:
+        return {
+            "kind": "flow_reply",
+            "text": str(reply.get("body") or ""),
+            "raw_type": "interactive.nfm_reply",
+            "content": {"flow_reply": _flow_reply(reply)},
+        }
+    return None
+
+
+def _button_body(raw: dict[str, Any], body: dict[str, Any], raw_type: str) -> BodyParts:
+    payload = str(body.get("payload") or body.get("text") or "")
+    return {"kind": "button", "text": str(body.get("text") or ""), "interactive_id": payload[:256]}
+
+
+BODY_KINDS: dict[str, Callable[[dict[str, Any], dict[str, Any], str], BodyParts]] = {
+    "text": _text_body,
+    **dict.fromkeys((*MEDIA_TYPES, "voice"), _media_body),
+    "location": _location_body,
+    "contacts": _contacts_body,
+    "reaction": _reaction_body,
+    "order": _order_body,
+    "interactive": _interactive_body,
+    "button": _button_body,
+}
 
 
 def _flow_reply(reply: dict[str, Any]) -> dict[str, Any]:
@@ -520,8 +568,174 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
     return str(error.get("code") or response.status_code), scrub(str(detail))
 
 
+# Distinct phone numbers a body not signed by the platform may name (tenant-signed bodies).
+MAX_TENANT_SIGNED_NUMBERS = 100
+
+
+def meta_subscription_answer(request: HttpRequest) -> HttpResponse:
+    """Meta's `GET` verification handshake: the challenge back when `hub.verify_token` is
+    META_VERIFY_TOKEN, else a 403."""
+    mode = request.GET.get("hub.mode", "")
+    token = request.GET.get("hub.verify_token", "")
+    challenge = request.GET.get("hub.challenge", "")
+    expected = settings.META_VERIFY_TOKEN
+    if mode == "subscribe" and expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return HttpResponse(challenge, content_type="text/plain")
+    return forbidden("verification token mismatch")
+
+
+def own_secret_covers(
+    channel: ChannelInstance, *, body: bytes, header: str, platform_signed: bool
+) -> bool:
+    """Whether a body's signature covers the channel: its own `app_secret` when it has one
+    (a tenant's own Meta app), else the platform's META_APP_SECRET."""
+    own_secret = (channel.secrets or {}).get("app_secret", "")
+    if own_secret:
+        return signature_valid(body=body, header=header, secret=own_secret)
+    return platform_signed
+
+
 class CloudApiProvider(Provider):
-    name = "cloud_api"
+    code = "cloud_api"
+    name = "WhatsApp Cloud API"
+    short_name = "Cloud API"
+    setup_note = "From Meta's developer dashboard, WhatsApp → API setup."
+    settings_fields = (
+        ProviderField(
+            "phone_number_id",
+            "Phone number ID",
+            "Meta → WhatsApp → API setup: the number's “Phone number ID” (not the number).",
+            required=True,
+        ),
+        ProviderField(
+            "waba_id",
+            "WhatsApp Business Account ID",
+            "Optional; shown next to the phone number ID.",
+        ),
+        API_BASE_URL,
+    )
+    secret_fields = (
+        ProviderField(
+            "access_token",
+            "Access token",
+            "A system user's permanent token with whatsapp_business_messaging.",
+            secret=True,
+            required=True,
+        ),
+        ProviderField(
+            "app_secret",
+            "App secret",
+            "Meta app → Settings → Basic. Checks the signature of Meta's webhooks; leave empty "
+            "when the platform's Meta app sends them.",
+            secret=True,
+        ),
+    )
+
+    def clean(
+        self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
+    ) -> dict[str, str]:
+        """A phone number ID belongs to one channel (the webhooks find channels by it)."""
+        from channels_app.models import ChannelInstance
+
+        taken = ChannelInstance.objects.filter(
+            provider=self.code, phone_number_id=str(settings["phone_number_id"])
+        ).exclude(pk=exclude_pk)
+        if taken.exists():
+            return {"phone_number_id": "Another channel already uses this phone_number_id."}
+        return {}
+
+    # -- webhooks: JSON posts signed with X-Hub-Signature-256 ----------------------------------
+
+    def accepts(self, request: HttpRequest) -> bool:
+        return request.content_type == "application/json"
+
+    def verify_subscription(self, request: HttpRequest) -> HttpResponse | None:
+        return meta_subscription_answer(request)
+
+    def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
+        header = request.headers.get("X-Hub-Signature-256", "")
+        if channel is None:
+            return signature_valid(
+                body=request.body, header=header, secret=settings.META_APP_SECRET
+            )
+        platform_signed = self.verify(request, None)
+        return own_secret_covers(
+            channel, body=request.body, header=header, platform_signed=platform_signed
+        )
+
+    def lookup(self, keys: set[str]) -> dict[str, ChannelInstance]:
+        from channels_app.selectors import channels_by_key
+
+        return channels_by_key(provider=self.code, keys=keys, field="phone_number_id")
+
+    def handle_webhook(self, request: HttpRequest, receiver: WebhookReceiver) -> HttpResponse:
+        """A batch. Each item is handled only for a channel the signature covers: a channel
+        with its own `app_secret` (a tenant's own Meta app) by that secret, the others by
+        META_APP_SECRET. So a tenant who knows its own secret can sign deliveries for its own
+        channels only, whatever else it puts in the body."""
+        header = request.headers.get("X-Hub-Signature-256", "")
+        if not header:
+            return forbidden("missing hub signature")
+        platform_signed = self.verify(request, None)
+        try:
+            payload = clean(json.loads(request.body))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            payload = None
+        if payload is None:
+            if not platform_signed:
+                return forbidden("bad body")
+            return bad_request("body is not JSON, or nested too deeply")
+        ids = phone_number_ids(payload)
+        if not platform_signed and len(ids) > MAX_TENANT_SIGNED_NUMBERS:
+            # Only Meta (the platform's secret) batches many numbers; an unsigned body must
+            # not make us look up as many channels as it likes.
+            return forbidden("hub signature mismatch")
+        channels = self.lookup(ids)
+        # The lines about the whole body carry its tenant when all its known numbers have one;
+        # each item's lines carry the tenant of its own channel (none for an unknown number).
+        tenants = {channel.tenant_id for channel in channels.values()}
+        with tenant_bound(next(iter(tenants)) if len(tenants) == 1 else None):
+            return self._handle_for_channels(
+                request, payload, channels, receiver, platform_signed=platform_signed
+            )
+
+    def _handle_for_channels(
+        self,
+        request: HttpRequest,
+        payload: Any,
+        channels: dict[str, ChannelInstance],
+        receiver: WebhookReceiver,
+        *,
+        platform_signed: bool,
+    ) -> HttpResponse:
+        header = request.headers.get("X-Hub-Signature-256", "")
+        covered = {
+            number_id
+            for number_id, channel in channels.items()
+            if own_secret_covers(
+                channel, body=request.body, header=header, platform_signed=platform_signed
+            )
+        }
+        if not covered and not platform_signed:
+            return forbidden("hub signature mismatch")
+        try:
+            items = parse_payload(payload)
+        except CloudParseError as exc:
+            return bad_request(str(exc))
+        for item in items:
+            channel = channels.get(item.phone_number_id)
+            with tenant_bound(channel.tenant_id if channel else None):
+                if channel is None or not channel.is_active:
+                    webhook_logger.warning("cloud api delivery for an unknown channel skipped")
+                elif item.phone_number_id not in covered:
+                    webhook_logger.warning(
+                        "cloud api delivery not covered by its signature skipped"
+                    )
+                else:
+                    receiver.dispatch(channel, item.item)
+        return HttpResponse("OK", content_type="text/plain")
+
+    # -- sending ---------------------------------------------------------------------------------
 
     def base_url(self, channel: ChannelInstance) -> str:
         override = (channel.settings or {}).get("api_base_url")
@@ -561,7 +775,7 @@ class CloudApiProvider(Provider):
             if response.status_code >= 400:
                 code, detail = _error_of(response)
                 # The outcome table first ("slow down" codes come with a 400 too), then HTTP.
-                listed = outcome_of(provider=self.name, code=code)
+                listed = outcome_of(provider=self.code, code=code)
                 transient = (
                     listed is Outcome.RETRY
                     if listed is not None

@@ -40,7 +40,16 @@ def sandbox_enabled() -> bool:
 
 
 class SandboxProvider(Provider):
-    name = "sandbox"
+    code = "sandbox"
+    name = "Sandbox (demo: nothing is sent)"
+    short_name = "Sandbox"
+    # nothing to connect: no secrets, no settings, no webhooks
+
+    def available(self) -> bool:
+        return sandbox_enabled()
+
+    def unavailable_reason(self) -> str:
+        return "The sandbox provider is for demos: it needs DEBUG or SANDBOX_PROVIDER_ENABLED."
 
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
         """Accept the message without sending it anywhere (refused where the sandbox is off)."""

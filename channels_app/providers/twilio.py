@@ -16,12 +16,14 @@ from urllib.parse import urlparse
 
 import requests
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from channels_app.providers.base import (
+    API_BASE_URL,
     AmbiguousSendError,
     MediaDownloadError,
     MediaFile,
@@ -32,15 +34,22 @@ from channels_app.providers.base import (
     ParsedStatus,
     PermanentSendError,
     Provider,
+    ProviderField,
     SendResult,
     TransientSendError,
+    WebhookReceiver,
     failed_before_sending,
     numbered_choices,
     read_limited,
     scrub,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
+from channels_app.providers.webhook import bad_request, forbidden
+from channels_app.providers.webhook import logger as webhook_logger
+from core import metrics
+from core.context import tenant_bound
 from core.crypto import normalize_phone, normalize_wa_user_id
+from core.storable import clean
 
 if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
@@ -151,14 +160,44 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
     if not sid or len(sid) > 128:
         raise TwilioParseError("MessageSid is missing or longer than 128 characters.")
     if is_status_callback(params):
-        raw = str(params.get("MessageStatus")).lower()
-        return ParsedStatus(
-            provider_message_id=sid,
-            status=STATUS_MAP.get(raw, ""),
-            raw_status=raw,
-            error_code=str(params.get("ErrorCode", "") or ""),
-            error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
-        )
+        return _parse_status(params, sid)
+    phone, user_id = _checked_sender(params)
+    media = _media(params)
+    body = str(params.get("Body", "") or "")
+    raw_type = str(params.get("MessageType", "") or "")
+    parts = next(found for kind in MESSAGE_KINDS if (found := kind(params, body, raw_type, media)))
+    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
+    return ParsedInbound(
+        provider_message_id=sid,
+        from_phone=phone,
+        content={"referral": referral} if referral else {},
+        from_user_id=user_id,
+        kind=parts["kind"],
+        text=parts.get("text", body),
+        profile_name=str(params.get("ProfileName", "") or "")[:200],
+        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
+        interactive_id=parts.get("interactive_id", "")[:256],
+        media=tuple(media),
+        location=parts.get("location"),
+        raw_type=parts["raw_type"][:50],
+        context_id=str(params.get("OriginalRepliedMessageSid", "") or ""),
+    )
+
+
+def _parse_status(params: Mapping[str, Any], sid: str) -> ParsedStatus:
+    raw = str(params.get("MessageStatus")).lower()
+    return ParsedStatus(
+        provider_message_id=sid,
+        status=STATUS_MAP.get(raw, ""),
+        raw_status=raw,
+        error_code=str(params.get("ErrorCode", "") or ""),
+        error_detail=scrub(str(params.get("ErrorMessage", "") or "")),
+    )
+
+
+def _checked_sender(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The sender of an incoming WhatsApp message (see `sender_identity`); raises
+    NotWhatsAppError for another channel's post, TwilioParseError for no usable sender."""
     sender = str(params.get("From", "") or "")
     if not sender.strip():
         raise TwilioParseError("From is missing.")
@@ -167,6 +206,11 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
     phone, user_id = sender_identity(params)
     if not phone and not user_id:
         raise TwilioParseError("From is neither a phone number nor a WhatsApp user id.")
+    return phone, user_id
+
+
+def _media(params: Mapping[str, Any]) -> list[ParsedMedia]:
+    """The form's media (`MediaUrl<n>`/`MediaContentType<n>`, at most 10)."""
     try:
         num_media = int(params.get("NumMedia", 0) or 0)
     except ValueError as exc:
@@ -181,51 +225,75 @@ def parse_form(params: Mapping[str, Any]) -> ParsedInbound | ParsedStatus:
                     media_type=_media_type(content_type), content_type=content_type, url=url
                 )
             )
-    body = str(params.get("Body", "") or "")
-    raw_type = str(params.get("MessageType", "") or "")
-    kind, interactive_id, location = "text", "", None
-    if params.get("Latitude") not in (None, "") and params.get("Longitude") not in (None, ""):
-        kind = "location"
-        location = ParsedLocation(
-            latitude=_float(params.get("Latitude")),
-            longitude=_float(params.get("Longitude")),
-            name=str(params.get("Label", "") or ""),
-            address=str(params.get("Address", "") or ""),
-        )
-        raw_type = raw_type or "location"
-    elif params.get("ButtonPayload") or params.get("ButtonText"):
-        kind = "button"
-        interactive_id = str(params.get("ButtonPayload") or params.get("ButtonText") or "")
-        body = str(params.get("ButtonText") or body)
-        raw_type = raw_type or "button"
-    elif params.get("ListId"):
-        kind = "interactive"
-        interactive_id = str(params.get("ListId"))
-        body = str(params.get("ListTitle") or body)
-        raw_type = raw_type or "interactive"
-    elif media:
-        kind = media[0].media_type
-        raw_type = raw_type or kind
-    elif raw_type and raw_type not in MESSAGE_TYPES and not body:
-        kind = "unsupported"
-    else:
-        raw_type = raw_type or "text"
-    referral = {key: str(params[name])[:2000] for name, key in REFERRAL_FIELDS if params.get(name)}
-    return ParsedInbound(
-        provider_message_id=sid,
-        from_phone=phone,
-        content={"referral": referral} if referral else {},
-        from_user_id=user_id,
-        kind=kind,
-        text=body,
-        profile_name=str(params.get("ProfileName", "") or "")[:200],
-        wa_id=str(params.get("WaId", "") or "") or phone.lstrip("+") or user_id,
-        interactive_id=interactive_id[:256],
-        media=tuple(media),
-        location=location,
-        raw_type=raw_type[:50],
-        context_id=str(params.get("OriginalRepliedMessageSid", "") or ""),
+    return media
+
+
+# -- the message kinds, each a function of the form: its parts when the form is of that kind,
+# else None. `MESSAGE_KINDS` tries them in order; text is the last and always matches.
+
+KindParts = dict[str, Any] | None
+
+
+def _location_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if params.get("Latitude") in (None, "") or params.get("Longitude") in (None, ""):
+        return None
+    location = ParsedLocation(
+        latitude=_float(params.get("Latitude")),
+        longitude=_float(params.get("Longitude")),
+        name=str(params.get("Label", "") or ""),
+        address=str(params.get("Address", "") or ""),
     )
+    return {"kind": "location", "location": location, "raw_type": raw_type or "location"}
+
+
+def _button_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not (params.get("ButtonPayload") or params.get("ButtonText")):
+        return None
+    return {
+        "kind": "button",
+        "interactive_id": str(params.get("ButtonPayload") or params.get("ButtonText") or ""),
+        "text": str(params.get("ButtonText") or body),
+        "raw_type": raw_type or "button",
+    }
+
+
+def _list_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not params.get("ListId"):
+        return None
+    return {
+        "kind": "interactive",
+        "interactive_id": str(params.get("ListId")),
+        "text": str(params.get("ListTitle") or body),
+        "raw_type": raw_type or "interactive",
+    }
+
+
+def _media_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    if not media:
+        return None
+    return {"kind": media[0].media_type, "raw_type": raw_type or media[0].media_type}
+
+
+def _unsupported_kind(
+    params: Mapping[str, Any], body: str, raw_type: str, media: list
+) -> KindParts:
+    if not raw_type or raw_type in MESSAGE_TYPES or body:
+        return None
+    return {"kind": "unsupported", "raw_type": raw_type}
+
+
+def _text_kind(params: Mapping[str, Any], body: str, raw_type: str, media: list) -> KindParts:
+    return {"kind": "text", "raw_type": raw_type or "text"}
+
+
+MESSAGE_KINDS = (
+    _location_kind,
+    _button_kind,
+    _list_kind,
+    _media_kind,
+    _unsupported_kind,
+    _text_kind,
+)
 
 
 _local = threading.local()
@@ -282,8 +350,119 @@ def _retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def twiml() -> HttpResponse:
+    """The empty TwiML answer: received, no reply in the response (replies go through the API)."""
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
 class TwilioProvider(Provider):
-    name = "twilio"
+    code = "twilio"
+    name = "Twilio"
+    short_name = "Twilio"
+    settings_fields = (
+        ProviderField(
+            "messaging_service_sid",
+            "Messaging service SID",
+            "Optional (starts with MG): send through a messaging service instead of from the "
+            "number.",
+        ),
+        API_BASE_URL,
+    )
+    secret_fields = (
+        ProviderField(
+            "account_sid",
+            "Account SID",
+            "Twilio console → Account info (starts with AC). Leave both empty to use the "
+            "platform's Twilio account.",
+            secret=True,
+        ),
+        ProviderField(
+            "auth_token",
+            "Auth token",
+            "Twilio console → Account info. Also checks the signature of Twilio's webhooks.",
+            secret=True,
+        ),
+    )
+
+    def form_errors(self, *, typed: dict[str, str], stored: dict[str, Any]) -> dict[str, str]:
+        """Both credentials or none (the platform's), and an account SID that looks like one."""
+        errors = super().form_errors(typed=typed, stored=stored)
+        given = [name for name in ("account_sid", "auth_token") if typed.get(name)]
+        if len(given) == 1:
+            missing = "auth_token" if given == ["account_sid"] else "account_sid"
+            if not stored.get(missing):
+                errors[missing] = "Set both the account SID and the auth token."
+        sid = typed.get("account_sid")
+        if sid and not sid.startswith("AC"):
+            errors["account_sid"] = "A Twilio account SID starts with AC."
+        return errors
+
+    # -- webhooks: form posts signed with X-Twilio-Signature -----------------------------------
+
+    def accepts(self, request: HttpRequest) -> bool:
+        """Everything that is not JSON (Twilio posts forms; a post without a signature gets
+        its 403 here rather than a 'no provider')."""
+        return request.content_type != "application/json"
+
+    def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        url = f"{settings.PUBLIC_BASE_URL}{request.get_full_path()}"
+        token = auth_token_for(channel)
+        return signature_valid(url=url, params=request.POST, signature=signature, token=token)
+
+    def lookup(self, keys: set[str]) -> dict[str, ChannelInstance]:
+        from channels_app.selectors import channels_by_key
+
+        return channels_by_key(provider=self.code, keys=keys)
+
+    def handle_webhook(self, request: HttpRequest, receiver: WebhookReceiver) -> HttpResponse:
+        """One message or status callback. The channel is found by our number before the
+        signature is checked (with the channel's own auth token, else the platform's)."""
+        if not request.headers.get("X-Twilio-Signature", ""):
+            return forbidden("missing twilio signature")
+        cleaned = {key: clean(value) for key, value in request.POST.items()}
+        ours, _theirs = channel_identifiers(cleaned)
+        if ours and not is_whatsapp_address(ours):
+            # An SMS to a channel's number names it without the prefix: found, so that its
+            # signature is checked with the channel's token and the refusal is a clear 400.
+            ours = f"{WHATSAPP_PREFIX}{ours.strip()}"
+        channel = self.lookup({ours}).get(ours) if ours else None
+        # From here on the channel's tenant is in the log lines (a refused signature too: that
+        # is how a tenant's wrong auth token shows up); before, and for an unknown number, none.
+        with tenant_bound(channel.tenant_id if channel else None):
+            return self._handle_for_channel(request, channel, cleaned, receiver)
+
+    def _handle_for_channel(
+        self,
+        request: HttpRequest,
+        channel: ChannelInstance | None,
+        cleaned: dict[str, str],
+        receiver: WebhookReceiver,
+    ) -> HttpResponse:
+        if not self.verify(request, channel):
+            return forbidden("twilio signature mismatch")
+        try:
+            parsed = parse_form(cleaned)
+        except NotWhatsAppError as exc:
+            # An SMS (or another channel) sent to the WhatsApp webhook: not answered on
+            # WhatsApp, and not swallowed either (Twilio's debugger shows the 400 and why).
+            webhook_logger.warning("twilio post that is not WhatsApp refused")
+            metrics.inbound_skipped(self.code, "not_whatsapp")
+            return JsonResponse(
+                {"error": {"code": "not_whatsapp", "message": str(exc), "details": []}},
+                status=400,
+            )
+        except TwilioParseError as exc:
+            return bad_request(str(exc))
+        if channel is None or not channel.is_active:
+            webhook_logger.warning("twilio webhook for an unknown or inactive channel ignored")
+            return twiml()
+        return receiver.dispatch(channel, parsed) or twiml()
+
+    # -- sending ---------------------------------------------------------------------------------
 
     def client(self, channel: ChannelInstance) -> Client:
         """A REST client for the channel, pointed at `api_base_url(channel)` (the `api`
@@ -318,7 +497,7 @@ class TwilioProvider(Provider):
         except TwilioRestException as exc:
             code = str(exc.code or exc.status)
             detail = scrub(exc.msg or "")
-            listed = outcome_of(provider=self.name, code=code)
+            listed = outcome_of(provider=self.code, code=code)
             retryable = (
                 listed is Outcome.RETRY if listed is not None else _retryable_status(exc.status)
             )

@@ -334,6 +334,16 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Providers and AI -------------------------------------------------------------------------
+# The installed channel providers (dotted paths of `channels_app.providers.base.Provider`
+# subclasses, see channels_app/providers/registry.py): one line per provider.
+CHANNEL_PROVIDERS = env.list(
+    "CHANNEL_PROVIDERS",
+    default=[
+        "channels_app.providers.twilio.TwilioProvider",
+        "channels_app.providers.cloud_api.CloudApiProvider",
+        "channels_app.providers.sandbox.SandboxProvider",
+    ],
+)
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")

@@ -13,7 +13,8 @@
     scope.querySelectorAll("[data-channel-provider-field]").forEach((input) => {
       const row = input.closest(".form-row");
       if (row) {
-        row.classList.toggle("hidden", input.dataset.channelProviderField !== provider);
+        const owners = input.dataset.channelProviderField.split(" ");
+        row.classList.toggle("hidden", !owners.includes(provider));
       }
     });
     scope.querySelectorAll("fieldset.channel-provider-group").forEach((fieldset) => {
