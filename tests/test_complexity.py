@@ -37,9 +37,7 @@ def test_the_walk_sees_the_project() -> None:
     assert not any("/migrations/" in path for path in paths)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="until #14 lands"
-)
+@pytest.mark.xfail(strict=True, reason="until #14 lands")
 def test_no_function_is_at_grade_d_or_worse() -> None:
     too_complex = {
         f"{path.relative_to(ROOT)}:{function.lineno} {function.fullname} ({function.complexity})"
