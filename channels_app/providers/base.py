@@ -8,9 +8,11 @@ A provider module (`twilio.py`, `cloud_api.py`) turns a webhook into `ParsedInbo
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -202,6 +204,27 @@ def failed_before_sending(exc: requests.RequestException) -> bool:
         reason = getattr(exc.args[0], "reason", exc.args[0])  # MaxRetryError wraps the cause
         return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # incl. refused, DNS
     return False
+
+
+_local = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's pooled HTTP session for provider APIs: connections are kept alive and
+    reused across sends (a new TLS connection per message costs more than the send itself).
+
+    Cookies are refused, so nothing one channel's request receives is ever sent with another
+    tenant's request; no automatic retries (whether a request may be repeated is the caller's
+    decision, see `failed_before_sending`). Timeouts stay per request."""
+    session = getattr(_local, "http_session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _local.http_session = session
+    return session
 
 
 class MediaDownloadError(ProviderError):

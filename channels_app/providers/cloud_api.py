@@ -41,6 +41,7 @@ from channels_app.providers.base import (
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
+    http_session,
     numbered_choices,
     read_limited,
     scrub,
@@ -756,7 +757,7 @@ class CloudApiProvider(Provider):
         first_id = ""
         for position, body in enumerate(build_message(payload)):
             try:
-                response = requests.post(
+                response = http_session().post(
                     url,
                     json=body,
                     headers={"Authorization": f"Bearer {token}"},
@@ -799,7 +800,7 @@ class CloudApiProvider(Provider):
         headers = {"Authorization": f"Bearer {token}"}
         timeout = settings.PROVIDER_HTTP_TIMEOUT_SECONDS
         try:
-            meta = requests.get(
+            meta = http_session().get(
                 f"{self.base_url(channel)}/{quote(media_id, safe='')}",
                 headers=headers,
                 timeout=timeout,
@@ -810,7 +811,7 @@ class CloudApiProvider(Provider):
                 )
             info = meta.json()
             media_url = info["url"]
-            response = requests.get(media_url, headers=headers, timeout=timeout, stream=True)
+            response = http_session().get(media_url, headers=headers, timeout=timeout, stream=True)
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise MediaDownloadError(type(exc).__name__, code="network") from None
         with response:

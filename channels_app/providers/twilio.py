@@ -39,6 +39,7 @@ from channels_app.providers.base import (
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
+    http_session,
     numbered_choices,
     read_limited,
     scrub,
@@ -529,7 +530,7 @@ class TwilioProvider(Provider):
             )
         sid, token = credentials(channel)
         try:
-            response = requests.get(
+            response = http_session().get(
                 url,
                 auth=(sid, token) if sid and token else None,
                 timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
