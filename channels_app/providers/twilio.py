@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -301,10 +302,12 @@ _local = threading.local()
 
 
 def _http_client() -> TwilioHttpClient:
-    """One pooled HTTP client per thread, with the configured timeout."""
+    """One pooled HTTP client per thread, with the configured timeout and no cookies."""
     client = getattr(_local, "http_client", None)
     if client is None:
         client = TwilioHttpClient(timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS)
+        if client.session is not None:  # cookies never cross from one account to another
+            client.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         _local.http_client = client
     return client
 

@@ -44,3 +44,13 @@ def test_a_cookie_set_by_one_provider_answer_is_never_sent_again():
 def test_the_session_never_retries_by_itself():
     adapter = http_session().get_adapter("https://graph.facebook.test/")
     assert adapter.max_retries.total == 0
+
+
+def test_twilio_client_refuses_cookies_too():
+    from http.cookiejar import DefaultCookiePolicy
+
+    from channels_app.providers.twilio import _http_client
+
+    policy = _http_client().session.cookies.get_policy()
+    assert isinstance(policy, DefaultCookiePolicy)
+    assert policy.allowed_domains() == ()
