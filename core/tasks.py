@@ -102,6 +102,7 @@ def _run_once(task: Any, key: str, *args: Any, **kwargs: Any) -> None:
 
 
 def scheduled_started(key: str) -> None:
-    """Called by a task published with `enqueue_once_on_commit` before it reads anything."""
-    if settings.REDIS_URL:
+    """Called by a task published with `enqueue_once_on_commit` before it reads anything
+    (in-process runs set no mark and clear none)."""
+    if _marks_shared():
         cache.delete(_scheduled_key(key))
