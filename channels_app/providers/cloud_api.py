@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 
 from channels_app.providers.base import (
     API_BASE_URL,
+    MAX_TENANT_SIGNED_KEYS,
     AmbiguousSendError,
     MediaDownloadError,
     MediaFile,
@@ -82,8 +83,9 @@ def signature_valid(*, body: bytes, header: str, secret: str) -> bool:
     """Constant-time check of `sha256=<hex>` against HMAC-SHA256(secret, raw body)."""
     if not header or not secret or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    given = header[len("sha256=") :].strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)  # bytes: a non-ASCII header is a mismatch
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -570,12 +572,15 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
 
 
 # Distinct phone numbers a body not signed by the platform may name (tenant-signed bodies).
-MAX_TENANT_SIGNED_NUMBERS = 100
+MAX_TENANT_SIGNED_NUMBERS = MAX_TENANT_SIGNED_KEYS
 
 
-def meta_subscription_answer(request: HttpRequest) -> HttpResponse:
+def meta_subscription_answer(request: HttpRequest) -> HttpResponse | None:
     """Meta's `GET` verification handshake: the challenge back when `hub.verify_token` is
-    META_VERIFY_TOKEN, else a 403."""
+    META_VERIFY_TOKEN, else a 403; None for a request that is no such handshake (no
+    `hub.mode`), which another provider may answer."""
+    if "hub.mode" not in request.GET:
+        return None
     mode = request.GET.get("hub.mode", "")
     token = request.GET.get("hub.verify_token", "")
     challenge = request.GET.get("hub.challenge", "")
@@ -607,6 +612,7 @@ class CloudApiProvider(Provider):
             "Phone number ID",
             "Meta → WhatsApp → API setup: the number's “Phone number ID” (not the number).",
             required=True,
+            max_length=64,  # the column the webhooks find the channel by
         ),
         ProviderField(
             "waba_id",
