@@ -9,7 +9,9 @@ import logging
 
 from celery import shared_task
 
+from channels_app.providers import MediaDownloadError
 from conversations.services.inbound import thread_process_inbound
+from conversations.services.media import MAX_DOWNLOAD_ATTEMPTS, attachment_download
 from conversations.services.outbound import (
     MAX_SEND_ATTEMPTS,
     TransientDeliveryError,
@@ -61,3 +63,31 @@ def process_pending() -> dict[str, int]:
     from conversations.services.pending import pending_process
 
     return pending_process().as_dict()
+
+
+@shared_task(
+    name="channels_app.tasks.download_attachment",
+    bind=True,
+    max_retries=MAX_DOWNLOAD_ATTEMPTS - 1,
+    acks_late=True,
+)
+def download_attachment(self, attachment_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Store an attachment's media; retried with backoff, `failed` after the last attempt.
+
+    In-process (no broker) the attempts run back to back: a media URL that is down now is
+    down a second later too, so the result is recorded quickly and the request moves on.
+    """
+    final = self.request.retries >= self.max_retries
+    try:
+        return attachment_download(attachment_id=attachment_id, final_attempt=final)
+    except MediaDownloadError as exc:
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(name="channels_app.tasks.advance_sandbox_statuses", ignore_result=True)
+def advance_sandbox_statuses() -> int:
+    """Sandbox channels' delivered/read statuses (every second by the schedule, where the
+    sandbox is enabled; see conversations.services.sandbox)."""
+    from conversations.services.sandbox import sandbox_statuses_advance
+
+    return sandbox_statuses_advance()
