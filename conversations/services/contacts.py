@@ -4,12 +4,13 @@ and channel."""
 import logging
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Contact, ThreadStatus
+from conversations.services.process import contact_threads_lock
 from core.crypto import (
     blind_index,
     name_index,
@@ -136,13 +137,7 @@ def _lock_for_merge(
     ids = [keep_id, gone_id]
     # FOR NO KEY UPDATE: a concurrent insert of a message only needs KEY SHARE on its thread,
     # so it never deadlocks against a merge (PostgreSQL; elsewhere a plain lock).
-    no_key = connection.features.has_select_for_no_key_update
-    list(
-        ChatThread.objects.select_for_update(no_key=no_key)
-        .filter(contact_id__in=ids)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    contact_threads_lock(contact_ids=ids, no_key=True)
     locked = {
         c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     }

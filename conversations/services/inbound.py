@@ -445,16 +445,12 @@ def _process_round(
     """One transaction under the thread row lock: the pending messages in order, up to the
     first that needs a model answer not in `answers` (returned, with nothing of it kept)."""
     from conversations.services.outbound import replies_store
+    from conversations.services.process import thread_lock
     from flows.services import flow_handle_inbound
 
     needed: AIAnswerNeeded | None = None
     with transaction.atomic():
-        thread = (
-            ChatThread.objects.select_for_update(of=("self",))
-            .select_related("contact", "channel", "tenant")
-            .filter(pk=thread_id)
-            .first()
-        )
+        thread = thread_lock(thread_id=thread_id)
         if thread is None:
             return 0, None
         pending: list[Message] = list(

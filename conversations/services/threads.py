@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations.models import ChatThread, HandoffSource, ThreadNote, ThreadStatus
 from conversations.services.handoffs import handoff_end, handoff_start
+from conversations.services.process import thread_lock
 from integrations import events as webhook_events
 from tenants import access
 from tenants.access import Action
@@ -41,7 +42,9 @@ def thread_update(
     """
     if status is not None and status not in ThreadStatus.values:
         raise ValidationError({"status": f"Must be one of: {', '.join(ThreadStatus.values)}."})
-    locked = ChatThread.objects.select_for_update().get(pk=thread.pk)
+    locked = thread_lock(thread_id=thread.pk)
+    if locked is None:
+        raise ChatThread.DoesNotExist
     changed: list[str] = []
     if status is not None and status != locked.status:
         locked.status = status
@@ -123,7 +126,9 @@ def thread_note_add(*, thread: ChatThread, text: str, author: Any = None) -> Thr
         raise ValidationError({"text": "A note cannot be empty."})
     if len(text) > MAX_NOTE:
         raise ValidationError({"text": f"A note has at most {MAX_NOTE} characters."})
-    locked = ChatThread.objects.select_for_update().select_related("contact").get(pk=thread.pk)
+    locked = thread_lock(thread_id=thread.pk)
+    if locked is None:
+        raise ChatThread.DoesNotExist
     if locked.contact.erased_at is not None:
         raise ValidationError({"text": "The contact's data was erased: no note can be added."})
     note = ThreadNote.objects.create(
