@@ -10,13 +10,13 @@ import logging
 from celery import shared_task
 
 from channels_app.providers import MediaDownloadError
-from conversations.services.inbound import thread_process_inbound
 from conversations.services.media import MAX_DOWNLOAD_ATTEMPTS, attachment_download
 from conversations.services.outbound import (
     MAX_SEND_ATTEMPTS,
     TransientDeliveryError,
     thread_deliver_queued,
 )
+from conversations.services.process import thread_process_inbound
 
 logger = logging.getLogger(__name__)
 

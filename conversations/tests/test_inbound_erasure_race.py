@@ -6,8 +6,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from conversations.models import Message, MessageAttachment
-from conversations.services.inbound import thread_process_inbound
 from conversations.services.privacy import contact_erase
+from conversations.services.process import thread_process_inbound
 from tests import factories
 
 

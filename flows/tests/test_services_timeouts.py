@@ -203,7 +203,7 @@ YES_OR_NO = flow_doc(
 def test_a_reply_stored_before_the_deadline_beats_the_timeout(tenant, twilio_channel, thread):
     # given: a question waiting, and the answer stored 10 s before its deadline but not
     # processed yet (a backlog)
-    from conversations.services.inbound import thread_process_inbound
+    from conversations.services.process import thread_process_inbound
 
     flow_create(tenant=tenant, channel=twilio_channel, definition=YES_OR_NO)
     receive(thread, "hi")
