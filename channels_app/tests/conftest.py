@@ -20,5 +20,5 @@ def no_flow(monkeypatch):
         seen.append(message.pk)
         return []
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
     return seen

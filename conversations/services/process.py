@@ -9,6 +9,7 @@ and everything that takes all of a contact's threads at once (a merge, an erasur
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, connection, transaction
@@ -23,9 +24,11 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.selectors import thread_tenant_id
+from conversations.services.consent import consent_keyword_apply
 from core import locks
 from core.context import tenant_bound
 from flows.engine import AIAnswerNeeded
+from flows.services import NO_FLOW_KINDS, Reply, flow_handle_inbound
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -76,6 +79,39 @@ def contact_threads_lock(
 
 
 MAX_MODEL_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Automated:
+    """What the automation answers one inbound message with. `consent_notice`: the replies are
+    the confirmation of an opt-out, the one message a contact who just opted out still gets."""
+
+    replies: list[Reply]
+    consent_notice: bool = False
+
+
+def message_automate(
+    *,
+    thread: ChatThread,
+    message: Message,
+    ai_answers: dict[tuple[object, ...], object] | None = None,
+) -> Automated:
+    """Consent, then automation, for one stored inbound message: a consent keyword is
+    answered here (`consent_keyword_apply`), anything else goes to the thread's flow
+    (`flows.services.flow_handle_inbound`, whose `ai_answers` contract holds here too). A
+    reaction is never a consent keyword (and the flow ignores it too).
+
+    Requires the thread row lock (`thread_lock`) and the thread loaded with its contact and
+    tenant; replies are returned, not stored.
+    """
+    if message.kind not in NO_FLOW_KINDS:
+        consent = consent_keyword_apply(thread=thread, message=message)
+        if consent is not None:
+            return Automated(
+                replies=[Reply(text=consent.text)], consent_notice=consent.just_opted_out
+            )
+    replies = flow_handle_inbound(thread=thread, message=message, ai_answers=ai_answers)
+    return Automated(replies=replies)
 
 
 def thread_process_inbound(*, thread_id: object, tenant_id: object | None = None) -> int:
@@ -150,7 +186,6 @@ def _process_round(
     """One transaction under the thread row lock: the pending messages in order, up to the
     first that needs a model answer not in `answers` (returned, with nothing of it kept)."""
     from conversations.services.outbound import replies_store
-    from flows.services import flow_handle_inbound
 
     needed: AIAnswerNeeded | None = None
     with transaction.atomic():
@@ -172,17 +207,11 @@ def _process_round(
             message.channel = thread.channel
             try:
                 with transaction.atomic():
-                    was_opted_out = thread.contact.is_opted_out
-                    replies = flow_handle_inbound(
-                        thread=thread, message=message, ai_answers=answers
-                    )
-                    # The confirmation of an opt-out keyword is the one message an opted-out
-                    # contact still gets.
-                    just_opted_out = thread.contact.is_opted_out and not was_opted_out
+                    automated = message_automate(thread=thread, message=message, ai_answers=answers)
                     replies_store(
                         thread=thread,
-                        replies=replies,
-                        consent_notice=just_opted_out,
+                        replies=automated.replies,
+                        consent_notice=automated.consent_notice,
                         touch_thread=False,
                     )
             except AIAnswerNeeded as exc:

@@ -107,7 +107,7 @@ def test_concurrent_messages_of_one_thread_are_handled_in_order_once(tenant, mon
         inside.pop()
         return [Reply(text=f"echo {message.text}")]
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
 
     def deliver(n):
         params = twilio_params("inbound_text", Body=f"message {n}")

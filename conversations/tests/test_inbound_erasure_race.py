@@ -20,7 +20,8 @@ def test_a_message_racing_the_erasure_is_discarded_when_processed(monkeypatch):
     MessageAttachment.objects.create(message=late, media_type="image", url="https://m.test/1")
     calls = []
     monkeypatch.setattr(
-        "flows.services.flow_handle_inbound", lambda **kwargs: calls.append(kwargs) or []
+        "conversations.services.process.flow_handle_inbound",
+        lambda **kwargs: calls.append(kwargs) or [],
     )
 
     # when

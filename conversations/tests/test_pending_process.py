@@ -51,7 +51,7 @@ def echo_flow(monkeypatch):
         seen.append(message.pk)
         return [Reply(text=f"echo {len(seen)}")]
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
     return seen
 
 

@@ -6,8 +6,6 @@
 
 from flows.services.automation import (
     NO_FLOW_KINDS,
-    OPT_IN_CONFIRMATION,
-    OPT_OUT_CONFIRMATION,
     Reply,
     flow_expire_stale_sessions,
     flow_fire_due_timeouts,
@@ -18,8 +16,6 @@ from flows.services.versions import flow_create, flow_set_active, flow_validate
 
 __all__ = [
     "NO_FLOW_KINDS",
-    "OPT_IN_CONFIRMATION",
-    "OPT_OUT_CONFIRMATION",
     "Reply",
     "flow_create",
     "flow_expire_stale_sessions",

@@ -1,10 +1,11 @@
 """Running flows: the adapter between the pipeline and the pure-Python flow engine.
 
 `flow_handle_inbound` turns one stored inbound message into the replies to send, applying
-opt-out/opt-in keywords, automation pauses, session expiry, keyword interruption and flow
-selection, and persists the session. Its database cost is small and fixed: the waiting session
-(one query, with its flow version), the channel's active flows (cached, see
-`flows.selectors`), the parsed definition (memoised per process) and the session write.
+automation pauses, session expiry, keyword interruption and flow selection, and persists the
+session (consent keywords are the pipeline's: `conversations.services.consent`). Its database
+cost is small and fixed: the waiting session (one query, with its flow version), the channel's
+active flows (cached, see `flows.selectors`), the parsed definition (memoised per process) and
+the session write.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import ChatThread, HandoffSource, Message
-from conversations.services.consent import contact_opt_in, contact_opt_out
 from conversations.services.handoffs import handoff_start
 from core import metrics
 from flows import ai, selectors
@@ -36,7 +36,6 @@ from flows.engine import (
     expire_session,
     fire_timeout,
     interrupt_session,
-    is_keyword,
     match_keyword_flow,
     resume_session,
     select_flow,
@@ -49,25 +48,6 @@ from integrations import events as webhook_events
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-
-# Sent once after an opt-out / opt-in keyword, in the flow's (else the tenant's) language.
-# `{keyword}` is the tenant's first opt-in keyword; the sentence with it is left out when the
-# tenant has none.
-OPT_OUT_CONFIRMATION = {
-    "en": "You have been unsubscribed and will not receive automated messages from us.",
-    "pt": "Você não receberá mais mensagens automáticas nossas.",
-    "es": "Has cancelado la suscripción y no recibirás más mensajes automáticos.",
-}
-OPT_OUT_RESUBSCRIBE_HINT = {
-    "en": 'Reply "{keyword}" to subscribe again.',
-    "pt": 'Responda "{keyword}" para voltar a receber.',
-    "es": 'Responde "{keyword}" para suscribirte de nuevo.',
-}
-OPT_IN_CONFIRMATION = {
-    "en": "You are subscribed again. Welcome back!",
-    "pt": "Você voltou a receber nossas mensagens. Bem-vindo de volta!",
-    "es": "Te has suscrito de nuevo. ¡Bienvenido de vuelta!",
-}
 
 _DUE_BATCH = 500
 
@@ -83,28 +63,6 @@ class Reply:
 
 
 # --- running flows --------------------------------------------------------------------------
-
-
-def _language_key(language: str) -> str:
-    return (language or "en").split("-")[0].lower()
-
-
-def _localised(table: dict[str, str], language: str) -> str:
-    return table.get(_language_key(language), table["en"])
-
-
-def _opt_out_text(tenant: Tenant, language: str) -> str:
-    text = _localised(OPT_OUT_CONFIRMATION, language)
-    keywords = [k for k in (tenant.opt_in_keywords or []) if isinstance(k, str) and k.strip()]
-    if keywords:
-        hint = _localised(OPT_OUT_RESUBSCRIBE_HINT, language)
-        text = f"{text} {hint.format(keyword=keywords[0].strip().upper())}"
-    return text
-
-
-def _tenant_language(tenant: Tenant) -> str:
-    config = getattr(tenant, "config", None)
-    return getattr(config, "language", "") or "en"
 
 
 def _inbound_of(message: Message) -> InboundMessage:
@@ -390,16 +348,15 @@ def flow_handle_inbound(
     """Run the thread's automation for one stored inbound message; return the replies.
 
     Requires: called inside a transaction while holding the thread row lock
-    (`select_for_update`), messages of one thread in the order received. For a fixed query
-    count, load the thread with `select_related("contact", "tenant")`.
+    (`conversations.services.process.thread_lock`), messages of one thread in the order
+    received, and the message's consent keywords already applied (the pipeline answers them
+    itself: `conversations.services.consent.consent_keyword_apply`). For a fixed query count,
+    load the thread with `select_related("contact", "tenant")`.
 
-    Order: an opt-out keyword revokes consent, interrupts a waiting session and answers one
-    confirmation; an opt-in keyword from an opted-out contact restores consent and confirms
-    (from anyone else it reaches the flow like any message); an opted-out contact or a
-    thread that needs a human gets nothing; a waiting session is expired when stale,
-    interrupted by another active flow's keyword (unless its flow ignores keywords), else
-    resumed; without a session a flow is selected (keyword, else weighted sticky default) and
-    started. Never raises for model errors (the AI node falls back).
+    Order: an opted-out contact or a thread that needs a human gets nothing; a waiting
+    session is expired when stale, interrupted by another active flow's keyword (unless its
+    flow ignores keywords), else resumed; without a session a flow is selected (keyword, else
+    weighted sticky default) and started. Never raises for model errors (the AI node falls back).
 
     With `ai_answers` (see `flows.ai.answer_key`) the model is never called here: a step that
     needs an answer not in the dict raises `AIAnswerNeeded` (the caller rolls back what this
@@ -413,26 +370,7 @@ def flow_handle_inbound(
     text = message.text or ""
     inbound = _inbound_of(message)
 
-    # (1) opt-out, (2) opt-in: consent comes before any flow.
-    if text and is_keyword(text, tenant.opt_out_keywords or []):
-        session = selectors.flow_session_waiting(thread_id=thread.pk)
-        language = ""
-        if session is not None:
-            definition = _definition_or_none(session.flow_id)
-            language = definition.language if definition else ""
-            _end_session(session, interrupt_session(_state_of(session), "opt_out"), now)
-        contact_opt_out(contact=contact, source="keyword")
-        logger.info("contact opted out by keyword", extra={"chat_thread": str(thread.pk)})
-        return [Reply(text=_opt_out_text(tenant, language or _tenant_language(tenant)))]
-    # An opt-in keyword restores consent, so it only means that for a contact who opted out;
-    # from anyone else it is an ordinary message ("voltar" is a common menu answer, "start"
-    # a common trigger).
-    if text and contact.is_opted_out and is_keyword(text, tenant.opt_in_keywords or []):
-        contact_opt_in(contact=contact, source="keyword")
-        logger.info("contact opted in by keyword", extra={"chat_thread": str(thread.pk)})
-        return [Reply(text=_localised(OPT_IN_CONFIRMATION, _tenant_language(tenant)))]
-
-    # (3) no consent, (4) a human has the conversation, or the tenant is switched off.
+    # (1) no consent, (2) a human has the conversation, or the tenant is switched off.
     if contact.is_opted_out or contact.erased_at is not None:
         return []
     if thread.needs_human or not tenant.is_active:
@@ -440,7 +378,7 @@ def flow_handle_inbound(
 
     runner = _Runner(thread=thread, now=now, message=message, ai_answers=ai_answers)
 
-    # (5) a waiting session: expire, interrupt, or resume.
+    # (3) a waiting session: expire, interrupt, or resume.
     session = selectors.flow_session_waiting(thread_id=thread.pk)
     if session is not None:
         definition = _definition_or_none(session.flow_id)
@@ -485,7 +423,7 @@ def flow_handle_inbound(
             _end_session(session, interrupt_session(state, "keyword"), now)
             return _start(runner, thread, keyword_flow, inbound)
 
-    # (6) no session: select a flow and start it.
+    # (4) no session: select a flow and start it.
     active = selectors.flow_candidates_active(channel_id=thread.channel_id)
     if not active:
         return []

@@ -7,11 +7,10 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import ChatThread
+from conversations.services.consent import OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
 from flows import selectors
 from flows.models import FlowSession, SessionStatus
 from flows.services import (
-    OPT_IN_CONFIRMATION,
-    OPT_OUT_CONFIRMATION,
     flow_create,
     flow_set_active,
 )
