@@ -25,10 +25,12 @@ from conversations.models import (
 )
 from conversations.selectors import thread_tenant_id
 from conversations.services.consent import consent_keyword_apply
+from conversations.services.handoffs import handoff_start
 from core import locks
 from core.context import tenant_bound
 from flows.engine import AIAnswerNeeded
-from flows.services import NO_FLOW_KINDS, Reply, flow_handle_inbound
+from flows.services import NO_FLOW_KINDS, FlowHandoff, FlowRun, Reply, flow_handle_inbound
+from integrations import events as webhook_events
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -110,8 +112,32 @@ def message_automate(
             return Automated(
                 replies=[Reply(text=consent.text)], consent_notice=consent.just_opted_out
             )
-    replies = flow_handle_inbound(thread=thread, message=message, ai_answers=ai_answers)
-    return Automated(replies=replies)
+    run = flow_handle_inbound(thread=thread, message=message, ai_answers=ai_answers)
+    if run.handoff is not None:
+        _handoff_apply(thread=thread, handoff=run.handoff)
+    return Automated(replies=run.replies)
+
+
+def flow_run_apply(*, thread: ChatThread, run: FlowRun) -> None:
+    """Act on what a flow's timer decided: hand the thread to a human if it says so, store
+    its replies (sent after commit). Requires the thread row lock."""
+    from conversations.services.outbound import replies_store
+
+    if run.handoff is not None:
+        _handoff_apply(thread=thread, handoff=run.handoff)
+    if run.replies:
+        replies_store(thread=thread, replies=run.replies)
+
+
+def _handoff_apply(*, thread: ChatThread, handoff: FlowHandoff) -> None:
+    """The flow handed the conversation to a human: automation pauses (`needs_human`, with
+    the flow's reason), the wait for a human starts, webhook receivers hear of it. Requires
+    the thread row lock."""
+    thread.needs_human = True
+    thread.handoff_reason = handoff.reason
+    thread.save(update_fields=["needs_human", "handoff_reason", "updated_at"])
+    handoff_start(thread=thread, source=HandoffSource.FLOW, now=handoff.at, flow_id=handoff.flow_id)
+    webhook_events.thread_handoff(thread, reason=thread.handoff_reason, by="flow")
 
 
 def thread_process_inbound(*, thread_id: object, tenant_id: object | None = None) -> int:
@@ -258,8 +284,6 @@ def _mark_processed(*, thread: ChatThread, messages: Sequence[Message]) -> None:
         if thread.needs_human:
             # Reopened while a person has it (e.g. a Business-app reply on a closed thread):
             # the contact waits for that person again, so the queue shows the wait.
-            from conversations.services.handoffs import handoff_start
-
             handoff_start(thread=thread, source=HandoffSource.AGENT, now=now)
     if len(update_fields) > 1:
         thread.save(update_fields=update_fields)

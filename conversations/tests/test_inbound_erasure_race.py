@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from conversations.models import Message, MessageAttachment
 from conversations.services.privacy import contact_erase
 from conversations.services.process import thread_process_inbound
+from flows.services import FlowRun
 from tests import factories
 
 
@@ -21,7 +22,7 @@ def test_a_message_racing_the_erasure_is_discarded_when_processed(monkeypatch):
     calls = []
     monkeypatch.setattr(
         "conversations.services.process.flow_handle_inbound",
-        lambda **kwargs: calls.append(kwargs) or [],
+        lambda **kwargs: calls.append(kwargs) or FlowRun(),
     )
 
     # when

@@ -6,6 +6,8 @@
 
 from flows.services.automation import (
     NO_FLOW_KINDS,
+    FlowHandoff,
+    FlowRun,
     Reply,
     flow_expire_stale_sessions,
     flow_fire_due_timeouts,
@@ -16,6 +18,8 @@ from flows.services.versions import flow_create, flow_set_active, flow_validate
 
 __all__ = [
     "NO_FLOW_KINDS",
+    "FlowHandoff",
+    "FlowRun",
     "Reply",
     "flow_create",
     "flow_expire_stale_sessions",

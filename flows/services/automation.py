@@ -11,15 +11,14 @@ the session write.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from conversations.models import ChatThread, HandoffSource, Message
-from conversations.services.handoffs import handoff_start
+from conversations.models import ChatThread, Message
 from core import metrics
 from flows import ai, selectors
 from flows.engine import (
@@ -60,6 +59,27 @@ class Reply:
     sender: str = "flow"
     media_url: str | None = None
     choices: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FlowHandoff:
+    """The flow handed the conversation to a human (its handoff node), at `at`, because of
+    `reason`; `flow_id` is the flow version's primary key."""
+
+    reason: str
+    flow_id: Any
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    """What the thread's automation decided for one message or one timer. The session and its
+    events are already stored (they are the flow's); the replies are to be stored and sent,
+    and a handoff applied to the thread, by the pipeline
+    (`conversations.services.process`)."""
+
+    replies: list[Reply] = field(default_factory=list)
+    handoff: FlowHandoff | None = None
 
 
 # --- running flows --------------------------------------------------------------------------
@@ -290,8 +310,8 @@ class _Runner:
         result: StepResult,
         *,
         create: bool = False,
-    ) -> list[Reply]:
-        """Save the session after a step, act on its events, return its replies."""
+    ) -> FlowRun:
+        """Save the session after a step, record its events, return what it decided."""
         _apply_state(session, definition, result.state, self.now)
         handoff = next((e for e in result.events if e.type == EventType.HANDOFF), None)
         if handoff is not None:
@@ -301,17 +321,18 @@ class _Runner:
         else:
             session.save(update_fields=_SESSION_FIELDS)
         _record_events(session, result, self.now)
-        if handoff is not None:
-            self.thread.needs_human = True
-            self.thread.handoff_reason = str(handoff.data.get("reason") or "")[:500]
-            self.thread.save(update_fields=["needs_human", "handoff_reason", "updated_at"])
-            handoff_start(
-                thread=self.thread, source=HandoffSource.FLOW, now=self.now, flow_id=session.flow_id
-            )
-            webhook_events.thread_handoff(self.thread, reason=self.thread.handoff_reason, by="flow")
         if session.status == SessionStatus.COMPLETED and not session.handed_off:
             webhook_events.flow_completed(session)  # a handoff is not a completion
-        return _replies(result)
+        return FlowRun(
+            replies=_replies(result),
+            handoff=None
+            if handoff is None
+            else FlowHandoff(
+                reason=str(handoff.data.get("reason") or "")[:500],
+                flow_id=session.flow_id,
+                at=self.now,
+            ),
+        )
 
 
 class _LazyConfig:
@@ -344,8 +365,9 @@ def flow_handle_inbound(
     thread: ChatThread,
     message: Message,
     ai_answers: dict[tuple[Any, ...], Any] | None = None,
-) -> list[Reply]:
-    """Run the thread's automation for one stored inbound message; return the replies.
+) -> FlowRun:
+    """Run the thread's automation for one stored inbound message; return what it decided
+    (replies to store and send, a handoff to apply: `FlowRun`).
 
     Requires: called inside a transaction while holding the thread row lock
     (`conversations.services.process.thread_lock`), messages of one thread in the order
@@ -366,15 +388,15 @@ def flow_handle_inbound(
     contact = thread.contact
     tenant = thread.tenant
     if message.kind in NO_FLOW_KINDS:
-        return []
+        return FlowRun()
     text = message.text or ""
     inbound = _inbound_of(message)
 
     # (1) no consent, (2) a human has the conversation, or the tenant is switched off.
     if contact.is_opted_out or contact.erased_at is not None:
-        return []
+        return FlowRun()
     if thread.needs_human or not tenant.is_active:
-        return []
+        return FlowRun()
 
     runner = _Runner(thread=thread, now=now, message=message, ai_answers=ai_answers)
 
@@ -426,22 +448,22 @@ def flow_handle_inbound(
     # (4) no session: select a flow and start it.
     active = selectors.flow_candidates_active(channel_id=thread.channel_id)
     if not active:
-        return []
+        return FlowRun()
     chosen = select_flow(
         [flow.as_candidate() for flow in active], text, f"{contact.pk}:{thread.channel_id}"
     )
     if chosen is None:
-        return []
+        return FlowRun()
     flow = next(f for f in active if f.flow_id == chosen.key)
     return _start(runner, thread, flow, inbound)
 
 
 def _start(
     runner: _Runner, thread: ChatThread, flow: selectors.ActiveFlow, inbound: InboundMessage | None
-) -> list[Reply]:
+) -> FlowRun:
     definition = _definition_or_none(flow.pk)
     if definition is None:
-        return []
+        return FlowRun()
     result = start_session(definition, runner.ctx, inbound)
     session = FlowSession(tenant_id=thread.tenant_id, thread=thread, flow_id=flow.pk)
     return runner.persist(session, definition, result, create=True)
@@ -486,7 +508,7 @@ def _answered_in_time(thread_id: Any, session: FlowSession) -> bool:
 
 
 def _fire_one(session_pk: Any, thread_id: Any, wait_seq: int, now: datetime) -> bool:
-    from conversations.services.outbound import replies_store
+    from conversations.services.process import flow_run_apply
 
     with transaction.atomic():
         thread = _lock_thread(thread_id)
@@ -514,9 +536,8 @@ def _fire_one(session_pk: Any, thread_id: Any, wait_seq: int, now: datetime) -> 
         result = fire_timeout(definition, state, runner.ctx, wait_seq)
         if result.state == state and not result.events:
             return False  # not due by the engine's rules (e.g. the node lost its timeout)
-        replies = runner.persist(session, definition, result)
-        if replies:
-            replies_store(thread=thread, replies=replies)
+        run = runner.persist(session, definition, result)
+        flow_run_apply(thread=thread, run=run)
         return True
 
 
