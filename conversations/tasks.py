@@ -16,7 +16,11 @@ from conversations.services.outbound import (
     TransientDeliveryError,
     thread_deliver_queued,
 )
-from conversations.services.process import thread_process_inbound
+from conversations.services.process import (
+    flow_expire_stale_sessions,
+    flow_fire_due_timeouts,
+    thread_process_inbound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +95,14 @@ def advance_sandbox_statuses() -> int:
     from conversations.services.sandbox import sandbox_statuses_advance
 
     return sandbox_statuses_advance()
+
+
+@shared_task(name="flows.tasks.process_flow_timeouts", ignore_result=True)
+def process_flow_timeouts() -> dict[str, int]:
+    """Fire due question/input timeouts and expire stale sessions (every 30 s by beat)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    fired = flow_fire_due_timeouts(now=now, expire_stale=False)
+    expired = flow_expire_stale_sessions(now=now)
+    return {"fired": fired, "expired": expired}

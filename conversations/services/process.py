@@ -1,5 +1,6 @@
 """The message pipeline after a message is stored: lock the thread, apply consent keywords,
-run the automation, store its replies (sent after commit).
+run the automation, store its replies (sent after commit); and the flows' timers, fired the
+same way.
 
 Everything that moves a conversation on takes the thread's row lock through `thread_lock`,
 and everything that takes all of a contact's threads at once (a merge, an erasure) through
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, connection, transaction
@@ -29,7 +31,16 @@ from conversations.services.handoffs import handoff_start
 from core import locks
 from core.context import tenant_bound
 from flows.engine import AIAnswerNeeded
-from flows.services import NO_FLOW_KINDS, FlowHandoff, FlowRun, Reply, flow_handle_inbound
+from flows.selectors import flow_sessions_due_timeouts, flow_sessions_stale
+from flows.services import (
+    NO_FLOW_KINDS,
+    FlowHandoff,
+    FlowRun,
+    Reply,
+    flow_expire_stale_wait,
+    flow_fire_wait,
+    flow_handle_inbound,
+)
 from integrations import events as webhook_events
 
 if TYPE_CHECKING:
@@ -118,7 +129,7 @@ def message_automate(
     return Automated(replies=run.replies)
 
 
-def flow_run_apply(*, thread: ChatThread, run: FlowRun) -> None:
+def _flow_run_apply(*, thread: ChatThread, run: FlowRun) -> None:
     """Act on what a flow's timer decided: hand the thread to a human if it says so, store
     its replies (sent after commit). Requires the thread row lock."""
     from conversations.services.outbound import replies_store
@@ -319,3 +330,60 @@ def _discard_for_erased_contact(*, thread: ChatThread, pending: Sequence[Message
         extra={"thread_id": str(thread.pk), "count": len(ids)},
     )
     return len(ids)
+
+
+# --- flow timers ----------------------------------------------------------------------------
+
+_DUE_BATCH = 500
+
+
+def flow_fire_due_timeouts(*, now: datetime | None = None, expire_stale: bool = True) -> int:
+    """Fire every due question/input timeout; return how many fired.
+
+    Each session is handled in its own transaction under its thread's row lock (a thread
+    another worker holds is skipped: that one moves it on), re-read there, and fired only for
+    the wait it was due for (`wait_seq`, see `flows.services.flow_fire_wait`), so a late timer
+    never moves a conversation that already went on, and two workers never fire the same
+    wait. Replies are stored (and sent after commit) and a handoff applied as for an inbound
+    message. With `expire_stale`, stale sessions are expired too
+    (`flow_expire_stale_sessions`).
+    """
+    now = now or timezone.now()
+    fired = 0
+    for session_pk, thread_id, wait_seq in flow_sessions_due_timeouts(now=now, limit=_DUE_BATCH):
+        try:
+            fired += int(_fire_one(session_pk, thread_id, wait_seq, now))
+        except Exception:
+            logger.exception("flow timeout failed", extra={"session": str(session_pk)})
+    if expire_stale:
+        flow_expire_stale_sessions(now=now)
+    return fired
+
+
+def _fire_one(session_pk: object, thread_id: object, wait_seq: int, now: datetime) -> bool:
+    with transaction.atomic():
+        thread = thread_lock(thread_id=thread_id, skip_locked=True)
+        if thread is None:
+            return False
+        run = flow_fire_wait(thread=thread, session_pk=session_pk, wait_seq=wait_seq, now=now)
+        if run is None:
+            return False
+        _flow_run_apply(thread=thread, run=run)
+        return True
+
+
+def flow_expire_stale_sessions(*, now: datetime) -> int:
+    """End, silently, waiting sessions past their flow's `session_timeout_seconds`.
+
+    Only waits without a node timeout go stale. Each session is re-checked under its thread's
+    row lock. Returns how many were expired.
+    """
+    expired = 0
+    for session_pk, thread_id, wait_seq in flow_sessions_stale(now=now, limit=_DUE_BATCH):
+        with transaction.atomic():
+            if thread_lock(thread_id=thread_id, skip_locked=True) is None:
+                continue
+            expired += int(
+                flow_expire_stale_wait(session_pk=session_pk, wait_seq=wait_seq, now=now)
+            )
+    return expired

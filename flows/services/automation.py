@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import ChatThread, Message
@@ -47,8 +46,6 @@ from integrations import events as webhook_events
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-
-_DUE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -472,16 +469,6 @@ def _start(
 # --- timers ---------------------------------------------------------------------------------
 
 
-def _lock_thread(thread_id: Any) -> ChatThread | None:
-    """Lock a thread row, skipping it when another worker holds it (it will move it on)."""
-    queryset = ChatThread.objects.select_related("contact", "tenant")
-    if connection.features.has_select_for_update_skip_locked:
-        queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-    elif connection.features.has_select_for_update:
-        queryset = queryset.select_for_update()
-    return queryset.filter(pk=thread_id).first()
-
-
 def _reload_waiting(session_pk: Any, wait_seq: int) -> FlowSession | None:
     return (
         FlowSession.objects.select_related("flow")
@@ -507,84 +494,57 @@ def _answered_in_time(thread_id: Any, session: FlowSession) -> bool:
     return pending.exists()
 
 
-def _fire_one(session_pk: Any, thread_id: Any, wait_seq: int, now: datetime) -> bool:
-    from conversations.services.process import flow_run_apply
+def flow_fire_wait(
+    *, thread: ChatThread, session_pk: Any, wait_seq: int, now: datetime
+) -> FlowRun | None:
+    """Fire the timeout of the session's wait number `wait_seq`; return what the flow decided,
+    or None when nothing fired: the session answered, ended or moved to a new wait since it
+    was found due; an unprocessed answer from before the deadline is pending (processing it
+    answers the wait); or the engine finds it not due. A session whose thread a human took
+    over, whose tenant was switched off or whose contact withdrew consent is interrupted
+    instead (its timer must not keep coming back); one whose version cannot be loaded too.
 
-    with transaction.atomic():
-        thread = _lock_thread(thread_id)
-        if thread is None:
-            return False
-        session = _reload_waiting(session_pk, wait_seq)
-        if session is None:
-            return False  # answered, ended or moved to a new wait since the query
-        definition = _definition_or_none(session.flow_id)
-        state = _state_of(session)
-        if definition is None:
-            _end_session(session, interrupt_session(state, "unloadable"), now)
-            return False
-        contact = thread.contact
-        paused = thread.needs_human or not thread.tenant.is_active
-        if paused or contact.is_opted_out or contact.erased_at is not None:
-            # A human took over, the tenant was switched off, or consent went while the
-            # question waited: the flow must not speak again, and its timer must not keep
-            # coming back.
-            _end_session(session, interrupt_session(state, "paused"), now)
-            return False
-        if _answered_in_time(thread_id, session):
-            return False  # the reply came before the deadline: processing it answers the wait
-        runner = _Runner(thread=thread, now=now, message=None)
-        result = fire_timeout(definition, state, runner.ctx, wait_seq)
-        if result.state == state and not result.events:
-            return False  # not due by the engine's rules (e.g. the node lost its timeout)
-        run = runner.persist(session, definition, result)
-        flow_run_apply(thread=thread, run=run)
-        return True
-
-
-def flow_fire_due_timeouts(*, now: datetime | None = None, expire_stale: bool = True) -> int:
-    """Fire every due question/input timeout; return how many fired.
-
-    Each session is handled in its own transaction under its thread's row lock, re-read there,
-    and fired only for the wait it was due for (`wait_seq`), so a late timer never moves a
-    conversation that already went on, and two workers never fire the same wait. Replies are
-    stored (and sent after commit) through `conversations.services.outbound.replies_store`.
-    With `expire_stale`, stale sessions are expired too (see `flow_expire_stale_sessions`).
+    Requires the thread row lock (`conversations.services.process.thread_lock`), the thread
+    loaded with its contact and tenant.
     """
-    now = now or timezone.now()
-    fired = 0
-    for session_pk, thread_id, wait_seq in selectors.flow_sessions_due_timeouts(
-        now=now, limit=_DUE_BATCH
-    ):
-        try:
-            fired += int(_fire_one(session_pk, thread_id, wait_seq, now))
-        except Exception:
-            logger.exception("flow timeout failed", extra={"session": str(session_pk)})
-    if expire_stale:
-        flow_expire_stale_sessions(now=now)
-    return fired
+    session = _reload_waiting(session_pk, wait_seq)
+    if session is None:
+        return None  # answered, ended or moved to a new wait since the query
+    definition = _definition_or_none(session.flow_id)
+    state = _state_of(session)
+    if definition is None:
+        _end_session(session, interrupt_session(state, "unloadable"), now)
+        return None
+    contact = thread.contact
+    paused = thread.needs_human or not thread.tenant.is_active
+    if paused or contact.is_opted_out or contact.erased_at is not None:
+        # A human took over, the tenant was switched off, or consent went while the
+        # question waited: the flow must not speak again, and its timer must not keep
+        # coming back.
+        _end_session(session, interrupt_session(state, "paused"), now)
+        return None
+    if _answered_in_time(thread.pk, session):
+        return None  # the reply came before the deadline: processing it answers the wait
+    runner = _Runner(thread=thread, now=now, message=None)
+    result = fire_timeout(definition, state, runner.ctx, wait_seq)
+    if result.state == state and not result.events:
+        return None  # not due by the engine's rules (e.g. the node lost its timeout)
+    return runner.persist(session, definition, result)
 
 
-def flow_expire_stale_sessions(*, now: datetime) -> int:
-    """End, silently, waiting sessions past their flow's `session_timeout_seconds`.
-
-    Only waits without a node timeout go stale. Each session is re-checked under its thread's
-    row lock. Returns how many were expired.
-    """
-    expired = 0
-    for session_pk, thread_id, wait_seq in selectors.flow_sessions_stale(now=now, limit=_DUE_BATCH):
-        with transaction.atomic():
-            if _lock_thread(thread_id) is None:
-                continue
-            session = _reload_waiting(session_pk, wait_seq)
-            if session is None:
-                continue
-            definition = _definition_or_none(session.flow_id)
-            state = _state_of(session)
-            if definition is not None and not session_is_stale(definition, state, now):
-                continue
-            _end_session(session, expire_session(state), now)
-            expired += 1
-    return expired
+def flow_expire_stale_wait(*, session_pk: Any, wait_seq: int, now: datetime) -> bool:
+    """End, silently, the session's wait number `wait_seq` when it is still that wait and
+    past its flow's `session_timeout_seconds`; return whether it ended. Requires the thread
+    row lock."""
+    session = _reload_waiting(session_pk, wait_seq)
+    if session is None:
+        return False
+    definition = _definition_or_none(session.flow_id)
+    state = _state_of(session)
+    if definition is not None and not session_is_stale(definition, state, now):
+        return False
+    _end_session(session, expire_session(state), now)
+    return True
 
 
 def flow_sessions_interrupt(*, thread: ChatThread, reason: str, now: datetime) -> int:

@@ -8,9 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conversations.models import ChatThread, Message
+from conversations.services import process as services
+from conversations.services.process import flow_expire_stale_sessions, flow_fire_due_timeouts
 from flows.models import FlowSession, SessionStatus
-from flows.services import automation as services
-from flows.services import flow_create, flow_expire_stale_sessions, flow_fire_due_timeouts
+from flows.services import flow_create
 from flows.tasks import process_flow_timeouts
 from flows.tests.support import example, flow_doc, receive
 from tests import factories
