@@ -11,6 +11,7 @@ from django.utils import timezone
 from conversations.models import ChatThread, HandoffSource, ThreadNote, ThreadStatus
 from conversations.services.handoffs import handoff_end, handoff_start
 from conversations.services.process import thread_lock
+from flows.services import flow_sessions_interrupt
 from integrations import events as webhook_events
 from tenants import access
 from tenants.access import Action
@@ -59,8 +60,6 @@ def thread_update(
         changed.append("needs_human")
         if needs_human:
             locked.handoff_reason = locked.handoff_reason or "agent"
-            from flows.services import flow_sessions_interrupt  # flows imports conversations
-
             flow_sessions_interrupt(thread=locked, reason="agent", now=now)
         else:
             locked.handoff_reason = ""
