@@ -400,54 +400,86 @@ def flow_handle_inbound(
     # (3) a waiting session: expire, interrupt, or resume.
     session = selectors.flow_session_waiting(thread_id=thread.pk)
     if session is not None:
-        definition = _definition_or_none(session.flow_id)
-        state = _state_of(session)
-        if definition is None:
-            session.status = SessionStatus.FAILED
-            session.ended_at = now
-            session.wait_expires_at = session.stale_at = session.waiting_since = None
-            session.save(update_fields=_SESSION_FIELDS)
-            _record_events(
-                session,
-                StepResult(
-                    state=state,
-                    outbound=[],
-                    events=[
-                        Event(
-                            EventType.SESSION_FAILED,
-                            {"node_id": session.current_node, "error": "unloadable version"},
-                        )
-                    ],
-                ),
-                now,
-            )
-            session = None
-        elif session_is_stale(definition, state, now):
-            _end_session(session, expire_session(state), now)
-            session = None
-        else:
-            keyword_flow = None
-            if not session.flow.ignore_keywords and text:
-                others = [
-                    flow
-                    for flow in selectors.flow_candidates_active(channel_id=thread.channel_id)
-                    if flow.flow_id != session.flow.flow_id
-                ]
-                chosen = match_keyword_flow([f.as_candidate() for f in others], text)
-                if chosen is not None:
-                    keyword_flow = next(f for f in others if f.flow_id == chosen.key)
-            if keyword_flow is None:
-                result = resume_session(definition, state, runner.ctx, inbound)
-                return runner.persist(session, definition, result)
-            _end_session(session, interrupt_session(state, "keyword"), now)
-            return _start(runner, thread, keyword_flow, inbound)
+        run = _continue_waiting(runner, session, text, inbound)
+        if run is not None:
+            return run
 
-    # (4) no session: select a flow and start it.
+    # (4) no session (or it just ended): select a flow and start it.
+    return _select_and_start(runner, text, inbound)
+
+
+def _continue_waiting(
+    runner: _Runner, session: FlowSession, text: str, inbound: InboundMessage
+) -> FlowRun | None:
+    """Resume the waiting session with the message, or, when the message is another active
+    flow's keyword, interrupt it and start that flow. None when the session ended instead
+    (its version cannot be loaded: failed; stale: expired) and a flow is to be selected."""
+    now, thread = runner.now, runner.thread
+    definition = _definition_or_none(session.flow_id)
+    state = _state_of(session)
+    if definition is None:
+        _fail_unloadable(session, state, now)
+        return None
+    if session_is_stale(definition, state, now):
+        _end_session(session, expire_session(state), now)
+        return None
+    keyword_flow = _keyword_flow(session, thread, text)
+    if keyword_flow is None:
+        result = resume_session(definition, state, runner.ctx, inbound)
+        return runner.persist(session, definition, result)
+    _end_session(session, interrupt_session(state, "keyword"), now)
+    return _start(runner, thread, keyword_flow, inbound)
+
+
+def _fail_unloadable(session: FlowSession, state: SessionState, now: datetime) -> None:
+    """End a session whose flow version can no longer be loaded, as failed."""
+    session.status = SessionStatus.FAILED
+    session.ended_at = now
+    session.wait_expires_at = session.stale_at = session.waiting_since = None
+    session.save(update_fields=_SESSION_FIELDS)
+    _record_events(
+        session,
+        StepResult(
+            state=state,
+            outbound=[],
+            events=[
+                Event(
+                    EventType.SESSION_FAILED,
+                    {"node_id": session.current_node, "error": "unloadable version"},
+                )
+            ],
+        ),
+        now,
+    )
+
+
+def _keyword_flow(
+    session: FlowSession, thread: ChatThread, text: str
+) -> selectors.ActiveFlow | None:
+    """Another active flow of the channel whose keyword `text` is; never while the waiting
+    session's flow ignores keywords."""
+    if session.flow.ignore_keywords or not text:
+        return None
+    others = [
+        flow
+        for flow in selectors.flow_candidates_active(channel_id=thread.channel_id)
+        if flow.flow_id != session.flow.flow_id
+    ]
+    chosen = match_keyword_flow([f.as_candidate() for f in others], text)
+    if chosen is None:
+        return None
+    return next(f for f in others if f.flow_id == chosen.key)
+
+
+def _select_and_start(runner: _Runner, text: str, inbound: InboundMessage) -> FlowRun:
+    """Select a flow for a thread without a session (keyword, else weighted sticky default)
+    and start it; nothing when none applies."""
+    thread = runner.thread
     active = selectors.flow_candidates_active(channel_id=thread.channel_id)
     if not active:
         return FlowRun()
     chosen = select_flow(
-        [flow.as_candidate() for flow in active], text, f"{contact.pk}:{thread.channel_id}"
+        [flow.as_candidate() for flow in active], text, f"{thread.contact.pk}:{thread.channel_id}"
     )
     if chosen is None:
         return FlowRun()
