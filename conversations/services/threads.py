@@ -2,6 +2,7 @@
 it, when it was last read, and the private notes staff leave on it."""
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -56,36 +57,50 @@ def thread_update(
             needs_human = False
     now = timezone.now()
     if needs_human is not None and needs_human != locked.needs_human:
-        locked.needs_human = needs_human
-        changed.append("needs_human")
-        if needs_human:
-            locked.handoff_reason = locked.handoff_reason or "agent"
-            flow_sessions_interrupt(thread=locked, reason="agent", now=now)
-        else:
-            locked.handoff_reason = ""
-        changed.append("handoff_reason")
+        _needs_human_set(locked, needs_human=needs_human, now=now)
+        changed += ["needs_human", "handoff_reason"]
+    _handoff_follow(locked, changed=changed, now=now)
+    if changed:
+        _thread_save(locked, changed=changed)
+    for field in ("status", "needs_human", "handoff_reason", "updated_at"):
+        setattr(thread, field, getattr(locked, field))
+    return thread
+
+
+def _needs_human_set(locked: ChatThread, *, needs_human: bool, now: datetime) -> None:
+    """A human takes over (a waiting flow session is interrupted) or hands back."""
+    locked.needs_human = needs_human
+    if needs_human:
+        locked.handoff_reason = locked.handoff_reason or "agent"
+        flow_sessions_interrupt(thread=locked, reason="agent", now=now)
+    else:
+        locked.handoff_reason = ""
+
+
+def _handoff_follow(locked: ChatThread, *, changed: list[str], now: datetime) -> None:
+    """The wait for a human follows the change: opened by a takeover of an open thread,
+    ended by resuming automation or leaving the open status."""
     if locked.needs_human and locked.status == ThreadStatus.OPEN:
         if "needs_human" in changed or "status" in changed:
             handoff_start(thread=locked, source=HandoffSource.AGENT, now=now)
     elif changed:
         handoff_end(thread_ids=[locked.pk], now=now)
-    if changed:
-        locked.save(update_fields=[*changed, "updated_at"])
-        if "needs_human" in changed and locked.needs_human:
-            webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
-        if "status" in changed and locked.status == ThreadStatus.CLOSED:
-            webhook_events.thread_closed(locked)
-        logger.info(
-            "thread updated",
-            extra={
-                "thread_id": str(locked.pk),
-                "fields": changed,
-                "needs_human": locked.needs_human,
-            },
-        )
-    for field in ("status", "needs_human", "handoff_reason", "updated_at"):
-        setattr(thread, field, getattr(locked, field))
-    return thread
+
+
+def _thread_save(locked: ChatThread, *, changed: list[str]) -> None:
+    locked.save(update_fields=[*changed, "updated_at"])
+    if "needs_human" in changed and locked.needs_human:
+        webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
+    if "status" in changed and locked.status == ThreadStatus.CLOSED:
+        webhook_events.thread_closed(locked)
+    logger.info(
+        "thread updated",
+        extra={
+            "thread_id": str(locked.pk),
+            "fields": changed,
+            "needs_human": locked.needs_human,
+        },
+    )
 
 
 def thread_assign(*, thread: ChatThread, assignee: Any) -> ChatThread:
