@@ -9,11 +9,17 @@ import logging
 
 from celery import shared_task
 
-from conversations.services.inbound import thread_process_inbound
+from channels_app.providers import MediaDownloadError
+from conversations.services.media import MAX_DOWNLOAD_ATTEMPTS, attachment_download
 from conversations.services.outbound import (
     MAX_SEND_ATTEMPTS,
     TransientDeliveryError,
     thread_deliver_queued,
+)
+from conversations.services.process import (
+    flow_expire_stale_sessions,
+    flow_fire_due_timeouts,
+    thread_process_inbound,
 )
 from core.tasks import scheduled_started
 
@@ -68,3 +74,42 @@ def process_pending() -> dict[str, int]:
     from conversations.services.pending import pending_process
 
     return pending_process().as_dict()
+
+
+@shared_task(
+    name="channels_app.tasks.download_attachment",
+    bind=True,
+    max_retries=MAX_DOWNLOAD_ATTEMPTS - 1,
+    acks_late=True,
+)
+def download_attachment(self, attachment_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Store an attachment's media; retried with backoff, `failed` after the last attempt.
+
+    In-process (no broker) the attempts run back to back: a media URL that is down now is
+    down a second later too, so the result is recorded quickly and the request moves on.
+    """
+    final = self.request.retries >= self.max_retries
+    try:
+        return attachment_download(attachment_id=attachment_id, final_attempt=final)
+    except MediaDownloadError as exc:
+        raise self.retry(exc=exc, countdown=min(30 * 2**self.request.retries, 1800)) from exc
+
+
+@shared_task(name="channels_app.tasks.advance_sandbox_statuses", ignore_result=True)
+def advance_sandbox_statuses() -> int:
+    """Sandbox channels' delivered/read statuses (every second by the schedule, where the
+    sandbox is enabled; see conversations.services.sandbox)."""
+    from conversations.services.sandbox import sandbox_statuses_advance
+
+    return sandbox_statuses_advance()
+
+
+@shared_task(name="flows.tasks.process_flow_timeouts", ignore_result=True)
+def process_flow_timeouts() -> dict[str, int]:
+    """Fire due question/input timeouts and expire stale sessions (every 30 s by beat)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    fired = flow_fire_due_timeouts(now=now, expire_stale=False)
+    expired = flow_expire_stale_sessions(now=now)
+    return {"fired": fired, "expired": expired}

@@ -24,7 +24,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db.models import Count, QuerySet
 
-from flows.engine import FlowCandidate, FlowDefinition, parse_flow
+from flows.engine import FlowCandidate, FlowDefinition, FlowValidationError, parse_flow
 from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
 
 CANDIDATES_CACHE_SECONDS = 300
@@ -159,6 +159,18 @@ def flow_session_waiting(*, thread_id: object) -> FlowSession | None:
         .filter(thread_id=thread_id, status=SessionStatus.WAITING)
         .first()
     )
+
+
+def flow_session_language(*, thread_id: object) -> str:
+    """The language of the flow the thread's waiting session runs; "" without a waiting
+    session, or when its version can no longer be loaded."""
+    session = flow_session_waiting(thread_id=thread_id)
+    if session is None:
+        return ""
+    try:
+        return flow_definition_parsed(flow_pk=session.flow_id).language
+    except (FlowValidationError, Flow.DoesNotExist):
+        return ""
 
 
 def flow_sessions_due_timeouts(*, now: datetime, limit: int = 500) -> list[tuple[Any, Any, int]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from radon.complexity import cc_visit
 from radon.visitors import Function
 
@@ -37,7 +36,6 @@ def test_the_walk_sees_the_project() -> None:
     assert not any("/migrations/" in path for path in paths)
 
 
-@pytest.mark.xfail(strict=True, reason="until #14 lands")
 def test_no_function_is_at_grade_d_or_worse() -> None:
     too_complex = {
         f"{path.relative_to(ROOT)}:{function.lineno} {function.fullname} ({function.complexity})"

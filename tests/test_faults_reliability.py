@@ -24,7 +24,7 @@ from channels_app.tests.webhook_support import (
 from conversations.models import ChatThread, Contact, Message, MessageStatus
 from conversations.services.pending import pending_process
 from conversations.tests.test_pending_process import TWILIO_URL, TwilioAPI
-from flows.services import Reply
+from flows.services import FlowRun, Reply
 from tenants.api_keys import api_key_create
 from tests import factories
 
@@ -43,9 +43,9 @@ def echo_flow(monkeypatch):
 
     def handle(*, thread, message, **_):
         seen.append(message.pk)
-        return [Reply(text=f"echo {len(seen)}")]
+        return FlowRun(replies=[Reply(text=f"echo {len(seen)}")])
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
     return seen
 
 

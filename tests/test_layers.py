@@ -204,7 +204,6 @@ def test_the_engines_own_dependencies_are_pure(module: str) -> None:
         assert name.split(".")[0] in sys.stdlib_module_names, f"{module}: {name}"
 
 
-@pytest.mark.xfail(strict=True, reason="until the pipeline re-cut (#14 item 1) lands")
 def test_flows_never_imports_the_pipeline() -> None:
     offenders = {
         f"{module} imports {name}"
@@ -216,7 +215,6 @@ def test_flows_never_imports_the_pipeline() -> None:
     assert not offenders, sorted(offenders)
 
 
-@pytest.mark.xfail(strict=True, reason="until the pipeline re-cut (#14 item 1) lands")
 def test_no_import_cycle_runs_through_two_apps() -> None:
     graph = _graph()
     cycles = [

@@ -232,7 +232,7 @@ def test_an_exception_inside_the_flow_logs_no_pii(client, tenant, all_logs, monk
     def explode(*, thread, message, **_):
         raise RuntimeError(f"cannot handle {message.text!r}")
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", explode)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", explode)
 
     # when
     response = post_twilio(client, twilio_params("inbound_text", Body=TEXTS[0]), token="chan-token")

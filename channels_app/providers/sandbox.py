@@ -1,9 +1,9 @@
 """The sandbox: a provider for demos and local development that never touches the network.
 
-A send is accepted at once with a made-up id (`SBX…`); `channels_app.sandbox` then moves the
-message to delivered and read a couple of seconds apart, through the same status path a real
-provider's callbacks take. It has no webhooks and no secrets; inbound media (from `seed_demo`)
-is a generated placeholder picture.
+A send is accepted at once with a made-up id (`SBX…`); `conversations.services.sandbox` then
+moves the message to delivered and read a couple of seconds apart, through the same status path
+a real provider's callbacks take. It has no webhooks and no secrets; inbound media (from
+`seed_demo`) is a generated placeholder picture.
 
 It works only where `sandbox_enabled()` (DEBUG on, or `SANDBOX_PROVIDER_ENABLED=true`): a
 production deployment can neither create a sandbox channel nor send through one, so a real

@@ -1,5 +1,6 @@
 import pytest
 
+from flows.services import FlowRun
 from tests import factories
 
 from .webhook_support import TWILIO_NUMBER
@@ -18,7 +19,7 @@ def no_flow(monkeypatch):
 
     def handle(*, thread, message, **_):
         seen.append(message.pk)
-        return []
+        return FlowRun()
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
     return seen

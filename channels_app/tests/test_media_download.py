@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 
 from channels_app.tasks import download_attachment
 from conversations.models import MessageAttachment
-from conversations.services.inbound import MAX_DOWNLOAD_ATTEMPTS
+from conversations.services.media import MAX_DOWNLOAD_ATTEMPTS
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -7,13 +7,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from channels_app import sandbox
 from channels_app.forms import ChannelForm
 from channels_app.models import Provider
 from channels_app.providers import OutboundPayload, PermanentSendError, get_provider
-from channels_app.sandbox import sandbox_statuses_advance
 from channels_app.services import channel_create
+from conversations.services import sandbox
 from conversations.services.outbound import message_send_agent
+from conversations.services.sandbox import sandbox_statuses_advance
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -57,7 +57,7 @@ def test_every_kind_is_stored_and_none_dropped(
 ):
     # given: one delivery with every message type, downloads recorded instead of run
     monkeypatch.setattr(
-        "channels_app.tasks.attachment_download",
+        "conversations.tasks.attachment_download",
         lambda *, attachment_id, final_attempt: "stored",
     )
     payload = cloud_payload("kinds", number_id)

@@ -97,7 +97,7 @@ def test_voice_note_is_an_audio_message_with_its_attachment(
     client, cloud_channel, number_id, no_flow, monkeypatch
 ):
     monkeypatch.setattr(
-        "channels_app.tasks.attachment_download", lambda *, attachment_id, final_attempt: "stored"
+        "conversations.tasks.attachment_download", lambda *, attachment_id, final_attempt: "stored"
     )
     post_cloud(client, cloud_payload("peer/courier_voice", number_id))
     message = Message.objects.get()
@@ -282,7 +282,7 @@ def test_an_echoed_photo_keeps_its_attachment(
 ):
     downloads = []
     monkeypatch.setattr(
-        "channels_app.tasks.attachment_download",
+        "conversations.tasks.attachment_download",
         lambda *, attachment_id, final_attempt: downloads.append(attachment_id) or "stored",
     )
     payload = cloud_payload("peer/chatwoot_smb_message_echo", number_id)

@@ -140,7 +140,7 @@ def test_malformed_form_is_400_and_stores_nothing(client, wa_twilio_channel, no_
 def test_media_message_records_attachment(client, wa_twilio_channel, no_flow, monkeypatch):
     downloads = []
     monkeypatch.setattr(
-        "channels_app.tasks.attachment_download",
+        "conversations.tasks.attachment_download",
         lambda *, attachment_id, final_attempt: downloads.append(attachment_id) or "stored",
     )
     params = twilio_params("inbound_image")

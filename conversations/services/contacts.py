@@ -4,12 +4,13 @@ and channel."""
 import logging
 from datetime import datetime
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from conversations.models import ChatThread, Contact, ThreadStatus
+from conversations.services.process import contact_threads_lock
 from core.crypto import (
     blind_index,
     name_index,
@@ -136,13 +137,7 @@ def _lock_for_merge(
     ids = [keep_id, gone_id]
     # FOR NO KEY UPDATE: a concurrent insert of a message only needs KEY SHARE on its thread,
     # so it never deadlocks against a merge (PostgreSQL; elsewhere a plain lock).
-    no_key = connection.features.has_select_for_no_key_update
-    list(
-        ChatThread.objects.select_for_update(no_key=no_key)
-        .filter(contact_id__in=ids)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    contact_threads_lock(contact_ids=ids, no_key=True)
     locked = {
         c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     }
@@ -165,49 +160,14 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
     `keep` takes `gone`'s name if it has none; `gone` is soft-deleted with its PII and blind
     indexes cleared. Requires a transaction holding both contacts and their threads FOR
     UPDATE (`_lock_for_merge`)."""
-    from conversations.models import Handoff, HandoffSource, Message, ThreadNote
-    from conversations.services.handoffs import handoff_end, handoff_start
-    from flows.models import FlowSession, SessionStatus
-
     now = timezone.now()
     for thread in ChatThread.objects.filter(contact=gone):
         target = ChatThread.objects.filter(contact=keep, channel_id=thread.channel_id).first()
         if target is None:
             ChatThread.objects.filter(pk=thread.pk).update(contact=keep, updated_at=now)
             continue
-        Message.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
-        ThreadNote.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
-        FlowSession.objects.filter(thread=thread, status=SessionStatus.WAITING).update(
-            status=SessionStatus.INTERRUPTED, ended_at=now, wait_expires_at=None, updated_at=now
-        )
-        # Everything the emptied thread holds about the person follows them, so the kept
-        # contact's export and erasure cover it: flow runs (their answers) and handoffs.
-        FlowSession.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
-        if Handoff.objects.filter(thread=target, ended_at__isnull=True).exists():
-            handoff_end(thread_ids=[thread.pk], now=now)
-        Handoff.objects.filter(thread=thread).update(thread=target, updated_at=now)
-        times = [t for t in (target.last_activity_at, thread.last_activity_at) if t]
-        inbound = [t for t in (target.last_inbound_at, thread.last_inbound_at) if t]
-        needs_human = target.needs_human or thread.needs_human
-        ChatThread.objects.filter(pk=target.pk).update(
-            last_activity_at=max(times) if times else None,
-            last_inbound_at=max(inbound) if inbound else None,
-            needs_human=needs_human,
-            updated_at=now,
-        )
-        if needs_human and target.status == ThreadStatus.OPEN:
-            handoff_start(thread=target, source=HandoffSource.AGENT, now=now)  # if none is open
-        ChatThread.objects.filter(pk=thread.pk).update(deleted_at=now, updated_at=now)
-    fields = ["updated_at"]
-    if gone.opted_out_at and (keep.opted_out_at is None or gone.opted_out_at > keep.opted_out_at):
-        keep.opted_out_at, keep.opt_out_source = gone.opted_out_at, gone.opt_out_source
-        fields += ["opted_out_at", "opt_out_source"]
-    if gone.opted_in_at and (keep.opted_in_at is None or gone.opted_in_at > keep.opted_in_at):
-        keep.opted_in_at, keep.opt_in_source = gone.opted_in_at, gone.opt_in_source
-        fields += ["opted_in_at", "opt_in_source"]
-    if not keep.name and gone.name:
-        keep.name = gone.name
-        fields += ["name", "name_index"]
+        _thread_fold(thread, target, now=now)
+    fields = ["updated_at", *_consent_and_name_fold(keep, gone)]
     gone_user_id, gone_user_lookup = gone.wa_user_id, gone.wa_user_lookup
     Contact.objects.filter(pk=gone.pk).update(
         external_id="",
@@ -228,6 +188,55 @@ def _contacts_merge(*, keep: Contact, gone: Contact) -> Contact:
         "contacts merged", extra={"contact_id": str(keep.pk), "merged_contact_id": str(gone.pk)}
     )
     return keep
+
+
+def _thread_fold(thread: ChatThread, target: ChatThread, *, now: datetime) -> None:
+    """Move a merged contact's thread into the kept contact's thread on the same channel: its
+    messages, notes, flow runs and handoffs follow; its waiting flow session is interrupted;
+    the emptied thread is soft-deleted. Part of `_contacts_merge` (its locks held)."""
+    from conversations.models import Handoff, HandoffSource, Message, ThreadNote
+    from conversations.services.handoffs import handoff_end, handoff_start
+    from flows.models import FlowSession, SessionStatus
+
+    Message.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+    ThreadNote.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+    FlowSession.objects.filter(thread=thread, status=SessionStatus.WAITING).update(
+        status=SessionStatus.INTERRUPTED, ended_at=now, wait_expires_at=None, updated_at=now
+    )
+    # Everything the emptied thread holds about the person follows them, so the kept
+    # contact's export and erasure cover it: flow runs (their answers) and handoffs.
+    FlowSession.all_objects.filter(thread=thread).update(thread=target, updated_at=now)
+    if Handoff.objects.filter(thread=target, ended_at__isnull=True).exists():
+        handoff_end(thread_ids=[thread.pk], now=now)
+    Handoff.objects.filter(thread=thread).update(thread=target, updated_at=now)
+    times = [t for t in (target.last_activity_at, thread.last_activity_at) if t]
+    inbound = [t for t in (target.last_inbound_at, thread.last_inbound_at) if t]
+    needs_human = target.needs_human or thread.needs_human
+    ChatThread.objects.filter(pk=target.pk).update(
+        last_activity_at=max(times) if times else None,
+        last_inbound_at=max(inbound) if inbound else None,
+        needs_human=needs_human,
+        updated_at=now,
+    )
+    if needs_human and target.status == ThreadStatus.OPEN:
+        handoff_start(thread=target, source=HandoffSource.AGENT, now=now)  # if none is open
+    ChatThread.objects.filter(pk=thread.pk).update(deleted_at=now, updated_at=now)
+
+
+def _consent_and_name_fold(keep: Contact, gone: Contact) -> list[str]:
+    """Consent takes the latest of both contacts, and `keep` takes `gone`'s name if it has
+    none; returns the fields of `keep` changed (not saved)."""
+    fields: list[str] = []
+    if gone.opted_out_at and (keep.opted_out_at is None or gone.opted_out_at > keep.opted_out_at):
+        keep.opted_out_at, keep.opt_out_source = gone.opted_out_at, gone.opt_out_source
+        fields += ["opted_out_at", "opt_out_source"]
+    if gone.opted_in_at and (keep.opted_in_at is None or gone.opted_in_at > keep.opted_in_at):
+        keep.opted_in_at, keep.opt_in_source = gone.opted_in_at, gone.opt_in_source
+        fields += ["opted_in_at", "opt_in_source"]
+    if not keep.name and gone.name:
+        keep.name = gone.name
+        fields += ["name", "name_index"]
+    return fields
 
 
 @transaction.atomic

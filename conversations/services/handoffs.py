@@ -5,7 +5,7 @@ takeover), gets its `first_reply_at` with the first agent message after that, an
 automation resumes or the thread is no longer open. The dashboard and the stats API read them.
 
 Each function is idempotent and costs at most one query or two. Callers hold the thread's row
-lock (`select_for_update`): `flows.services` and `threads.thread_update` do already.
+lock (`process.thread_lock`): the pipeline and `threads.thread_update` do already.
 `handoff_first_reply` needs no lock: its single conditional UPDATE sets the time once.
 """
 

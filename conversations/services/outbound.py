@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -304,7 +305,25 @@ def message_deliver(*, message_id: object) -> str:
     callback is not sent before its `metadata["retry_after"]` (TransientDeliveryError until
     then). A refusal whose code means the recipient unsubscribed also opts the contact out.
     """
-    # Phase 1: claim the message (committed before any network call).
+    claimed = _claim(message_id)
+    if isinstance(claimed, str):
+        return claimed
+    outcome, result, error = _send(claimed, message_id)
+    return _record(message_id, claimed.channel, outcome, result, error)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A message claimed for one attempt: what to send, and through which channel."""
+
+    payload: OutboundPayload
+    channel: ChannelInstance
+
+
+def _claim(message_id: object) -> _Claimed | str:
+    """Phase 1 of `message_deliver`, committed before any network call: the message is marked
+    in flight (`sending_since`) and its attempt counted. Returns what to send, or the result
+    when it is not to be sent ("missing", "skipped", "failed")."""
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(of=("self",))
@@ -314,62 +333,85 @@ def message_deliver(*, message_id: object) -> str:
         )
         if message is None:
             return "missing"
-        if (
-            message.direction != Direction.OUTBOUND
-            or message.status != MessageStatus.QUEUED
-            or message.provider_message_id
-        ):
-            return "skipped"
-        in_flight = parse_datetime(str((message.metadata or {}).get("sending_since") or ""))
-        if in_flight is not None:
-            if timezone.now() - in_flight < IN_FLIGHT_STALE_AFTER:
-                return "skipped"
-            message.metadata.pop("sending_since", None)
-            _fail(
-                message,
-                code="send_unconfirmed",
-                detail="An earlier attempt stopped mid-request; not repeated to avoid a duplicate.",
-            )
-            return "failed"
-        retry_after = parse_datetime(str((message.metadata or {}).get("retry_after") or ""))
-        if retry_after is not None and timezone.now() < retry_after:
-            # The provider asked us to slow down (a rate-limit callback): not before then.
-            raise TransientDeliveryError(message_id, message.error_code or "retry_after")
-        contact = message.thread.contact
-        automated = message.sender != Sender.AGENT and not message.metadata.get("consent_notice")
-        if automated and contact.is_opted_out:
-            _fail(message, code="opted_out", detail="The contact opted out of automated messages.")
-            return "failed"
-        if not contact.address or contact.erased_at:
-            _fail(
-                message,
-                code="no_recipient",
-                detail="The contact has neither a phone number nor a WhatsApp user id.",
-            )
-            return "failed"
+        refused = _refuse_claim(message, message_id)
+        if refused is not None:
+            return refused
         message.send_attempts += 1
         message.metadata = {**(message.metadata or {}), "sending_since": timezone.now().isoformat()}
         message.save(update_fields=["send_attempts", "metadata", "updated_at"])
-        payload = _payload(message)
-        channel = message.channel
+        return _Claimed(payload=_payload(message), channel=message.channel)
 
-    # Phase 2: the provider call, outside any transaction.
-    outcome: str
-    error: Exception | None = None
+
+def _refuse_claim(message: Message, message_id: object) -> str | None:
+    """Why the locked message is not sent now ("skipped" or "failed", recorded), or None.
+    Raises TransientDeliveryError before a rate limit's `retry_after`."""
+    if (
+        message.direction != Direction.OUTBOUND
+        or message.status != MessageStatus.QUEUED
+        or message.provider_message_id
+    ):
+        return "skipped"
+    in_flight = parse_datetime(str((message.metadata or {}).get("sending_since") or ""))
+    if in_flight is not None:
+        if timezone.now() - in_flight < IN_FLIGHT_STALE_AFTER:
+            return "skipped"
+        message.metadata.pop("sending_since", None)
+        _fail(
+            message,
+            code="send_unconfirmed",
+            detail="An earlier attempt stopped mid-request; not repeated to avoid a duplicate.",
+        )
+        return "failed"
+    retry_after = parse_datetime(str((message.metadata or {}).get("retry_after") or ""))
+    if retry_after is not None and timezone.now() < retry_after:
+        # The provider asked us to slow down (a rate-limit callback): not before then.
+        raise TransientDeliveryError(message_id, message.error_code or "retry_after")
+    contact = message.thread.contact
+    automated = message.sender != Sender.AGENT and not message.metadata.get("consent_notice")
+    if automated and contact.is_opted_out:
+        _fail(message, code="opted_out", detail="The contact opted out of automated messages.")
+        return "failed"
+    if not contact.address or contact.erased_at:
+        _fail(
+            message,
+            code="no_recipient",
+            detail="The contact has neither a phone number nor a WhatsApp user id.",
+        )
+        return "failed"
+    return None
+
+
+def _send(claimed: _Claimed, message_id: object) -> tuple[str, Any, Exception | None]:
+    """Phase 2 of `message_deliver`: the provider call, outside any transaction. Returns the
+    outcome ("sent", "transient", "permanent", "ambiguous"), the provider's result when sent,
+    and the error otherwise; an unexpected error is an unknown outcome ("ambiguous")."""
+    channel = claimed.channel
     try:
-        result = sending_provider(channel).send(channel=channel, payload=payload)
-        outcome = "sent"
+        return (
+            "sent",
+            sending_provider(channel).send(channel=channel, payload=claimed.payload),
+            None,
+        )
     except TransientSendError as exc:
-        outcome, error = "transient", exc
+        return "transient", None, exc
     except PermanentSendError as exc:
-        outcome, error = "permanent", exc
+        return "permanent", None, exc
     except AmbiguousSendError as exc:
-        outcome, error = "ambiguous", exc
+        return "ambiguous", None, exc
     except Exception as exc:  # noqa: BLE001 - an unexpected error: the outcome is unknown
         logger.exception("provider send raised", extra={"message_id": str(message_id)})
-        outcome, error = "ambiguous", exc
+        return "ambiguous", None, exc
 
-    # Phase 3: record the outcome.
+
+def _record(
+    message_id: object,
+    channel: ChannelInstance,
+    outcome: str,
+    result: Any,
+    error: Exception | None,
+) -> str:
+    """Phase 3 of `message_deliver`: record the outcome; "sent" or "failed", or
+    TransientDeliveryError (after commit of the error) when a later attempt may send it."""
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
         message.metadata = {
@@ -379,55 +421,69 @@ def message_deliver(*, message_id: object) -> str:
         }
         log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
         if outcome == "sent":
-            now = timezone.now()
-            message.provider_message_id = result.provider_message_id
-            message.status = MessageStatus.SENT
-            message.sent_at = now
-            message.error_code = ""
-            message.error_detail = ""
-            fields = ["status", "sent_at", "error_code", "error_detail", "metadata", "updated_at"]
-            try:
-                with transaction.atomic():
-                    message.save(update_fields=[*fields, "provider_message_id"])
-            except IntegrityError:
-                # The provider reused an id we already hold: the message did go out, so it is
-                # recorded as sent (never retried) without the id, and the conflict is noted.
-                message.metadata["provider_id_conflict"] = provider_id_pseudonym(
-                    message.provider_message_id or ""
-                )
-                message.provider_message_id = None
-                message.save(update_fields=fields)
-                logger.error("provider returned an id already in use", extra=log_extra)
-            logger.info("message sent", extra=log_extra)
-            webhook_events.message_status(message)
-            if message.provider_message_id:
-                recorded = message
-                transaction.on_commit(lambda: _apply_early_statuses(recorded))
+            _record_sent(message, result.provider_message_id, log_extra)
             return "sent"
-        code = str(getattr(error, "code", "") or type(error).__name__)
-        metrics.send_failed(channel.provider, code)
-        detail = (
-            str(error)[:1000]
-            if isinstance(error, TransientSendError | PermanentSendError | AmbiguousSendError)
-            else ""
-        )
-        if outcome == "transient" and message.send_attempts < MAX_SEND_ATTEMPTS:
-            message.error_code = code[:64]
-            message.error_detail = detail
-            message.save(update_fields=["error_code", "error_detail", "metadata", "updated_at"])
-            logger.warning("send failed, will retry", extra={**log_extra, "code": code})
-            retry = True
-        else:
-            if outcome == "ambiguous":
-                code = code if code not in ("", "timeout", "network") else "send_unconfirmed"
-                detail = detail or "The provider's answer was lost; not repeated."
-            _fail(message, code=code, detail=detail)
-            logger.warning("send failed", extra={**log_extra, "code": code, "outcome": outcome})
-            _apply_opt_out(message, provider=channel.provider, code=code)
-            retry = False
+        code, retry = _record_failure(message, channel, outcome, error, log_extra)
     if retry:
         raise TransientDeliveryError(message_id, code)
     return "failed"
+
+
+def _record_sent(message: Message, provider_message_id: str, log_extra: dict[str, Any]) -> None:
+    now = timezone.now()
+    message.provider_message_id = provider_message_id
+    message.status = MessageStatus.SENT
+    message.sent_at = now
+    message.error_code = ""
+    message.error_detail = ""
+    fields = ["status", "sent_at", "error_code", "error_detail", "metadata", "updated_at"]
+    try:
+        with transaction.atomic():
+            message.save(update_fields=[*fields, "provider_message_id"])
+    except IntegrityError:
+        # The provider reused an id we already hold: the message did go out, so it is
+        # recorded as sent (never retried) without the id, and the conflict is noted.
+        message.metadata["provider_id_conflict"] = provider_id_pseudonym(
+            message.provider_message_id or ""
+        )
+        message.provider_message_id = None
+        message.save(update_fields=fields)
+        logger.error("provider returned an id already in use", extra=log_extra)
+    logger.info("message sent", extra=log_extra)
+    webhook_events.message_status(message)
+    if message.provider_message_id:
+        recorded = message
+        transaction.on_commit(lambda: _apply_early_statuses(recorded))
+
+
+def _record_failure(
+    message: Message,
+    channel: ChannelInstance,
+    outcome: str,
+    error: Exception | None,
+    log_extra: dict[str, Any],
+) -> tuple[str, bool]:
+    """Record a send that did not go out; returns its error code and whether to retry."""
+    code = str(getattr(error, "code", "") or type(error).__name__)
+    metrics.send_failed(channel.provider, code)
+    detail = (
+        str(error)[:1000]
+        if isinstance(error, TransientSendError | PermanentSendError | AmbiguousSendError)
+        else ""
+    )
+    if outcome == "transient" and message.send_attempts < MAX_SEND_ATTEMPTS:
+        message.error_code = code[:64]
+        message.error_detail = detail
+        message.save(update_fields=["error_code", "error_detail", "metadata", "updated_at"])
+        logger.warning("send failed, will retry", extra={**log_extra, "code": code})
+        return code, True
+    if outcome == "ambiguous":
+        code = code if code not in ("", "timeout", "network") else "send_unconfirmed"
+        detail = detail or "The provider's answer was lost; not repeated."
+    _fail(message, code=code, detail=detail)
+    logger.warning("send failed", extra={**log_extra, "code": code, "outcome": outcome})
+    _apply_opt_out(message, provider=channel.provider, code=code)
+    return code, False
 
 
 def _apply_opt_out(message: Message, *, provider: str, code: str) -> bool:

@@ -21,8 +21,8 @@ from django.db.models import Min
 from django.utils import timezone
 
 from conversations.models import Direction, Message, MessageStatus
-from conversations.services.inbound import thread_process_inbound
 from conversations.services.outbound import TransientDeliveryError, thread_deliver_queued
+from conversations.services.process import thread_process_inbound
 
 logger = logging.getLogger(__name__)
 

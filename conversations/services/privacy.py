@@ -26,6 +26,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.services.handoffs import handoff_end
+from conversations.services.process import contact_threads_lock
 from core.crypto import phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
 from integrations.services import webhook_deliveries_erase_contact
@@ -380,12 +381,7 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
     """
     given = contact
     with transaction.atomic():
-        thread_ids = list(
-            ChatThread.all_objects.select_for_update()
-            .filter(contact_id=contact.pk)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        thread_ids = contact_threads_lock(contact_ids=[contact.pk], include_deleted=True)
         contact = Contact.all_objects.select_for_update().get(pk=contact.pk)
         report = ErasureReport(contact_id=str(contact.pk), dry_run=dry_run)
 

@@ -2,6 +2,7 @@
 it, when it was last read, and the private notes staff leave on it."""
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -10,6 +11,8 @@ from django.utils import timezone
 
 from conversations.models import ChatThread, HandoffSource, ThreadNote, ThreadStatus
 from conversations.services.handoffs import handoff_end, handoff_start
+from conversations.services.process import thread_lock
+from flows.services import flow_sessions_interrupt
 from integrations import events as webhook_events
 from tenants import access
 from tenants.access import Action
@@ -41,7 +44,9 @@ def thread_update(
     """
     if status is not None and status not in ThreadStatus.values:
         raise ValidationError({"status": f"Must be one of: {', '.join(ThreadStatus.values)}."})
-    locked = ChatThread.objects.select_for_update().get(pk=thread.pk)
+    locked = thread_lock(thread_id=thread.pk)
+    if locked is None:
+        raise ChatThread.DoesNotExist
     changed: list[str] = []
     if status is not None and status != locked.status:
         locked.status = status
@@ -52,38 +57,50 @@ def thread_update(
             needs_human = False
     now = timezone.now()
     if needs_human is not None and needs_human != locked.needs_human:
-        locked.needs_human = needs_human
-        changed.append("needs_human")
-        if needs_human:
-            locked.handoff_reason = locked.handoff_reason or "agent"
-            from flows.services import flow_sessions_interrupt  # flows imports conversations
+        _needs_human_set(locked, needs_human=needs_human, now=now)
+        changed += ["needs_human", "handoff_reason"]
+    _handoff_follow(locked, changed=changed, now=now)
+    if changed:
+        _thread_save(locked, changed=changed)
+    for field in ("status", "needs_human", "handoff_reason", "updated_at"):
+        setattr(thread, field, getattr(locked, field))
+    return thread
 
-            flow_sessions_interrupt(thread=locked, reason="agent", now=now)
-        else:
-            locked.handoff_reason = ""
-        changed.append("handoff_reason")
+
+def _needs_human_set(locked: ChatThread, *, needs_human: bool, now: datetime) -> None:
+    """A human takes over (a waiting flow session is interrupted) or hands back."""
+    locked.needs_human = needs_human
+    if needs_human:
+        locked.handoff_reason = locked.handoff_reason or "agent"
+        flow_sessions_interrupt(thread=locked, reason="agent", now=now)
+    else:
+        locked.handoff_reason = ""
+
+
+def _handoff_follow(locked: ChatThread, *, changed: list[str], now: datetime) -> None:
+    """The wait for a human follows the change: opened by a takeover of an open thread,
+    ended by resuming automation or leaving the open status."""
     if locked.needs_human and locked.status == ThreadStatus.OPEN:
         if "needs_human" in changed or "status" in changed:
             handoff_start(thread=locked, source=HandoffSource.AGENT, now=now)
     elif changed:
         handoff_end(thread_ids=[locked.pk], now=now)
-    if changed:
-        locked.save(update_fields=[*changed, "updated_at"])
-        if "needs_human" in changed and locked.needs_human:
-            webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
-        if "status" in changed and locked.status == ThreadStatus.CLOSED:
-            webhook_events.thread_closed(locked)
-        logger.info(
-            "thread updated",
-            extra={
-                "thread_id": str(locked.pk),
-                "fields": changed,
-                "needs_human": locked.needs_human,
-            },
-        )
-    for field in ("status", "needs_human", "handoff_reason", "updated_at"):
-        setattr(thread, field, getattr(locked, field))
-    return thread
+
+
+def _thread_save(locked: ChatThread, *, changed: list[str]) -> None:
+    locked.save(update_fields=[*changed, "updated_at"])
+    if "needs_human" in changed and locked.needs_human:
+        webhook_events.thread_handoff(locked, reason=locked.handoff_reason, by="agent")
+    if "status" in changed and locked.status == ThreadStatus.CLOSED:
+        webhook_events.thread_closed(locked)
+    logger.info(
+        "thread updated",
+        extra={
+            "thread_id": str(locked.pk),
+            "fields": changed,
+            "needs_human": locked.needs_human,
+        },
+    )
 
 
 def thread_assign(*, thread: ChatThread, assignee: Any) -> ChatThread:
@@ -123,7 +140,9 @@ def thread_note_add(*, thread: ChatThread, text: str, author: Any = None) -> Thr
         raise ValidationError({"text": "A note cannot be empty."})
     if len(text) > MAX_NOTE:
         raise ValidationError({"text": f"A note has at most {MAX_NOTE} characters."})
-    locked = ChatThread.objects.select_for_update().select_related("contact").get(pk=thread.pk)
+    locked = thread_lock(thread_id=thread.pk)
+    if locked is None:
+        raise ChatThread.DoesNotExist
     if locked.contact.erased_at is not None:
         raise ValidationError({"text": "The contact's data was erased: no note can be added."})
     note = ThreadNote.objects.create(

@@ -7,6 +7,7 @@ from django.test import Client
 from channels_app.tests.webhook_support import post_twilio, twilio_params
 from conversations.models import ChatThread, Contact, Message
 from conversations.tests.test_inbound_concurrency import run_concurrently
+from flows.services import FlowRun
 from tests import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_concurrent_messages_of_a_user_id_only_contact_make_one_contact(tenant, monkeypatch):
     # given: no flow (processing answers nothing), 6 different messages about to arrive at once,
     # half of them also naming the person's phone
-    monkeypatch.setattr("flows.services.flow_handle_inbound", lambda **_: [])
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", lambda **_: FlowRun())
     factories.TwilioChannelFactory(tenant=tenant, phone_number="+15550000001")
 
     def deliver(n):
@@ -38,7 +39,7 @@ def test_concurrent_messages_of_a_user_id_only_contact_make_one_contact(tenant, 
 
 def test_concurrent_messages_that_merge_two_contacts_merge_them_once(tenant, monkeypatch):
     # given: the person known twice, by phone and by user id, each with a conversation
-    monkeypatch.setattr("flows.services.flow_handle_inbound", lambda **_: [])
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", lambda **_: FlowRun())
     factories.TwilioChannelFactory(tenant=tenant, phone_number="+15550000001")
 
     def params(n, **changes):

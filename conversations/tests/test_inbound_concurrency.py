@@ -13,7 +13,7 @@ from django.test import Client
 
 from channels_app.tests.webhook_support import post_twilio, twilio_params
 from conversations.models import ChatThread, Contact, Message
-from flows.services import Reply, flow_create
+from flows.services import FlowRun, Reply, flow_create
 from tests import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -105,9 +105,9 @@ def test_concurrent_messages_of_one_thread_are_handled_in_order_once(tenant, mon
         assert len(inside) == 1, "two messages of one thread were handled at the same time"
         seen.append(message.text)
         inside.pop()
-        return [Reply(text=f"echo {message.text}")]
+        return FlowRun(replies=[Reply(text=f"echo {message.text}")])
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
 
     def deliver(n):
         params = twilio_params("inbound_text", Body=f"message {n}")

@@ -6,8 +6,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from conversations.models import Message, MessageAttachment
-from conversations.services.inbound import thread_process_inbound
 from conversations.services.privacy import contact_erase
+from conversations.services.process import thread_process_inbound
+from flows.services import FlowRun
 from tests import factories
 
 
@@ -20,7 +21,8 @@ def test_a_message_racing_the_erasure_is_discarded_when_processed(monkeypatch):
     MessageAttachment.objects.create(message=late, media_type="image", url="https://m.test/1")
     calls = []
     monkeypatch.setattr(
-        "flows.services.flow_handle_inbound", lambda **kwargs: calls.append(kwargs) or []
+        "conversations.services.process.flow_handle_inbound",
+        lambda **kwargs: calls.append(kwargs) or FlowRun(),
     )
 
     # when

@@ -8,7 +8,7 @@ from django.db import connection
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from conversations.models import Message
-from conversations.services.inbound import thread_process_inbound
+from conversations.services.process import thread_process_inbound
 from flows import ai
 from flows.services import flow_create
 from tests import factories
@@ -131,7 +131,7 @@ def test_a_burst_longer_than_the_model_rounds_asks_the_model_once_per_message(mo
 
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-    from conversations.services.inbound import MAX_MODEL_ROUNDS
+    from conversations.services.process import MAX_MODEL_ROUNDS
     from flows import ai
 
     model = FakeListChatModel(responses=[f"answer {n}" for n in range(1, 30)])

@@ -14,7 +14,7 @@ from django.utils import timezone
 from conversations import tasks
 from conversations.models import Message, MessageStatus
 from conversations.services.pending import PendingReport, pending_process
-from flows.services import Reply
+from flows.services import FlowRun, Reply
 from tests import factories
 
 SID = "AC11111111111111111111111111111111"
@@ -49,9 +49,9 @@ def echo_flow(monkeypatch):
 
     def handle(*, thread, message, **_):
         seen.append(message.pk)
-        return [Reply(text=f"echo {len(seen)}")]
+        return FlowRun(replies=[Reply(text=f"echo {len(seen)}")])
 
-    monkeypatch.setattr("flows.services.flow_handle_inbound", handle)
+    monkeypatch.setattr("conversations.services.process.flow_handle_inbound", handle)
     return seen
 
 

@@ -11,7 +11,8 @@ import pytest
 from django.db import transaction
 
 from conversations.models import ChatThread, Message, MessageStatus, Sender
-from flows.services import Reply, flow_handle_inbound
+from conversations.services.process import message_automate
+from flows.services import Reply
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "flows" / "examples"
 SHARED_EXAMPLES = Path("/work/shared/examples/flows")
@@ -50,8 +51,9 @@ def flow_doc(flow_id: str = "demo", *, nodes: list[dict] | None = None, **top: A
 
 
 def receive(thread: ChatThread, text: str, *, interactive_id: str | None = None) -> list[Reply]:
-    """Store an inbound message and run the flow service on it the way the pipeline does:
-    in a transaction, holding the thread row lock, with a freshly loaded thread."""
+    """Store an inbound message and run the automation on it the way the pipeline does
+    (consent keywords, then the flow): in a transaction, holding the thread row lock, with a
+    freshly loaded thread."""
     with transaction.atomic():
         locked = (
             ChatThread.objects.select_for_update()
@@ -68,7 +70,7 @@ def receive(thread: ChatThread, text: str, *, interactive_id: str | None = None)
             sender=Sender.CONTACT,
             metadata={"interactive_id": interactive_id} if interactive_id else {},
         )
-        replies = flow_handle_inbound(thread=locked, message=message)
+        replies = message_automate(thread=locked, message=message).replies
         for reply in replies:
             Message.objects.create(
                 tenant_id=locked.tenant_id,

@@ -266,8 +266,8 @@ def test_seed_demo_history_plays_past_days_once(sandbox):
 
     from django.utils import timezone
 
+    from conversations.demo_history import STALE_AFTER
     from conversations.models import Handoff
-    from flows.demo_history import STALE_AFTER
     from flows.models import FlowEvent, FlowEventKind, FlowSession
 
     # when: three days of history, asked for twice

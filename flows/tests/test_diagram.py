@@ -14,12 +14,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations.services.process import flow_expire_stale_sessions, flow_fire_due_timeouts
 from flows import selectors
 from flows.diagram import DiagramUnavailable, Layout, compute_layout, flow_layout
 from flows.engine import parse_flow
 from flows.engine.graph import node_exits
 from flows.models import FlowEvent, FlowEventKind, FlowSession, SessionStatus
-from flows.services import flow_create, flow_expire_stale_sessions, flow_fire_due_timeouts
+from flows.services import flow_create
 from flows.tests.support import example, private_cache, receive  # noqa: F401 - fixture
 from tests import factories
 

@@ -7,11 +7,10 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import ChatThread
+from conversations.services.consent import OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
 from flows import selectors
 from flows.models import FlowSession, SessionStatus
 from flows.services import (
-    OPT_IN_CONFIRMATION,
-    OPT_OUT_CONFIRMATION,
     flow_create,
     flow_set_active,
 )
@@ -399,6 +398,6 @@ def test_fixed_query_count_while_a_flow_runs(
     # waiting session + session update + one bulk insert of the step's FlowEvents;
     # candidates are cached, definition memoised
     with django_assert_max_num_queries(3):
-        replies = flow_handle_inbound(thread=locked, message=message)
+        replies = flow_handle_inbound(thread=locked, message=message).replies
     assert texts(replies) == ["And your email, so we can send the confirmation?"]
     assert Message.objects.filter(thread=thread).exists()

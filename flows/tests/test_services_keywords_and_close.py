@@ -3,7 +3,7 @@
 import pytest
 
 from conversations.models import Message
-from conversations.services.inbound import thread_process_inbound
+from conversations.services.process import thread_process_inbound
 from conversations.services.threads import thread_update
 from flows.services import flow_create
 from flows.tests.support import flow_doc, receive, texts

@@ -8,9 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conversations.models import ChatThread, Message
-from flows import services
+from conversations.services import process as services
+from conversations.services.process import flow_expire_stale_sessions, flow_fire_due_timeouts
 from flows.models import FlowSession, SessionStatus
-from flows.services import flow_create, flow_expire_stale_sessions, flow_fire_due_timeouts
+from flows.services import flow_create
 from flows.tasks import process_flow_timeouts
 from flows.tests.support import example, flow_doc, receive
 from tests import factories
@@ -203,7 +204,7 @@ YES_OR_NO = flow_doc(
 def test_a_reply_stored_before_the_deadline_beats_the_timeout(tenant, twilio_channel, thread):
     # given: a question waiting, and the answer stored 10 s before its deadline but not
     # processed yet (a backlog)
-    from conversations.services.inbound import thread_process_inbound
+    from conversations.services.process import thread_process_inbound
 
     flow_create(tenant=tenant, channel=twilio_channel, definition=YES_OR_NO)
     receive(thread, "hi")

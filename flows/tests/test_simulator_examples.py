@@ -223,7 +223,7 @@ def test_transcript_shows_a_banner_the_contacts_lines_and_no_log_lines(channel, 
 
 def test_staffs_answers_from_the_inbox_show_up_before_the_next_prompt(channel, chat, monkeypatch):
     # given a conversation handed off to a person
-    from flows.management.commands import simulate_chat
+    from conversations.management.commands import simulate_chat
     from tests import factories
 
     phone = "+15557771234"

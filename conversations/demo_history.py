@@ -24,9 +24,9 @@ from channels_app.providers import ParsedInbound
 from conversations.models import ChatThread, Contact, Handoff, Message, ThreadNote, ThreadStatus
 from conversations.services.inbound import message_receive
 from conversations.services.outbound import message_send_agent
+from conversations.services.process import flow_expire_stale_sessions, flow_fire_due_timeouts
 from conversations.services.threads import thread_update
 from flows.models import FlowEvent, FlowSession
-from flows.services import flow_expire_stale_sessions, flow_fire_due_timeouts
 
 FIRST_NAMES = (
     "Ana", "Bruno", "Carla", "Diego", "Elena", "Felipe", "Grace", "Hugo", "Isabel", "João",

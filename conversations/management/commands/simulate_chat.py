@@ -24,7 +24,8 @@ from channels_app.providers import (
 from channels_app.providers.base import MEDIA_KINDS, ParsedMedia, numbered_choices
 from channels_app.providers.sandbox import placeholder_png
 from conversations.models import ChatThread, Contact, Direction, Message, Sender
-from conversations.services.inbound import message_receive, thread_process_inbound
+from conversations.services.inbound import message_receive
+from conversations.services.process import thread_process_inbound
 from core.crypto import normalize_phone, phone_lookup
 from core.tasks import in_process
 

@@ -10,9 +10,9 @@ from channels_app.models import ChannelInstance, Provider
 from channels_app.providers import ParsedInbound, ParsedLocation, ParsedMedia
 from channels_app.providers.sandbox import sandbox_enabled
 from channels_app.services import channel_create, channel_update
+from conversations.demo_history import demo_history_seed, history_exists
 from conversations.services.inbound import message_receive
 from core.tasks import in_process
-from flows.demo_history import demo_history_seed, history_exists
 from flows.models import Flow
 from flows.services import flow_create
 from tenants.models import Tenant
@@ -21,7 +21,7 @@ from tenants.services import tenant_create
 DEMO_SLUG = "demo-fitness"
 DEMO_IDENTIFIER = "whatsapp:+15550000001"
 DEMO_PHONE = "+15550000001"
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fitness-welcome.json"
+EXAMPLE = Path(__file__).resolve().parents[3] / "flows" / "examples" / "fitness-welcome.json"
 DEMO_CONFIG = {
     "business_description": (
         "Demo Fitness Studio: a neighbourhood gym with group classes from 6am to 10pm, "

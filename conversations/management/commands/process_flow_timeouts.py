@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from flows.services import flow_expire_stale_sessions, flow_fire_due_timeouts
+from conversations.services.process import flow_expire_stale_sessions, flow_fire_due_timeouts
 
 
 class Command(BaseCommand):
