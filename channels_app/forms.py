@@ -289,15 +289,22 @@ class ChannelForm(forms.ModelForm):
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
         if provider is not None:
             self._add_provider_errors(provider, stored)
-        if self.errors:
-            return cleaned
+        if not self.errors:
+            self._validate_with_services(cleaned, stored=stored, phone=phone)
+        return cleaned
+
+    def _validate_with_services(
+        self, cleaned: dict[str, Any], *, stored: dict[str, Any], phone: str
+    ) -> None:
+        """The platform-only settings rule, then `channel_validate` on what would be saved;
+        their errors land on the form."""
         settings = self._settings()
         if not self.may_set_platform_settings:
             current = self.instance.settings if self.instance.pk else {}
             changed = channel_platform_settings_changed(settings=settings, current=current)
             if changed:
                 self.add_error(None, f"Only platform staff can set {', '.join(changed)}.")
-                return cleaned
+                return
         secrets = dict(stored) if not self.instance._state.adding else {}
         secrets.update(self._secrets())
         try:
@@ -312,7 +319,6 @@ class ChannelForm(forms.ModelForm):
             )
         except ValidationError as exc:
             self._add_service_errors(exc)
-        return cleaned
 
     def _add_provider_errors(self, provider: Provider, stored: dict[str, Any]) -> None:
         """The provider's form rules (`Provider.form_errors`) on its inputs."""
