@@ -15,6 +15,18 @@ os.environ.setdefault("LOG_FORMAT", "json")
 for _name in ("CELERY_BROKER_URL", "LLM_PROVIDER", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
     os.environ.pop(_name, None)
 
+# Each pytest-xdist worker gets a Redis database of its own (8, 9, ...): a test that clears the
+# cache (FLUSHDB) or bumps a shared stamp must not empty its sibling's memos mid-test.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+_redis_url = os.environ.get("REDIS_URL") or os.environ.get("REDIS_CONN_URL") or ""
+if _redis_url and _worker.startswith("gw") and _worker[2:].isdigit():
+    from urllib.parse import urlsplit, urlunsplit
+
+    _parts = urlsplit(_redis_url)
+    _database = 8 + int(_worker[2:]) % 8
+    os.environ["REDIS_URL"] = urlunsplit(_parts._replace(path=f"/{_database}"))
+    os.environ.pop("REDIS_CONN_URL", None)
+
 from .base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
