@@ -54,9 +54,11 @@ def thread_lock(*, thread_id: object, skip_locked: bool = False) -> ChatThread |
     channel and tenant; None when the thread does not exist or is soft-deleted, or, with
     `skip_locked`, when another transaction holds the lock (that one moves it on).
 
-    The invariant: whoever holds this lock is the only one moving the conversation on. Inbound
-    processing, a flow's timer, a staff change of status or handoff, a note, a merge and an
-    erasure all hold it, so two of them never interleave on one thread. Only the thread row
+    The invariant: whoever holds this lock is the only one moving the conversation's state on.
+    Inbound processing, a flow's timer, a staff change of status or handoff, a note, a merge
+    and an erasure all hold it, so two of them never interleave on one thread. Writes of
+    single columns that no decision reads under the lock go without it: activity stamps of a
+    stored reply or agent message, an assignment, status callbacks on messages. Only the thread row
     is locked; a caller that also locks the contact takes it after the thread (the order
     every caller keeps: thread, then contact), so two of them never deadlock. Requires a
     transaction (on a database without row locks, such as SQLite, it is a plain read).
