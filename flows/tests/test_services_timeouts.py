@@ -234,3 +234,39 @@ def test_a_switched_off_tenant_gets_no_timeout_message(tenant, twilio_channel, t
     assert flow_fire_due_timeouts(now=deadline + timedelta(seconds=1)) == 0
     assert "No answer, bye" not in _outbound_texts(thread)
     assert FlowSession.objects.get(thread=thread).status == SessionStatus.INTERRUPTED
+
+
+def test_a_timeout_that_leads_to_a_handoff_hands_the_thread_to_a_person(
+    tenant, twilio_channel, thread, monkeypatch
+):
+    # given a question whose timeout goes to a handoff node
+    from conversations.models import Handoff
+    from integrations import events
+
+    doc = flow_doc("h")
+    doc["trigger"] = {"default": True}
+    doc["nodes"][0]["timeout"] = {"seconds": 60, "next": "person"}
+    doc["nodes"].append(
+        {"id": "person", "type": "handoff", "text": "A person will answer.", "reason": "quiet"}
+    )
+    flow_create(tenant=tenant, channel=twilio_channel, definition=doc)
+    receive(thread, "hi")
+    announced: list[tuple[str, str]] = []
+    real = events.thread_handoff
+    monkeypatch.setattr(
+        events,
+        "thread_handoff",
+        lambda t, *, reason, by: announced.append((reason, by)) or real(t, reason=reason, by=by),
+    )
+    due = FlowSession.objects.get(thread=thread).wait_expires_at
+
+    # when the timer fires
+    assert flow_fire_due_timeouts(now=due) == 1
+
+    # then the thread waits for a person, with one handoff from the flow, announced once
+    thread.refresh_from_db()
+    assert thread.needs_human is True
+    handoff = Handoff.objects.get(thread=thread)
+    assert handoff.source == "flow" and handoff.ended_at is None
+    assert [by for _reason, by in announced] == ["flow"]
+    assert _outbound_texts(thread)[-1] == "A person will answer."
