@@ -14,6 +14,7 @@ The hot path (`flow_handle_inbound`) reads through two helpers here with a fixed
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -26,6 +27,8 @@ from django.db.models import Count, QuerySet
 
 from flows.engine import FlowCandidate, FlowDefinition, FlowValidationError, parse_flow
 from flows.models import Flow, FlowEvent, FlowEventKind, FlowSession, SessionStatus
+
+logger = logging.getLogger(__name__)
 
 CANDIDATES_CACHE_SECONDS = 300
 _PARSED_MEMO_SIZE = 256
@@ -170,6 +173,7 @@ def flow_session_language(*, thread_id: object) -> str:
     try:
         return flow_definition_parsed(flow_pk=session.flow_id).language
     except (FlowValidationError, Flow.DoesNotExist):
+        logger.error("stored flow version cannot be loaded", extra={"flow": str(session.flow_id)})
         return ""
 
 
