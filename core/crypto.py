@@ -156,6 +156,28 @@ def wa_user_lookup(raw: str) -> str:
     return blind_index(user_id, purpose="wa-user-id") if user_id else ""
 
 
+# An Instagram-scoped user id (IGSID): the id Meta gives a person for one Instagram professional
+# account, digits in practice; letters, `.`, `_` and `-` are tolerated, never a `+` or spaces.
+_IG_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def normalize_ig_user_id(raw: str) -> str:
+    """An Instagram-scoped user id as Meta wrote it (`instagram:1784…` -> `1784…`), or ''
+    when `raw` is not one. Never a phone: it is stored, indexed and sent only as an Instagram
+    id (`Contact.ig_user_id`)."""
+    value = (raw or "").strip()
+    if value.lower().startswith("instagram:"):
+        value = value[len("instagram:") :].strip()
+    return value if _IG_USER_ID.fullmatch(value) else ""
+
+
+def ig_user_lookup(raw: str) -> str:
+    """The blind index of an Instagram-scoped user id, or '' for an empty or invalid one. Its
+    own index space (`ig-user-id`): the same digits as a phone or a WhatsApp id never match."""
+    user_id = normalize_ig_user_id(raw)
+    return blind_index(user_id, purpose="ig-user-id") if user_id else ""
+
+
 NAME_INDEX_WORDS = 20
 
 
