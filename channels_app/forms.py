@@ -280,7 +280,7 @@ class ChannelForm(forms.ModelForm):
             return cleaned
         provider = providers().get(self._provider())
         phone = cleaned.get("phone_number") or ""
-        if not cleaned.get("identifier") and phone and provider is not None:
+        if not cleaned.get("identifier") and provider is not None:
             cleaned["identifier"] = provider.identifier_for(
                 phone_number=phone, settings=self._settings()
             )

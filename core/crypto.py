@@ -92,14 +92,26 @@ WAMID_PREFIX = "wamid."
 _PSEUDONYM_PREFIX = "wamid.h:"
 
 
+# Ids longer than this (Instagram's message ids run to 150 characters and more) are kept as
+# a keyed hash too: the column holds 128.
+PROVIDER_ID_MAX = 120
+_LONG_PSEUDONYM_PREFIX = "long.h:"
+
+
 def provider_id_pseudonym(value: str) -> str:
     """What we store for a provider's message id. A WhatsApp Cloud API id (`wamid.…`) is
     base64 that contains the contact's phone number, so it is kept as a keyed hash: equal ids
     still compare equal (duplicates, status callbacks), and nothing can be decoded from it.
-    Other ids (Twilio's `SM…`) carry no personal data and stay as they are. Idempotent."""
-    if not value.startswith(WAMID_PREFIX) or value.startswith(_PSEUDONYM_PREFIX):
+    An id longer than PROVIDER_ID_MAX (an Instagram `mid`) is hashed the same way, so it fits
+    the column whole (a cut id could make two messages one). Other ids (Twilio's `SM…`)
+    carry no personal data and stay as they are. Idempotent."""
+    if value.startswith((_PSEUDONYM_PREFIX, _LONG_PSEUDONYM_PREFIX)):
         return value
-    return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    if value.startswith(WAMID_PREFIX):
+        return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    if len(value) > PROVIDER_ID_MAX:
+        return _LONG_PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    return value
 
 
 # What may separate the digits of a phone number as people and providers write it.

@@ -459,7 +459,9 @@ class Provider(ABC):
         return None
 
     def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
-        """Whether the request is signed for `channel` (None: the platform's own secret)."""
+        """Whether the request is signed for `channel` (None: by the platform's own secret,
+        which lets `parse` run). For a channel, say whether its items may be handled: a
+        provider whose platform signature covers every channel checks that too."""
         return False
 
     def parse(self, request: HttpRequest) -> list[WebhookItem]:
@@ -493,9 +495,9 @@ class Provider(ABC):
             # us look up (and check signatures for) as many channels as it likes.
             return forbidden(f"{self.code} signature mismatch")
         channels = self.lookup(keys)
-        covered = {
-            key for key, ch in channels.items() if platform_signed or self._verified(request, ch)
-        }
+        # `verify(request, channel)` decides whether the platform's signature covers a channel
+        # (it may not: a channel with its own secret is covered by that secret alone).
+        covered = {key for key, ch in channels.items() if self._verified(request, ch)}
         if not covered and not platform_signed:
             return forbidden(f"{self.code} signature mismatch")
         for key, item in items:

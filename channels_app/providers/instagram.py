@@ -79,6 +79,9 @@ TEXT_MAX_BYTES = 1000
 MEDIA_TYPES = {"image": "image", "video": "video", "audio": "audio", "file": "document"}
 # Where Meta serves attachments from: media is fetched only from these hosts (https).
 MEDIA_HOSTS = ("fbsbx.com", "fbcdn.net", "cdninstagram.com", "instagram.com", "facebook.com")
+# The longest message id taken (stored as a keyed hash past 120 characters, see
+# `core.crypto.provider_id_pseudonym`); a longer one is not an id.
+MID_MAX = 1000
 # Graph error codes worth another try (throttling, a passing fault); the others are final.
 TRANSIENT_CODES = {"1", "2", "4", "17", "32", "613"}
 
@@ -164,7 +167,7 @@ def parse_event(
         return _parse_message(message, sender=sender, timestamp=timestamp)
     if "message_edit" in event:
         edit = _dict(event["message_edit"])
-        mid = _text(edit.get("mid"), 128)
+        mid = _text(edit.get("mid"), MID_MAX)
         if not mid:
             return _bad("message_edit")
         try:
@@ -175,7 +178,7 @@ def parse_event(
     if "reaction" in event:
         return _parse_reaction(_dict(event["reaction"]), sender=sender, timestamp=timestamp)
     if "read" in event:
-        mid = _text(_dict(event["read"]).get("mid"), 128)
+        mid = _text(_dict(event["read"]).get("mid"), MID_MAX)
         if not mid:
             return _bad("read")
         return ParsedStatus(
@@ -199,7 +202,7 @@ def _bad(kind: str) -> None:
 def _parse_message(
     message: dict[str, Any], *, sender: str, timestamp: datetime | None
 ) -> ParsedInbound | ParsedEdit | None:
-    mid = _text(message.get("mid"), 128)
+    mid = _text(message.get("mid"), MID_MAX)
     if not mid:
         return _bad("message")
     if message.get("is_deleted"):
@@ -250,7 +253,7 @@ def _parse_message(
         media=tuple(media),
         raw_type=raw_type,
         timestamp=timestamp,
-        context_id=_text(reply_to.get("mid"), 128),
+        context_id=_text(reply_to.get("mid"), MID_MAX),
     )
 
 
@@ -269,7 +272,7 @@ def _parse_reaction(
     `emoji`), as an inbound message of kind `reaction` (no flow runs for one). Meta gives a
     reaction no id of its own: the id is derived from what it is about, its action and time,
     so a redelivery is the same message."""
-    mid = _text(reaction.get("mid"), 128)
+    mid = _text(reaction.get("mid"), MID_MAX)
     if not mid or not sender:
         return _bad("reaction")
     action = _text(reaction.get("action"), 16) or "react"
@@ -298,7 +301,7 @@ def _parse_postback(
     postback: dict[str, Any], *, sender: str, timestamp: datetime | None
 ) -> ParsedInbound | None:
     """An icebreaker or a button of a template pressed: the button's payload as a choice."""
-    mid = _text(postback.get("mid"), 128)
+    mid = _text(postback.get("mid"), MID_MAX)
     if not mid or not sender:
         return _bad("postback")
     return ParsedInbound(
