@@ -562,3 +562,26 @@ def test_each_tenants_account_gets_its_own_messages(client, tenant, other_tenant
     forged["entry"][0]["id"] = "17841400000000002"
     assert post(client, forged, secret="mine-only").status_code == 403
     assert not Message.objects.filter(provider_message_id="forged").exists()
+
+
+def test_the_admin_shows_its_setup_steps_and_hides_it_from_other_tenants(
+    admin_client, tenant, other_tenant, member
+):
+    from conversations.tests.inbox_support import logged_in
+
+    channel = instagram_channel(tenant)
+    page = admin_client.get(f"/admin/channels_app/channelinstance/{channel.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/api/webhooks/instagram</code>" in html
+    assert "messaging_seen" in html
+    assert "Send a test message</a>" not in html  # a test message goes to a phone number
+    listing = admin_client.get("/admin/channels_app/channelinstance/").content.decode()
+    assert "Instagram (Instagram API with Instagram Login)" in listing
+    outsider = logged_in(member(other_tenant, "owner"))
+    assert outsider.get(
+        f"/admin/channels_app/channelinstance/{channel.pk}/change/"
+    ).status_code in (
+        302,
+        404,
+    )

@@ -86,7 +86,7 @@ class MessageFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=MessageStatus.choices)
     provider_message_id = django_filters.CharFilter(
         method="filter_provider_message_id",
-        max_length=128,
+        max_length=1000,  # an Instagram mid runs past 128 (stored as a keyed hash)
         label="The provider's message id (exact), as the provider gave it or as shown",
     )
 
