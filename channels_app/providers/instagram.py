@@ -395,7 +395,7 @@ class InstagramProvider(Provider):
             "instagram_account_id",
             "Instagram account ID",
             "The professional account's Instagram ID (digits), as webhooks name it in "
-            "entry.id; the channel's identifier is instagram:<this ID>.",
+            "entry.id; the channel's identifier is “instagram:” followed by it.",
             required=True,
             max_length=64,
         ),
