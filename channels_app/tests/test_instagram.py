@@ -585,3 +585,33 @@ def test_the_admin_shows_its_setup_steps_and_hides_it_from_other_tenants(
         302,
         404,
     )
+
+
+@responses.activate
+def test_an_agent_answers_from_the_inbox(client, tenant, member, no_flow):
+    from conversations.tests.inbox_support import logged_in
+
+    # given: a person wrote to the Instagram account
+    instagram_channel(tenant)
+    post(client, payload("message_text"))
+    thread = ChatThread.objects.get()
+    graph = Graph()
+    responses.add_callback(responses.POST, GRAPH, callback=graph)
+    agent = logged_in(member(tenant, "agent"))
+
+    # when: an agent opens the conversation and answers
+    page = agent.get(reverse("admin:inbox-thread", args=[thread.pk]))
+    act = reverse("admin:inbox-thread-act", args=[thread.pk])
+    with run_on_commit():
+        answered = agent.post(act, {"action": "reply", "text": "Hi! How can we help?"})
+
+    # then: the page showed the message and a masked id, and the answer went to Instagram
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Hello" in html and IGSID not in html and IGSID[-4:] in html
+    assert answered.status_code == 302
+    assert graph.bodies == [
+        {"recipient": {"id": IGSID}, "message": {"text": "Hi! How can we help?"}}
+    ]
+    reply = Message.objects.get(direction="outbound")
+    assert (reply.status, reply.provider_message_id) == ("sent", "igout.0001")

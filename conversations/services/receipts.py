@@ -14,10 +14,13 @@ from channels_app.models import ChannelInstance
 from channels_app.providers.base import ParsedEdit, ParsedStatus
 from conversations.models import Direction, Message, MessageStatus
 from conversations.services.outbound import message_status_update
+from integrations import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
 MAX_EDIT_TEXT = 4096
+# Earlier messages one read receipt marks read at most (a conversation's unread tail is short).
+MAX_READ_THROUGH = 200
 
 
 @transaction.atomic
@@ -67,16 +70,27 @@ def message_edit_record(*, channel: ChannelInstance, edit: ParsedEdit) -> Messag
 def messages_read_through(*, channel: ChannelInstance, status: ParsedStatus) -> int:
     """The contact read our message with this provider id (Instagram names the latest
     message read): it is marked read (`message_status_update`), and so are our earlier
-    messages of the same thread that were sent or delivered. Returns how many changed."""
+    messages of the same thread that were sent or delivered (each announced to the tenant's
+    webhook endpoints, as any status change is). Returns how many changed."""
     message = message_status_update(channel=channel, status=status)
     if message is None or message.direction != Direction.OUTBOUND:
         return 0
     at: datetime = status.timestamp or timezone.now()
-    earlier = Message.objects.filter(
-        thread_id=message.thread_id,
-        direction=Direction.OUTBOUND,
-        status__in=(MessageStatus.SENT, MessageStatus.DELIVERED),
-        created_at__lt=message.created_at,
-    ).exclude(pk=message.pk)
-    changed = earlier.update(status=MessageStatus.READ, read_at=at, updated_at=timezone.now())
-    return changed + 1
+    now = timezone.now()
+    earlier = list(
+        Message.objects.select_for_update()
+        .filter(
+            thread_id=message.thread_id,
+            direction=Direction.OUTBOUND,
+            status__in=(MessageStatus.SENT, MessageStatus.DELIVERED),
+            created_at__lt=message.created_at,
+        )
+        .exclude(pk=message.pk)
+        .order_by("created_at")[:MAX_READ_THROUGH]
+    )
+    for item in earlier:
+        item.status, item.read_at, item.updated_at = MessageStatus.READ, at, now
+    Message.objects.bulk_update(earlier, ["status", "read_at", "updated_at"])
+    for item in earlier:
+        webhook_events.message_status(item)
+    return len(earlier) + 1
