@@ -615,3 +615,18 @@ def test_an_agent_answers_from_the_inbox(client, tenant, member, no_flow):
     ]
     reply = Message.objects.get(direction="outbound")
     assert (reply.status, reply.provider_message_id) == ("sent", "igout.0001")
+
+
+def test_the_instagram_id_is_encrypted_at_rest_and_rotated(client, tenant, no_flow):
+    from django.db import connection
+
+    from core import rotation
+
+    instagram_channel(tenant)
+    post(client, payload("message_text"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ig_user_id, ig_user_lookup, external_id FROM conversations_contact")
+        stored = cursor.fetchone()
+    assert all(IGSID not in str(value) for value in stored)
+    found = {(g.label, f.attname) for g in rotation.encrypted_field_groups() for f in g.fields}
+    assert ("conversations.Contact", "ig_user_id") in found
