@@ -630,3 +630,37 @@ def test_the_instagram_id_is_encrypted_at_rest_and_rotated(client, tenant, no_fl
     assert all(IGSID not in str(value) for value in stored)
     found = {(g.label, f.attname) for g in rotation.encrypted_field_groups() for f in g.fields}
     assert ("conversations.Contact", "ig_user_id") in found
+
+
+@responses.activate
+def test_a_send_replayed_from_metas_documented_answer(tenant):
+    # given: Meta's documented answer to a send
+    thread = _thread(tenant)
+    answer = load("instagram/send_200.json")
+    responses.post(GRAPH, json=answer)
+    # when
+    with run_on_commit():
+        (message,) = replies_store(thread=thread, replies=[Reply(text="Hello!")])
+    # then: the request is the documented one, and the answer's message_id is the provider id
+    (call,) = responses.calls
+    assert call.request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(call.request.body) == {
+        "recipient": {"id": IGSID},
+        "message": {"text": "Hello!"},
+    }
+    message.refresh_from_db()
+    assert (message.status, message.provider_message_id) == ("sent", answer["message_id"])
+
+
+def test_an_inactive_channel_and_an_unreaction(client, tenant, no_flow):
+    channel = instagram_channel(tenant)
+    channel_update(channel=channel, data={"is_active": False})
+    assert post(client, payload("message_text")).status_code == 200
+    assert not Message.objects.exists()  # an inactive channel's deliveries are skipped
+    channel_update(channel=channel, data={"is_active": True})
+    unreact = payload("reaction")
+    unreact["entry"][0]["messaging"][0]["reaction"] = {"mid": "OUR-MESSAGE-ID", "action": "unreact"}
+    assert post(client, unreact).status_code == 200
+    removed = Message.objects.get()
+    assert removed.private_data["reaction"]["action"] == "unreact"
+    assert removed.private_data["reaction"]["emoji"] == ""
