@@ -301,6 +301,27 @@ def test_media_story_replies_and_reactions_are_received(client, tenant, no_flow)
     assert Message.objects.filter(kind="reaction").count() == 1
 
 
+def test_an_unsent_image_is_deleted_with_its_stored_file(client, tenant, no_flow):
+    from django.core.files.storage import default_storage
+
+    instagram_channel(tenant)
+    media = payload("message_media")
+    url = media["entry"][0]["messaging"][0]["message"]["attachments"][0]["payload"]["url"]
+    with responses.RequestsMock() as cdn:
+        cdn.get(url, body=b"\xff\xd8jpeg", content_type="image/jpeg")
+        post(client, media)
+    stored = MessageAttachment.objects.get().file.name
+    assert default_storage.exists(stored)
+    unsend = payload("message_deleted")
+    unsend["entry"][0]["messaging"][0]["message"]["mid"] = media["entry"][0]["messaging"][0][
+        "message"
+    ]["mid"]
+    assert post(client, unsend).status_code == 200
+    assert not MessageAttachment.all_objects.exists()
+    assert not default_storage.exists(stored)
+    assert Message.objects.get().metadata["unsent"] is True
+
+
 def test_media_is_fetched_from_metas_cdn_only(tenant):
     from channels_app.providers.base import MediaDownloadError
     from channels_app.providers.instagram import InstagramProvider

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from channels_app.models import ChannelInstance
 from channels_app.providers.base import ParsedEdit, ParsedStatus
-from conversations.models import Direction, Message, MessageStatus
+from conversations.models import Direction, Message, MessageAttachment, MessageStatus
 from conversations.services.outbound import message_status_update
+from conversations.services.privacy import stored_files_delete
 from integrations import events as webhook_events
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def message_edit_record(*, channel: ChannelInstance, edit: ParsedEdit) -> Messag
     An edit replaces the text (the previous one is not kept: the contact changed what they
     said) and records `metadata.edit_count`; an older edit than the one applied (a lower
     `num_edit`) changes nothing. An unsent message loses its text, its private content and
-    its attachments' URLs and is marked `metadata.unsent` (it stays in the thread, so the
+    its attachments (rows and stored files, as an erasure does) and is marked
+    `metadata.unsent` (it stays in the thread, so the
     conversation still reads in order). No flow runs again for either: the flow has answered
     the message as it was."""
     message = (
@@ -54,7 +56,12 @@ def message_edit_record(*, channel: ChannelInstance, edit: ParsedEdit) -> Messag
         message.private_data = {}
         message.metadata = {**metadata, "unsent": True}
         message.save(update_fields=["text", "private_data", "metadata", "updated_at"])
-        message.attachments.update(url="", updated_at=timezone.now())
+        attachments = MessageAttachment.all_objects.filter(message=message)
+        names = [name for name in attachments.values_list("file", flat=True) if name]
+        attachments.delete()
+        if names:
+            contact_id = str(message.thread.contact_id)
+            transaction.on_commit(lambda: stored_files_delete(names, contact_id=contact_id))
         logger.info("message unsent by the contact", extra={"message_id": str(message.pk)})
         return message
     if metadata.get("unsent") or edit.num_edit <= int(metadata.get("edit_count") or 0):
