@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from channels_app.forms import ChannelForm, TestMessageForm, form_fields, provider_form_fields
-from channels_app.models import ChannelInstance
+from channels_app.models import ChannelInstance, ChannelType
 from channels_app.providers import providers
 from channels_app.services import (
     TEST_MESSAGE_TEXT,
@@ -252,12 +252,18 @@ class ChannelAdmin(TenantScopedAdmin):
         saved = obj is not None and obj.pk is not None
         return {
             "webhook_url": webhook_url(),
+            "instagram_webhook_url": (
+                f"{settings.PUBLIC_BASE_URL}"
+                f"{reverse('webhook-provider', kwargs={'name': 'instagram'})}"
+            ),
             "provider": obj.provider if saved else "",
             "verify_token_configured": bool(settings.META_VERIFY_TOKEN),
             "verify_token": settings.META_VERIFY_TOKEN if platform else "",
             "test_message_url": (
                 reverse("admin:channels_app_channelinstance_test_message", args=[obj.pk])
-                if saved and access.can(request.user, Action.MANAGE, obj.tenant)
+                if saved
+                and obj.channel_type == ChannelType.WHATSAPP  # a test goes to a phone number
+                and access.can(request.user, Action.MANAGE, obj.tenant)
                 else ""
             ),
         }

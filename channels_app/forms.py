@@ -179,8 +179,10 @@ class ChannelForm(forms.ModelForm):
         fields = ["provider", "identifier", "phone_number", "is_active"]
         help_texts = {
             "identifier": "“whatsapp:” followed by the phone number, e.g. "
-            "whatsapp:+14155238886; filled in from the phone number when empty.",
-            "phone_number": "The WhatsApp number in E.164, e.g. +14155238886.",
+            "whatsapp:+14155238886 (an Instagram account: “instagram:” followed by its ID); "
+            "filled in when empty.",
+            "phone_number": "The WhatsApp number in E.164, e.g. +14155238886 (none for an "
+            "Instagram account).",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -280,7 +282,7 @@ class ChannelForm(forms.ModelForm):
             return cleaned
         provider = providers().get(self._provider())
         phone = cleaned.get("phone_number") or ""
-        if not cleaned.get("identifier") and phone and provider is not None:
+        if not cleaned.get("identifier") and provider is not None:
             cleaned["identifier"] = provider.identifier_for(
                 phone_number=phone, settings=self._settings()
             )

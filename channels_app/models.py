@@ -7,7 +7,7 @@ from core.models import BaseModel
 
 class ChannelType(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
-    INSTAGRAM = "instagram", "Instagram (reserved)"
+    INSTAGRAM = "instagram", "Instagram"
 
 
 class Provider:
@@ -18,6 +18,7 @@ class Provider:
     TWILIO = "twilio"
     CLOUD_API = "cloud_api"
     SANDBOX = "sandbox"
+    INSTAGRAM = "instagram"
 
 
 class ChannelInstance(BaseModel):
@@ -37,7 +38,11 @@ class ChannelInstance(BaseModel):
         max_length=20, help_text="The code of an installed provider (CHANNEL_PROVIDERS)."
     )
     identifier = models.CharField(max_length=100, help_text="e.g. whatsapp:+14155238886")
-    phone_number = models.CharField(max_length=20, help_text="E.164, e.g. +14155238886")
+    phone_number = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="E.164, e.g. +14155238886 (empty for an Instagram account)",
+    )
     settings = models.JSONField(default=dict, blank=True)
     secrets = EncryptedJSONField()
     phone_number_id = models.CharField(max_length=64, blank=True, default="", editable=False)
@@ -58,12 +63,14 @@ class ChannelInstance(BaseModel):
     def __str__(self) -> str:
         """`Acme · WhatsApp +1555…0001 (Twilio)`. The tenant's name only when the tenant is
         loaded already (`select_related`): a list of channels never costs a query per row."""
-        number = self.phone_number or self.identifier.removeprefix("whatsapp:")
+        number = self.phone_number or self.identifier.partition(":")[2] or self.identifier
         from channels_app.providers.registry import provider_label
 
         if len(number) > 9:
             number = f"{number[:5]}…{number[-4:]}"
-        kind = "WhatsApp" if self.channel_type == ChannelType.WHATSAPP else self.channel_type
+        kind = (
+            ChannelType(self.channel_type).label if self.channel_type in ChannelType.values else ""
+        )
         provider = provider_label(self.provider)
         label = f"{kind} {number} ({provider})"
         if ChannelInstance.tenant.is_cached(self):

@@ -1,7 +1,6 @@
 """Writes for channels."""
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +18,11 @@ from channels_app.providers import (
     get_provider,
     providers,
 )
-from channels_app.providers.base import scrub
+from channels_app.providers.base import E164, scrub, whatsapp_identity_errors
 from core.storable import unstorable
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
-
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 # Settings only platform staff may set or change: where the server sends requests (with the
@@ -92,7 +89,7 @@ def channel_validate(
     elif installed is not None and not installed.available():
         errors["provider"] = [installed.unavailable_reason()]
     for key, message in _identity_errors(
-        provider=installed, identifier=identifier, phone_number=phone_number
+        provider=installed, identifier=identifier, phone_number=phone_number, settings=settings
     ).items():
         errors[key] = [message]
     usable_settings: dict[str, Any] | None = None
@@ -125,16 +122,15 @@ def channel_validate(
 
 
 def _identity_errors(
-    *, provider: Provider | None, identifier: str, phone_number: str
+    *, provider: Provider | None, identifier: str, phone_number: str, settings: Any
 ) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if not E164.match(phone_number or ""):
-        errors["phone_number"] = "Must be an E.164 number such as +14155238886."
-    if not identifier:
-        errors["identifier"] = "This field is required."
-    elif phone_number and identifier != f"whatsapp:{phone_number}":
-        errors["identifier"] = "Must be 'whatsapp:' followed by the phone number."
-    return errors
+    """The provider's identity rules (a WhatsApp number, an Instagram account); WhatsApp's
+    for a provider that is not installed."""
+    if provider is None:
+        return whatsapp_identity_errors(identifier=identifier, phone_number=phone_number)
+    return provider.identity_errors(
+        identifier=identifier, phone_number=phone_number, settings=settings
+    )
 
 
 @transaction.atomic
@@ -143,24 +139,36 @@ def channel_create(
     tenant: Tenant,
     provider: str,
     identifier: str = "",
-    phone_number: str,
+    phone_number: str = "",
     settings: dict[str, Any] | None = None,
     secrets: dict[str, Any] | None = None,
-    channel_type: str = ChannelType.WHATSAPP,
+    channel_type: str = "",
     is_active: bool = True,
 ) -> ChannelInstance:
     """Create a channel after validating provider settings and secrets.
 
-    `identifier` defaults to `whatsapp:<phone_number>`. Raises ValidationError (with field
-    names, never secret values) on bad input or when the identifier is taken.
+    `identifier` defaults to the provider's (`whatsapp:<phone_number>`, an Instagram
+    channel's `instagram:<account id>`); `channel_type` is the provider's. Raises
+    ValidationError (with field names, never secret values) on bad input or when the
+    identifier is taken.
     """
     settings = {} if settings is None else settings
     secrets = {} if secrets is None else secrets
-    identifier = identifier or f"whatsapp:{phone_number}"
+    installed = providers().get(provider)
+    if not identifier:
+        identifier = (
+            installed.identifier_for(phone_number=phone_number, settings=settings)
+            if installed is not None and isinstance(settings, dict)
+            else f"whatsapp:{phone_number}"
+        )
+    expected = installed.channel_type if installed is not None else ChannelType.WHATSAPP
+    channel_type = channel_type or expected
     if channel_type not in ChannelType.values:
-        raise ValidationError({"channel_type": "Must be 'whatsapp'."})
-    if channel_type != ChannelType.WHATSAPP:
-        raise ValidationError({"channel_type": "Only WhatsApp channels are supported for now."})
+        raise ValidationError({"channel_type": f"Must be one of: {', '.join(ChannelType.values)}."})
+    if channel_type != expected:
+        raise ValidationError(
+            {"channel_type": f"The {provider} provider's channels are {expected}."}
+        )
     channel_validate(
         provider=provider,
         identifier=identifier,
@@ -200,10 +208,18 @@ def channel_update(*, channel: ChannelInstance, data: dict[str, Any]) -> Channel
                 secrets.pop(key, None)
     provider = data.get("provider", channel.provider)
     phone_number = data.get("phone_number", channel.phone_number)
-    identifier = data.get("identifier") or (
-        f"whatsapp:{phone_number}" if "phone_number" in data else channel.identifier
-    )
     settings = data.get("settings", channel.settings)
+    installed = providers().get(provider)
+    identity_changed = any(key in data for key in ("phone_number", "settings", "provider"))
+    identifier = data.get("identifier") or (
+        installed.identifier_for(phone_number=phone_number, settings=settings)
+        if identity_changed and installed is not None and isinstance(settings, dict)
+        else channel.identifier
+    )
+    if installed is not None and installed.channel_type != channel.channel_type:
+        raise ValidationError(
+            {"provider": f"A {channel.channel_type} channel cannot move to this provider."}
+        )
     channel_validate(
         provider=provider,
         identifier=identifier,

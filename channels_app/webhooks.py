@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from channels_app.models import ChannelInstance
 from channels_app.providers import (
     ParsedEcho,
+    ParsedEdit,
     ParsedStatus,
     ParsedUserIdChange,
     Provider,
@@ -29,6 +30,7 @@ from channels_app.providers.webhook import bad_request, forbidden
 from conversations.services.contacts import contact_user_id_change
 from conversations.services.inbound import message_echo_record, message_receive
 from conversations.services.outbound import message_status_update
+from conversations.services.receipts import message_edit_record, messages_read_through
 from core import metrics
 from core.api_base import api_not_found
 
@@ -98,7 +100,13 @@ def _dispatch(channel: ChannelInstance, item: Any) -> HttpResponse | None:
     and counted: a flow must never answer a group member in private); a sender without a
     phone number or user id is a bad request."""
     if isinstance(item, ParsedStatus):
-        message_status_update(channel=channel, status=item)
+        if item.cumulative:
+            messages_read_through(channel=channel, status=item)
+        else:
+            message_status_update(channel=channel, status=item)
+        return None
+    if isinstance(item, ParsedEdit):
+        message_edit_record(channel=channel, edit=item)
         return None
     if isinstance(item, ParsedEcho):
         message_echo_record(channel=channel, echo=item)
@@ -120,5 +128,5 @@ def _dispatch(channel: ChannelInstance, item: Any) -> HttpResponse | None:
         message_receive(channel=channel, inbound=item)
     except ValueError:
         metrics.inbound_skipped(channel.provider, "no_sender")
-        return bad_request("sender has no phone number or WhatsApp user id")
+        return bad_request("sender has no phone number, WhatsApp user id or Instagram id")
     return None

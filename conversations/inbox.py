@@ -51,6 +51,7 @@ from conversations.models import (
     ThreadStatus,
 )
 from core.crypto import (
+    ig_user_lookup,
     name_word_lookup,
     name_words,
     normalize_phone,
@@ -107,12 +108,17 @@ def _search(queryset: QuerySet[ChatThread], q: str) -> QuerySet[ChatThread]:
     user_id = normalize_wa_user_id(q)
     if user_id:  # a WhatsApp user id, exactly
         return queryset.filter(contact__wa_user_lookup=wa_user_lookup(user_id))
+    if q.lower().startswith("instagram:"):  # an Instagram-scoped id, exactly
+        ig_lookup = ig_user_lookup(q)
+        return queryset.filter(contact__ig_user_lookup=ig_lookup) if ig_lookup else queryset.none()
     digits = sum(ch.isdigit() for ch in q)
-    if digits >= 6 and digits >= len(q.replace(" ", "")) - 3:  # a phone number
+    if digits >= 6 and digits >= len(q.replace(" ", "")) - 3:  # a phone number or an IGSID
         phone = normalize_phone(q)
-        return (
-            queryset.filter(contact__phone_lookup=phone_lookup(phone)) if phone else queryset.none()
-        )
+        ig_lookup = ig_user_lookup(q) if q.isdigit() else ""
+        found = Q(contact__phone_lookup=phone_lookup(phone)) if phone else Q(pk__in=[])
+        if ig_lookup:
+            found |= Q(contact__ig_user_lookup=ig_lookup)
+        return queryset.filter(found)
     words = name_words(q)
     if not words:
         return queryset.none()

@@ -63,6 +63,14 @@ class Contact(BaseModel):
     wa_user_lookup = models.CharField(  # noqa: DJ001
         max_length=64, null=True, blank=True, editable=False
     )
+    # The Instagram-scoped user id (IGSID) of a person writing to an Instagram channel,
+    # encrypted, and its blind index (its own index space, so never a phone's or a WhatsApp
+    # id's). A contact known by one never has a phone or a WhatsApp id: Instagram contacts
+    # and WhatsApp contacts are never the same row.
+    ig_user_id = EncryptedTextField(blank=True, default="")
+    ig_user_lookup = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, editable=False
+    )
     opted_in_at = models.DateTimeField(null=True, blank=True)
     opt_in_source = models.CharField(max_length=50, blank=True, default="")
     opted_out_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +93,11 @@ class Contact(BaseModel):
                 condition=Q(deleted_at__isnull=True, wa_user_lookup__isnull=False),
                 name="contact_tenant_wa_user_lookup_live_uniq",
             ),
+            models.UniqueConstraint(
+                fields=["tenant", "ig_user_lookup"],
+                condition=Q(deleted_at__isnull=True, ig_user_lookup__isnull=False),
+                name="contact_tenant_ig_user_lookup_live_uniq",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -98,11 +111,14 @@ class Contact(BaseModel):
         name = "" if "name" in deferred else self.name
         phone = "" if "phone" in deferred else self.phone
         user_id = "" if "wa_user_id" in deferred else self.wa_user_id
+        ig_user_id = "" if "ig_user_id" in deferred else self.ig_user_id
         parts = [name.strip()] if name.strip() else []
         if phone:
             parts.append(f"whatsapp {phone_tail(phone)}")
         elif user_id:
             parts.append(f"whatsapp user {phone_tail(user_id)}")
+        elif ig_user_id:
+            parts.append(f"instagram user {phone_tail(ig_user_id)}")
         if not parts:
             erased = "erased_at" not in deferred and self.erased_at is not None
             label = "Erased contact" if erased else "Contact"
@@ -111,8 +127,9 @@ class Contact(BaseModel):
 
     @property
     def address(self) -> str:
-        """How the contact can be reached: the phone, else the WhatsApp user id ('' if neither)."""
-        return self.phone or self.wa_user_id or ""
+        """How the contact can be reached: the phone, else the WhatsApp user id, else the
+        Instagram-scoped id ('' if none)."""
+        return self.phone or self.wa_user_id or self.ig_user_id or ""
 
     @property
     def is_opted_out(self) -> bool:

@@ -92,14 +92,26 @@ WAMID_PREFIX = "wamid."
 _PSEUDONYM_PREFIX = "wamid.h:"
 
 
+# Ids longer than this (Instagram's message ids run to 150 characters and more) are kept as
+# a keyed hash too: the column holds 128.
+PROVIDER_ID_MAX = 120
+_LONG_PSEUDONYM_PREFIX = "long.h:"
+
+
 def provider_id_pseudonym(value: str) -> str:
     """What we store for a provider's message id. A WhatsApp Cloud API id (`wamid.…`) is
     base64 that contains the contact's phone number, so it is kept as a keyed hash: equal ids
     still compare equal (duplicates, status callbacks), and nothing can be decoded from it.
-    Other ids (Twilio's `SM…`) carry no personal data and stay as they are. Idempotent."""
-    if not value.startswith(WAMID_PREFIX) or value.startswith(_PSEUDONYM_PREFIX):
+    An id longer than PROVIDER_ID_MAX (an Instagram `mid`) is hashed the same way, so it fits
+    the column whole (a cut id could make two messages one). Other ids (Twilio's `SM…`)
+    carry no personal data and stay as they are. Idempotent."""
+    if value.startswith((_PSEUDONYM_PREFIX, _LONG_PSEUDONYM_PREFIX)):
         return value
-    return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    if value.startswith(WAMID_PREFIX):
+        return _PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    if len(value) > PROVIDER_ID_MAX:
+        return _LONG_PSEUDONYM_PREFIX + blind_index(value, purpose="provider-id")[:48]
+    return value
 
 
 # What may separate the digits of a phone number as people and providers write it.
@@ -154,6 +166,28 @@ def wa_user_lookup(raw: str) -> str:
     """The blind index of a WhatsApp user id, or '' for an empty or invalid one."""
     user_id = normalize_wa_user_id(raw)
     return blind_index(user_id, purpose="wa-user-id") if user_id else ""
+
+
+# An Instagram-scoped user id (IGSID): the id Meta gives a person for one Instagram professional
+# account, digits in practice; letters, `.`, `_` and `-` are tolerated, never a `+` or spaces.
+_IG_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def normalize_ig_user_id(raw: str) -> str:
+    """An Instagram-scoped user id as Meta wrote it (`instagram:1784…` -> `1784…`), or ''
+    when `raw` is not one. Never a phone: it is stored, indexed and sent only as an Instagram
+    id (`Contact.ig_user_id`)."""
+    value = (raw or "").strip()
+    if value.lower().startswith("instagram:"):
+        value = value[len("instagram:") :].strip()
+    return value if _IG_USER_ID.fullmatch(value) else ""
+
+
+def ig_user_lookup(raw: str) -> str:
+    """The blind index of an Instagram-scoped user id, or '' for an empty or invalid one. Its
+    own index space (`ig-user-id`): the same digits as a phone or a WhatsApp id never match."""
+    user_id = normalize_ig_user_id(raw)
+    return blind_index(user_id, purpose="ig-user-id") if user_id else ""
 
 
 NAME_INDEX_WORDS = 20

@@ -56,6 +56,7 @@ def test_contacts_are_decrypted_scoped_and_filterable(client, tenant, channel, f
         "name",
         "phone",
         "wa_user_id",
+        "ig_user_id",
         "opted_in_at",
         "opted_out_at",
         "erased_at",
@@ -129,6 +130,7 @@ def test_threads_list_filters_and_isolation(client, tenant, channel, foreign_thr
         "name": waiting.contact.name,
         "phone": waiting.contact.phone,
         "wa_user_id": "",
+        "ig_user_id": "",
     }
     assert _ids(client.get(url, {"needs_human": "true"})) == {str(waiting.pk)}
     assert _ids(client.get(url, {"status": "closed"})) == {str(closed.pk)}

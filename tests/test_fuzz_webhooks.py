@@ -327,3 +327,126 @@ def test_arbitrary_bytes(client, channels, no_network, raw, content_type, signed
     if not signed:
         assert _snapshot() == before
     _assert_no_partial_rows()
+
+
+IG_ACCOUNT = "17841400000000001"
+INSTAGRAM_WEBHOOK = "/api/webhooks/instagram"
+json_or_weird = st.one_of(json_values, weird_json)
+ig_ids = st.one_of(st.text("0123456789", min_size=1, max_size=20), weird_json)
+
+
+@st.composite
+def instagram_events(draw):
+    event = {
+        "sender": draw(st.one_of(st.fixed_dictionaries({"id": ig_ids}), json_values)),
+        "recipient": {"id": IG_ACCOUNT},
+        "timestamp": draw(st.one_of(st.just(1764739999876), weird_json)),
+    }
+    kind = draw(st.sampled_from(["message", "reaction", "read", "message_edit", "postback", "x"]))
+    event[kind] = draw(
+        st.one_of(
+            json_values,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "mid": st.one_of(text, st.text(min_size=100, max_size=400), weird_json),
+                    "text": json_or_weird,
+                    "attachments": st.one_of(
+                        json_values,
+                        st.lists(
+                            st.fixed_dictionaries(
+                                {
+                                    "type": st.one_of(
+                                        st.sampled_from(["image", "file", "share", "x"]),
+                                        weird_json,
+                                    ),
+                                    "payload": st.one_of(
+                                        json_values,
+                                        st.fixed_dictionaries({"url": json_or_weird}),
+                                    ),
+                                }
+                            ),
+                            max_size=2,
+                        ),
+                    ),
+                    "is_echo": json_or_weird,
+                    "is_deleted": json_or_weird,
+                    "is_unsupported": json_or_weird,
+                    "quick_reply": json_or_weird,
+                    "reply_to": json_or_weird,
+                    "referral": json_or_weird,
+                    "action": json_or_weird,
+                    "emoji": json_or_weird,
+                    "num_edit": json_or_weird,
+                    "payload": json_or_weird,
+                    "title": json_or_weird,
+                },
+            ),
+        )
+    )
+    return event
+
+
+@st.composite
+def instagram_bodies(draw):
+    if draw(st.integers(0, 5)) == 0:
+        return draw(json_values)
+    entry = {
+        "id": draw(st.one_of(st.sampled_from([IG_ACCOUNT, "999"]), weird_json)),
+        "time": 1764740000123,
+        "messaging": draw(st.lists(instagram_events(), max_size=3) | json_values),
+    }
+    body = {"object": draw(st.sampled_from(["instagram", "instagram", "page"])), "entry": [entry]}
+    if draw(st.integers(0, 5)) == 0:
+        body["entry"] = draw(json_values)
+    return body
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(body=instagram_bodies(), signed=st.booleans())
+@example(
+    body={
+        "object": "instagram",
+        "entry": [
+            {
+                "id": IG_ACCOUNT,
+                "messaging": [
+                    {
+                        "sender": {"id": "123\x00"},
+                        "message": {"mid": "m\x00\udfff", "text": "\ud800", "quick_reply": 3},
+                    },
+                    {"sender": {"id": "123"}, "reaction": {"mid": "m", "emoji": ["x"]}},
+                    {"sender": {"id": "123"}, "message_edit": {"mid": "m", "num_edit": "x"}},
+                ],
+            }
+        ],
+    },
+    signed=True,
+)
+def test_instagram_json_posts(client, tenant, no_network, body, signed):
+    from channels_app.services import channel_create
+
+    if not tenant.channels.exists():
+        channel_create(
+            tenant=tenant,
+            provider="instagram",
+            settings={"instagram_account_id": IG_ACCOUNT},
+            secrets={"access_token": "IGAA-fuzz"},
+        )
+    before = _snapshot()
+    raw = json.dumps(body).encode()
+    signature = hub_signature(raw) if signed else "sha256=" + "ab" * 32
+
+    response = client.post(
+        INSTAGRAM_WEBHOOK,
+        data=raw,
+        content_type="application/json",
+        HTTP_X_HUB_SIGNATURE_256=signature,
+    )
+
+    _answered(response)
+    if not signed:
+        assert response.status_code == 403
+        assert _snapshot() == before
+    _assert_no_partial_rows()

@@ -6,14 +6,19 @@ from channels_app.providers.registry import provider_choices
 from channels_app.services import E164
 from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
 
-IDENTIFIER_MESSAGE = "Must be 'whatsapp:' followed by the phone number."
+IDENTIFIER_MESSAGE = (
+    "Must be 'whatsapp:' followed by the phone number (an Instagram channel: 'instagram:' "
+    "followed by the account ID)."
+)
 
 
 class ChannelSerializer(StrictModelSerializer):
     """A channel. `secrets` are write-only: answers only say `has_secrets`."""
 
     channel_type = serializers.ChoiceField(
-        choices=ChannelType.choices, default=ChannelType.WHATSAPP
+        choices=ChannelType.choices,
+        required=False,
+        help_text="The provider's (whatsapp; instagram for the instagram provider).",
     )
     provider = serializers.ChoiceField(
         choices=[],
@@ -23,14 +28,21 @@ class ChannelSerializer(StrictModelSerializer):
         max_length=100,
         required=False,
         trim_whitespace=False,
-        validators=[RegexValidator(r"^whatsapp:\+[1-9]\d{6,14}$", message=IDENTIFIER_MESSAGE)],
-        help_text="`whatsapp:` followed by `phone_number` (the default).",
+        validators=[
+            RegexValidator(
+                r"^(whatsapp:\+[1-9]\d{6,14}|instagram:[0-9]{1,64})$", message=IDENTIFIER_MESSAGE
+            )
+        ],
+        help_text="`whatsapp:` followed by `phone_number` (the default); an Instagram "
+        "channel's is `instagram:` followed by `settings.instagram_account_id`.",
     )
     phone_number = StrictCharField(
         max_length=20,
+        required=False,
+        allow_blank=True,
         trim_whitespace=False,
         validators=[RegexValidator(E164, message="Must be an E.164 number such as +14155238886.")],
-        help_text="E.164, e.g. +14155238886.",
+        help_text="E.164, e.g. +14155238886 (required for WhatsApp; none for Instagram).",
     )
     settings = serializers.DictField(required=False, help_text="Non-secret provider settings.")
     secrets = serializers.DictField(

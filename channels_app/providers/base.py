@@ -90,6 +90,8 @@ class ParsedInbound:
     from_phone: str
     kind: str = "text"
     from_user_id: str = ""
+    # An Instagram-scoped user id (Instagram channels only; then no phone and no user id).
+    from_ig_user_id: str = ""
     group_id: str = ""
     content: dict[str, Any] = field(default_factory=dict)
     text: str = ""
@@ -131,6 +133,18 @@ class ParsedUserIdChange:
 
 
 @dataclass(frozen=True)
+class ParsedEdit:
+    """A contact changed a message they sent earlier (named by the provider's id): its new
+    `text` (`num_edit`: how many times it was edited), or `deleted` (unsent) when the
+    contact took it back."""
+
+    provider_message_id: str
+    text: str = ""
+    num_edit: int = 0
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
 class ParsedStatus:
     """A delivery status of one of our outbound messages.
 
@@ -143,6 +157,9 @@ class ParsedStatus:
     error_code: str = ""
     error_detail: str = ""
     timestamp: datetime | None = None
+    # A read receipt naming the latest message read (Instagram's `read`): our earlier
+    # messages of the conversation were read too.
+    cumulative: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class OutboundPayload:
     choices: tuple[tuple[str, str], ...] = ()
     reference: str = ""  # our message id, for provider-side correlation only
     to_user_id: str = ""  # used only when there is no phone
+    to_ig_user_id: str = ""  # an Instagram-scoped id (Instagram channels only)
 
 
 @dataclass(frozen=True)
@@ -286,7 +304,9 @@ API_BASE_URL = ProviderField(
 MAX_TENANT_SIGNED_KEYS = 100
 
 # What a webhook yields: (the key its channel is found by, one parsed item).
-WebhookItem = tuple[str, "ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus"]
+WebhookItem = tuple[
+    str, "ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus | ParsedEdit"
+]
 
 
 class WebhookReceiver(Protocol):
@@ -421,6 +441,13 @@ class Provider(ABC):
         """The channel's default identifier."""
         return f"whatsapp:{phone_number}"
 
+    def identity_errors(
+        self, *, identifier: str, phone_number: str, settings: Any
+    ) -> dict[str, str]:
+        """Errors of the channel's identity by field: a WhatsApp channel has an E.164 number
+        and the identifier `whatsapp:<number>`."""
+        return whatsapp_identity_errors(identifier=identifier, phone_number=phone_number)
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def accepts(self, request: HttpRequest) -> bool:
@@ -432,7 +459,9 @@ class Provider(ABC):
         return None
 
     def verify(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
-        """Whether the request is signed for `channel` (None: the platform's own secret)."""
+        """Whether the request is signed for `channel` (None: by the platform's own secret,
+        which lets `parse` run). For a channel, say whether its items may be handled: a
+        provider whose platform signature covers every channel checks that too."""
         return False
 
     def parse(self, request: HttpRequest) -> list[WebhookItem]:
@@ -466,9 +495,9 @@ class Provider(ABC):
             # us look up (and check signatures for) as many channels as it likes.
             return forbidden(f"{self.code} signature mismatch")
         channels = self.lookup(keys)
-        covered = {
-            key for key, ch in channels.items() if platform_signed or self._verified(request, ch)
-        }
+        # `verify(request, channel)` decides whether the platform's signature covers a channel
+        # (it may not: a channel with its own secret is covered by that secret alone).
+        covered = {key for key, ch in channels.items() if self._verified(request, ch)}
         if not covered and not platform_signed:
             return forbidden(f"{self.code} signature mismatch")
         for key, item in items:
@@ -500,6 +529,21 @@ class Provider(ABC):
     @abstractmethod
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         """Download inbound media. Raises MediaDownloadError."""
+
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def whatsapp_identity_errors(*, identifier: str, phone_number: str) -> dict[str, str]:
+    """A WhatsApp channel's identity rules (see `Provider.identity_errors`)."""
+    errors: dict[str, str] = {}
+    if not E164.match(phone_number or ""):
+        errors["phone_number"] = "Must be an E.164 number such as +14155238886."
+    if not identifier:
+        errors["identifier"] = "This field is required."
+    elif phone_number and identifier != f"whatsapp:{phone_number}":
+        errors["identifier"] = "Must be 'whatsapp:' followed by the phone number."
+    return errors
 
 
 def _http_url(value: object) -> bool:

@@ -26,6 +26,7 @@ DEFAULT_CHANNEL_PROVIDERS = (
     "channels_app.providers.twilio.TwilioProvider",
     "channels_app.providers.cloud_api.CloudApiProvider",
     "channels_app.providers.sandbox.SandboxProvider",
+    "channels_app.providers.instagram.InstagramProvider",
 )
 
 # The channel form's own inputs and the model's fields: a provider's setting or secret must

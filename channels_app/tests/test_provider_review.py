@@ -191,7 +191,7 @@ def test_a_provider_that_asks_for_the_registry_while_loading_does_not_deadlock(m
     worker.join(timeout=10)
     # then
     assert not worker.is_alive()
-    assert set(inner[1]) == {"twilio", "cloud_api", "sandbox"}  # type: ignore[arg-type]
+    assert {"twilio", "cloud_api", "sandbox"} <= set(inner[1])  # type: ignore[arg-type]
     registry._forget()
 
 

@@ -342,6 +342,7 @@ CHANNEL_PROVIDERS = env.list(
         "channels_app.providers.twilio.TwilioProvider",
         "channels_app.providers.cloud_api.CloudApiProvider",
         "channels_app.providers.sandbox.SandboxProvider",
+        "channels_app.providers.instagram.InstagramProvider",
     ],
 )
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
@@ -351,6 +352,10 @@ META_APP_SECRET = env.str("META_APP_SECRET", default="")
 META_VERIFY_TOKEN = env.str("META_VERIFY_TOKEN", default="")
 WHATSAPP_GRAPH_API_URL = env.str(
     "WHATSAPP_GRAPH_API_URL", default="https://graph.facebook.com/v22.0"
+).rstrip("/")
+# Where Instagram replies go (the Instagram API with Instagram Login's Graph host, versioned).
+INSTAGRAM_GRAPH_API_URL = env.str(
+    "INSTAGRAM_GRAPH_API_URL", default="https://graph.instagram.com/v22.0"
 ).rstrip("/")
 PROVIDER_HTTP_TIMEOUT_SECONDS = env.float("PROVIDER_HTTP_TIMEOUT_SECONDS", default=10.0)
 

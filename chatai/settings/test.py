@@ -36,6 +36,7 @@ TWILIO_API_BASE_URL = "https://api.twilio.test"
 META_APP_SECRET = "test-meta-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_GRAPH_API_URL = "https://graph.facebook.test/v22.0"
+INSTAGRAM_GRAPH_API_URL = "https://graph.instagram.test/v22.0"
 MEDIA_ROOT = BASE_DIR / ".test-media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},

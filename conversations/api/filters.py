@@ -9,7 +9,13 @@ from conversations.models import (
     ThreadStatus,
 )
 from conversations.selectors import OPTED_OUT
-from core.crypto import normalize_phone, phone_lookup, provider_id_pseudonym, wa_user_lookup
+from core.crypto import (
+    ig_user_lookup,
+    normalize_phone,
+    phone_lookup,
+    provider_id_pseudonym,
+    wa_user_lookup,
+)
 from core.filters import StrictBooleanFilter, StrictFilterSet, StrictIsoDateTimeFilter
 
 
@@ -22,12 +28,23 @@ class ContactFilter(StrictFilterSet):
     wa_user_id = django_filters.CharFilter(
         method="filter_wa_user_id", label="WhatsApp user id (exact, e.g. US.1234…)"
     )
+    ig_user_id = django_filters.CharFilter(
+        method="filter_ig_user_id", label="Instagram-scoped user id (exact)"
+    )
     external_id = django_filters.CharFilter()
     created_since = StrictIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Contact
-        fields = ["opted_out", "erased", "phone", "wa_user_id", "external_id", "created_since"]
+        fields = [
+            "opted_out",
+            "erased",
+            "phone",
+            "wa_user_id",
+            "ig_user_id",
+            "external_id",
+            "created_since",
+        ]
 
     def filter_opted_out(self, queryset, name, value):
         if value is None:
@@ -45,6 +62,11 @@ class ContactFilter(StrictFilterSet):
         # Found through its blind index, like the phone.
         lookup = wa_user_lookup(value)
         return queryset.filter(wa_user_lookup=lookup) if lookup else queryset.none()
+
+    def filter_ig_user_id(self, queryset, name, value):
+        # Found through its own blind index (never a phone's or a WhatsApp id's).
+        lookup = ig_user_lookup(value)
+        return queryset.filter(ig_user_lookup=lookup) if lookup else queryset.none()
 
 
 class ThreadFilter(StrictFilterSet):
@@ -64,7 +86,7 @@ class MessageFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=MessageStatus.choices)
     provider_message_id = django_filters.CharFilter(
         method="filter_provider_message_id",
-        max_length=128,
+        max_length=1000,  # an Instagram mid runs past 128 (stored as a keyed hash)
         label="The provider's message id (exact), as the provider gave it or as shown",
     )
 

@@ -8,8 +8,9 @@ from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSeri
 
 
 class ContactSerializer(StrictModelSerializer):
-    """A contact with its decrypted name, phone and WhatsApp user id (for authorised clients
-    only). Either of `phone` and `wa_user_id` may be empty, never both for a live contact."""
+    """A contact with its decrypted name, phone, WhatsApp user id and Instagram-scoped id (for
+    authorised clients only). A live contact has a phone and/or a WhatsApp user id, or (an
+    Instagram channel's contact) an Instagram-scoped id alone."""
 
     class Meta:
         model = Contact
@@ -19,6 +20,7 @@ class ContactSerializer(StrictModelSerializer):
             "name",
             "phone",
             "wa_user_id",
+            "ig_user_id",
             "opted_in_at",
             "opted_out_at",
             "erased_at",
@@ -30,7 +32,7 @@ class ContactSerializer(StrictModelSerializer):
 class ThreadContactSerializer(StrictModelSerializer):
     class Meta:
         model = Contact
-        fields = ["id", "name", "phone", "wa_user_id"]
+        fields = ["id", "name", "phone", "wa_user_id", "ig_user_id"]
         read_only_fields = fields
 
 

@@ -13,7 +13,9 @@ from conversations.models import ChatThread, Contact, ThreadStatus
 from conversations.services.process import contact_threads_lock
 from core.crypto import (
     blind_index,
+    ig_user_lookup,
     name_index,
+    normalize_ig_user_id,
     normalize_phone,
     normalize_wa_user_id,
     phone_lookup,
@@ -38,6 +40,43 @@ def contact_external_id(provider_id: str) -> str:
         return "wa_" + blind_index(user_id, purpose="external-user-id")[:32]
     digits = "".join(ch for ch in provider_id if ch.isdigit()) or provider_id
     return "wa_" + blind_index(digits, purpose="external-id")[:32]
+
+
+def contact_instagram_external_id(ig_user_id: str) -> str:
+    """The pseudonymous `external_id` of an Instagram-scoped user id (its own hash space:
+    never equal to a WhatsApp contact's)."""
+    return "ig_" + blind_index(ig_user_id, purpose="external-ig-user-id")[:32]
+
+
+def contact_instagram_get_or_create(
+    *, tenant_id: object, ig_user_id: str, name: str = ""
+) -> tuple[Contact, bool]:
+    """The tenant's live contact with this Instagram-scoped user id, created when missing.
+    Safe under races (the loser of the insert race reads the winner's row).
+
+    Found only by the id's own blind index, so an Instagram contact is never a WhatsApp
+    contact (no phone, no WhatsApp user id, no merge). Raises ValueError for an id that is
+    not one (`normalize_ig_user_id`)."""
+    ig_user_id = normalize_ig_user_id(ig_user_id)
+    if not ig_user_id:
+        raise ValueError("A contact needs an Instagram-scoped user id.")
+    lookup = ig_user_lookup(ig_user_id)
+    contact = Contact.objects.filter(tenant_id=tenant_id, ig_user_lookup=lookup).first()
+    if contact is not None:
+        _contact_rename(contact=contact, name=name)
+        return contact, False
+    try:
+        with transaction.atomic():
+            created = Contact.objects.create(
+                tenant_id=tenant_id,
+                ig_user_id=ig_user_id,
+                ig_user_lookup=lookup,
+                name=name,
+                external_id=contact_instagram_external_id(ig_user_id),
+            )
+            return created, True
+    except IntegrityError:
+        return Contact.objects.get(tenant_id=tenant_id, ig_user_lookup=lookup), False
 
 
 def contact_get_or_create(
@@ -316,15 +355,25 @@ def contact_thread_for_inbound(
     external_id: str = "",
     inbound_at: datetime | None = None,
     user_id: str = "",
+    ig_user_id: str = "",
 ) -> tuple[ChatThread, bool]:
     """The thread (with its contact loaded) that an inbound message from `phone` and/or
-    WhatsApp `user_id` belongs to, and whether the thread was created now.
+    WhatsApp `user_id` belongs to, and whether the thread was created now. With
+    `ig_user_id` (an Instagram channel's sender) the contact is the one with that
+    Instagram-scoped id alone (`contact_instagram_get_or_create`).
 
     The common case, a known contact writing again on the channel with the identities already
     linked, costs one query (the thread joined with its contact by blind index); otherwise
     the contact (found, linked, merged or created as by `contact_get_or_create`) and the
     thread are found or created. Raises ValueError without a valid phone or user id.
     """
+    if ig_user_id:
+        if phone or user_id:
+            raise ValueError("An Instagram contact has no phone number or WhatsApp user id.")
+        contact, _ = contact_instagram_get_or_create(
+            tenant_id=channel.tenant_id, ig_user_id=ig_user_id, name=name
+        )
+        return thread_get_or_create(contact=contact, channel=channel, inbound_at=inbound_at)
     normalized = normalize_phone(phone)
     user_id = normalize_wa_user_id(user_id)
     if not normalized and not user_id:

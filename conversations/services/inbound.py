@@ -45,6 +45,7 @@ from conversations.services.contacts import (
 )
 from core import locks, metrics
 from core.crypto import (
+    normalize_ig_user_id,
     normalize_phone,
     normalize_wa_user_id,
     phone_lookup,
@@ -110,13 +111,14 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     """
     phone = normalize_phone(inbound.from_phone)
     user_id = normalize_wa_user_id(inbound.from_user_id)
-    if not phone and not user_id:
+    ig_user_id = normalize_ig_user_id(inbound.from_ig_user_id)  # Instagram: the only identity
+    if not phone and not user_id and not ig_user_id:
         raise ValueError("A contact needs a phone number or a WhatsApp user id.")
-    inbound = replace(inbound, from_phone=phone, from_user_id=user_id)
+    inbound = replace(inbound, from_phone=phone, from_user_id=user_id, from_ig_user_id=ig_user_id)
     message = _new_message(channel=channel, inbound=inbound)
     # The one-statement path finds contacts by phone only; a message with a user id may have
-    # to link or merge contacts, which the ORM path does.
-    if connection.vendor == "postgresql" and not inbound.media and not user_id:
+    # to link or merge contacts, and an Instagram id has its own index: the ORM path.
+    if connection.vendor == "postgresql" and not inbound.media and not user_id and not ig_user_id:
         created = _store_in_one_statement(
             channel=channel, inbound=inbound, phone=phone, message=message
         )
@@ -235,6 +237,7 @@ def _store_with_orm(
         name=inbound.profile_name,
         external_id=inbound.wa_id,
         inbound_at=timezone.now(),
+        ig_user_id=inbound.from_ig_user_id,
     )
     # Held until commit, taken before the message's time: the thread's messages commit in the
     # order of their created_at (processing reads them in that order).

@@ -233,6 +233,7 @@ def _payload(message: Message) -> OutboundPayload:
     return OutboundPayload(
         to_phone=message.thread.contact.phone,
         to_user_id=message.thread.contact.wa_user_id,
+        to_ig_user_id=message.thread.contact.ig_user_id,
         text=message.text or "",
         media_url=(message.metadata or {}).get("media_url") or None,
         choices=choices,

@@ -27,7 +27,7 @@ from conversations.models import (
 )
 from conversations.services.handoffs import handoff_end
 from conversations.services.process import contact_threads_lock
-from core.crypto import phone_lookup, wa_user_lookup
+from core.crypto import ig_user_lookup, phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
 from integrations.services import webhook_deliveries_erase_contact
 from tenants.models import Tenant
@@ -61,19 +61,21 @@ def contact_find(
     contact_id: str | None = None,
     phone: str | None = None,
     wa_user_id: str | None = None,
+    ig_user_id: str | None = None,
 ) -> Contact:
-    """The tenant's contact by id, by phone or by WhatsApp user id (through the blind
-    indexes), soft-deleted included.
+    """The tenant's contact by id, by phone, by WhatsApp user id or by Instagram-scoped id
+    (through the blind indexes), soft-deleted included.
 
-    Exactly one of `contact_id`, `phone` and `wa_user_id` must be given (a user id is looked
-    up like a phone, below). A phone that matches a live contact
+    Exactly one of `contact_id`, `phone`, `wa_user_id` and `ig_user_id` must be given (a
+    user id is looked up like a phone, below). A phone that matches a live contact
     gives that contact; otherwise a single soft-deleted match is returned. Raises
     ContactNotFound for an unknown or malformed tenant or contact id, a phone without digits,
     another tenant's contact, or several soft-deleted matches (their ids are named).
     """
-    if sum(value is not None for value in (contact_id, phone, wa_user_id)) != 1:
+    if sum(value is not None for value in (contact_id, phone, wa_user_id, ig_user_id)) != 1:
         raise ContactNotFound(
-            "Give exactly one of a contact id, a phone number and a WhatsApp user id."
+            "Give exactly one of a contact id, a phone number, a WhatsApp user id and an "
+            "Instagram-scoped id."
         )
     try:
         tenant_pk = UUID(str(tenant_id))
@@ -91,7 +93,13 @@ def contact_find(
         if contact is None:
             raise ContactNotFound(f"Tenant {tenant_pk} has no contact {contact_pk}.")
         return contact
-    if wa_user_id is not None:
+    if ig_user_id is not None:
+        lookup = ig_user_lookup(ig_user_id)
+        if not lookup:
+            raise ContactNotFound("That is not an Instagram-scoped id (digits).")
+        by_identity = contacts.filter(ig_user_lookup=lookup)
+        what = "Instagram-scoped id"
+    elif wa_user_id is not None:
         lookup = wa_user_lookup(wa_user_id)
         if not lookup:
             raise ContactNotFound("That is not a WhatsApp user id (such as US.1234…).")
@@ -231,6 +239,7 @@ def contact_export(*, contact: Contact) -> dict[str, Any]:
             "external_id": contact.external_id,
             "phone": contact.phone,
             "wa_user_id": contact.wa_user_id,
+            "ig_user_id": contact.ig_user_id,
             "name": contact.name,
             "opted_in_at": _iso(contact.opted_in_at),
             "opt_in_source": contact.opt_in_source,
@@ -312,10 +321,12 @@ def _contact_needs_redaction(contact: Contact) -> bool:
     return bool(
         contact.phone
         or contact.wa_user_id
+        or contact.ig_user_id
         or contact.name
         or contact.external_id
         or contact.phone_lookup is not None
         or contact.wa_user_lookup is not None
+        or contact.ig_user_lookup is not None
         or contact.erased_at is None
     )
 
@@ -441,21 +452,25 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
         handoff_end(thread_ids=thread_ids, now=now)
         contact.phone = ""
         contact.wa_user_id = ""
+        contact.ig_user_id = ""
         contact.name = ""
         contact.external_id = ""
         contact.phone_lookup = None
         contact.wa_user_lookup = None
+        contact.ig_user_lookup = None
         contact.erasure_requested_at = contact.erasure_requested_at or now
         contact.erased_at = contact.erased_at or now
         contact.save(
             update_fields=[
                 "phone",
                 "wa_user_id",
+                "ig_user_id",
                 "name",
                 "name_index",
                 "external_id",
                 "phone_lookup",
                 "wa_user_lookup",
+                "ig_user_lookup",
                 "erasure_requested_at",
                 "erased_at",
                 "updated_at",

@@ -134,3 +134,42 @@ def test_each_channel_on_the_tenant_page_shows_its_own_providers_fields(
     expect(first.locator(".field-auth_token")).to_be_visible()
     page.screenshot(path="/tmp/channel-setup-tenant-inline.png", full_page=True)
     assert browser_problems.collect(page) == []
+
+
+def test_an_owner_sets_up_an_instagram_channel(page: Page, browser_problems):
+    # given: the owner of Acme Gym, logged in
+    acme = factories.TenantFactory(name="Acme Gym")
+    owner = factories.UserFactory(username="olivia")
+    factories.MembershipFactory(tenant=acme, user=owner, role="owner")
+    log_in(page, "olivia", "pw-member-123456")
+
+    # when: they pick Instagram
+    page.goto(f"/admin/channels_app/channelinstance/add/?tenant={acme.pk}")
+    page.select_option("#id_provider", "instagram")
+
+    # then: only Instagram's inputs and steps show
+    for name in ("instagram_account_id", "instagram_access_token", "instagram_app_secret"):
+        expect(page.locator(f".field-{name}")).to_be_visible()
+    for name in ("phone_number_id", "access_token", "account_sid"):
+        expect(page.locator(f".field-{name}")).to_be_hidden()
+    expect(page.locator("[data-channel-provider-block=instagram]")).to_be_visible()
+    expect(page.locator("[data-channel-provider-block=cloud_api]")).to_be_hidden()
+
+    # when: they give the account and its token, and save
+    page.fill("#id_instagram_account_id", "17841400000000001")
+    page.fill("#id_instagram_access_token", "IGAA-browser-token")
+    page.get_by_role("button", name="Save and continue editing").click()
+
+    # then: the channel is named by its account, with Instagram's own webhook URL
+    channel = ChannelInstance.objects.get(tenant=acme)
+    assert (channel.channel_type, channel.identifier, channel.phone_number) == (
+        "instagram",
+        "instagram:17841400000000001",
+        "",
+    )
+    expect(page.locator(".channel-instagram-webhook-url")).to_contain_text(
+        "/api/webhooks/instagram"
+    )
+    expect(page.locator(".channel-test-link")).to_have_count(0)
+    page.screenshot(path="/tmp/channel-setup-instagram.png", full_page=True)
+    assert browser_problems.collect(page) == []

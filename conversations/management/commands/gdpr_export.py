@@ -24,6 +24,9 @@ class Command(BaseCommand):
         who.add_argument(
             "--wa-user-id", help="WhatsApp business-scoped user id, e.g. US.13491208655302741918."
         )
+        who.add_argument(
+            "--ig-user-id", help="Instagram-scoped user id (IGSID) of an Instagram contact."
+        )
         parser.add_argument("--output", help="Write the JSON to this file instead of stdout.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -33,6 +36,7 @@ class Command(BaseCommand):
                 contact_id=options["contact"],
                 phone=options["phone"],
                 wa_user_id=options["wa_user_id"],
+                ig_user_id=options["ig_user_id"],
             )
         except ContactNotFound as exc:
             raise CommandError(str(exc)) from exc
