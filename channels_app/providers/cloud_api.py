@@ -608,9 +608,9 @@ class CloudApiProvider(Provider):
             required=True,
         ),
         ProviderField(
-            "waba_id",
+            "business_account_id",
             "WhatsApp Business Account ID",
-            "Optional; shown next to the phone number ID.",
+            "Shown next to the phone number ID; needed to sync the number's message templates.",
         ),
         API_BASE_URL,
     )
