@@ -347,6 +347,10 @@ CHANNEL_PROVIDERS = env.list(
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
+# Twilio's Content API (message templates: Content SIDs and their WhatsApp approvals).
+TWILIO_CONTENT_API_URL = env.str(
+    "TWILIO_CONTENT_API_URL", default="https://content.twilio.com"
+).rstrip("/")
 META_APP_SECRET = env.str("META_APP_SECRET", default="")
 META_VERIFY_TOKEN = env.str("META_VERIFY_TOKEN", default="")
 WHATSAPP_GRAPH_API_URL = env.str(

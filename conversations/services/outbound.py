@@ -43,6 +43,7 @@ from conversations.models import (
 from conversations.selectors import thread_tenant_id
 from conversations.services.consent import contact_opt_out
 from conversations.services.handoffs import handoff_first_reply
+from conversations.services.templates import template_payload
 from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
@@ -236,6 +237,7 @@ def _payload(message: Message) -> OutboundPayload:
         media_url=(message.metadata or {}).get("media_url") or None,
         choices=choices,
         reference=str(message.pk),
+        template=template_payload(message),
     )
 
 
@@ -357,7 +359,7 @@ def message_deliver(*, message_id: object) -> str:
     outcome: str
     error: Exception | None = None
     try:
-        result = get_provider(channel).send(channel=channel, payload=payload)
+        result = get_provider(channel).deliver(channel=channel, payload=payload)
         outcome = "sent"
     except TransientSendError as exc:
         outcome, error = "transient", exc
