@@ -36,19 +36,46 @@ MAX_TEXT = 4096
 _BAD_PARAMETER = re.compile(r"[\n\t]| {5,}")
 
 
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    return re.sub(
+        r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}", lambda m: values.get(m.group(1), m.group(0)), text
+    )
+
+
 @dataclass(frozen=True)
 class TemplateChoice:
-    """A template as a send names it, with its filled values by placeholder name."""
+    """A template as a send names it, with one value per placeholder of
+    `template.parameters`, in the same order."""
 
     template: ChannelTemplate
-    values: dict[str, str]
+    values: list[str]
+
+    def filled(self) -> list[tuple[str, str, str]]:
+        """(component, placeholder, value) of every placeholder, in order."""
+        return [
+            (str(item.get("component", "body")), str(item.get("name", "")), value)
+            for item, value in zip(self.template.parameters or [], self.values, strict=True)
+        ]
 
     def rendered(self) -> str:
-        """The template's text with the values in place of its placeholders."""
-        text = self.template.body or self.template.name
-        for name, value in self.values.items():
-            text = re.sub(r"\{\{\s*" + re.escape(name) + r"\s*\}\}", lambda _m, v=value: v, text)
-        return text[:MAX_TEXT]
+        """The template's text with the values in place of its placeholders: each text
+        component (Cloud API: header, body, footer) filled with its own values."""
+        filled = self.filled()
+        components = self.template.components
+        if isinstance(components, list) and components:
+            texts = []
+            for component in components:
+                kind = str(component.get("type", "")).lower()
+                text = str(component.get("text") or "")
+                if kind == "header" and str(component.get("format", "TEXT")).upper() != "TEXT":
+                    continue
+                if kind in ("header", "body", "footer") and text:
+                    values = {name: value for part, name, value in filled if part == kind}
+                    texts.append(_fill(text, values))
+            if texts:
+                return "\n\n".join(texts)[:MAX_TEXT]
+        values = {name: value for _part, name, value in filled}
+        return _fill(self.template.body or self.template.name, values)[:MAX_TEXT]
 
 
 def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
@@ -105,8 +132,7 @@ def template_choose(*, thread: ChatThread, spec: Mapping[str, Any]) -> TemplateC
     for position, (value, placeholder) in enumerate(zip(values, expected, strict=True)):
         limit = MAX_HEADER_PARAMETER if placeholder.get("component") == "header" else MAX_PARAMETER
         _check_value(value, limit=limit, field=f"template.parameters[{position}]")
-    names = [str(item.get("name", "")) for item in expected]
-    return TemplateChoice(template=found, values=dict(zip(names, values, strict=True)))
+    return TemplateChoice(template=found, values=list(values))
 
 
 def _choose_content(thread: ChatThread, spec: Mapping[str, Any]) -> TemplateChoice:
@@ -140,7 +166,7 @@ def _choose_content(thread: ChatThread, spec: Mapping[str, Any]) -> TemplateChoi
         )
     for name in expected:
         _check_value(variables[name], limit=MAX_PARAMETER, field=f"template.variables.{name}")
-    return TemplateChoice(template=found, values={name: variables[name] for name in expected})
+    return TemplateChoice(template=found, values=[variables[name] for name in expected])
 
 
 def _check_value(value: str, *, limit: int, field: str) -> None:
@@ -179,11 +205,7 @@ def template_message_store(
     sending). The values go to `private_data` (encrypted), the template's identity to
     `metadata["template"]`."""
     template = choice.template
-    parameters = [
-        [str(item.get("component", "body")), str(item.get("name", "")), choice.values[name]]
-        for item in template.parameters or []
-        if (name := str(item.get("name", ""))) in choice.values
-    ]
+    parameters = [list(item) for item in choice.filled()]
     message = Message.objects.create(
         tenant_id=thread.tenant_id,
         thread=thread,
