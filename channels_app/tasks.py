@@ -1,5 +1,5 @@
-"""Media downloads (fetched after the message is stored, never holding it back), and the
-sandbox's statuses."""
+"""Media downloads (fetched after the message is stored, never holding it back), the
+sandbox's statuses, and the periodic sync of message templates."""
 
 from celery import shared_task
 
@@ -28,3 +28,12 @@ def advance_sandbox_statuses() -> int:
     from channels_app.sandbox import sandbox_statuses_advance
 
     return sandbox_statuses_advance()
+
+
+@shared_task(name="channels_app.tasks.sync_templates", ignore_result=True)
+def sync_templates() -> dict[str, int]:
+    """Every active channel's message templates from its provider (every
+    TEMPLATES_SYNC_SECONDS by the schedule; see channels_app.templates)."""
+    from channels_app.templates import templates_sync_all
+
+    return templates_sync_all()

@@ -1,6 +1,7 @@
 """Syncing a channel's message templates from the provider: replayed provider answers."""
 
 from datetime import timedelta
+from io import StringIO
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -181,3 +182,36 @@ def test_the_periodic_sync_goes_on_past_a_failing_channel(tenant, other_tenant, 
     assert counts == {"synced": 1, "failed": 1, "skipped": 1}
     assert ChannelTemplate.objects.filter(tenant=tenant).count() == 1
     assert ChannelTemplate.objects.get().synced_at > timezone.now() - timedelta(minutes=1)
+
+
+@responses.activate
+def test_the_command_syncs_one_channel_and_refuses_an_unknown_one(cloud_channel):
+    from django.core.management import CommandError, call_command
+
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+    out = StringIO()
+    call_command("sync_templates", "--channel", str(cloud_channel.pk), stdout=out)
+    assert out.getvalue().strip() == "1 new, 0 updated, 0 no longer listed."
+    with pytest.raises(CommandError, match="No such channel"):
+        call_command("sync_templates", "--channel", "not-an-id")
+    responses.replace(
+        responses.GET, TEMPLATES_URL, json=load("cloud_api/error_100_templates.json"), status=400
+    )
+    with pytest.raises(CommandError, match=r"refused \(100\)"):
+        call_command("sync_templates", "--channel", str(cloud_channel.pk))
+
+
+def test_the_sync_is_a_periodic_job_for_beat_and_the_embedded_scheduler(settings):
+    from channels_app.tasks import sync_templates
+    from core.scheduler import jobs_from_beat
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sync-templates"]
+    assert entry == {"task": "channels_app.tasks.sync_templates", "schedule": 6 * 3600.0}
+    jobs = {
+        job.name: job
+        for job in jobs_from_beat(
+            settings.CELERY_BEAT_SCHEDULE, overrides=settings.EMBEDDED_SCHEDULE_SECONDS
+        )
+    }
+    assert jobs["sync-templates"].run is sync_templates
+    assert jobs["sync-templates"].every == 6 * 3600.0

@@ -185,6 +185,14 @@ CELERY_BEAT_SCHEDULE = {
     "process-flow-timeouts": {"task": "flows.tasks.process_flow_timeouts", "schedule": 30.0},
     "send-due-webhooks": {"task": "integrations.tasks.send_due_webhooks", "schedule": 30.0},
 }
+# Message templates are synced from the providers this often (seconds; 0: only on demand, by
+# `manage.py sync_templates`, the admin's button or the API).
+TEMPLATES_SYNC_SECONDS = env.float("TEMPLATES_SYNC_SECONDS", default=6 * 3600.0)
+if TEMPLATES_SYNC_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["sync-templates"] = {
+        "task": "channels_app.tasks.sync_templates",
+        "schedule": TEMPLATES_SYNC_SECONDS,
+    }
 # The sandbox provider (demos: nothing is sent, statuses advance by themselves) works only with
 # DEBUG on or this set; production can neither create nor send through a sandbox channel.
 SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=False)
