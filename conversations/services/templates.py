@@ -93,6 +93,31 @@ def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
     return refs
 
 
+def template_offers(*, channel_id: object) -> list[dict[str, Any]]:
+    """The sendable templates of a channel as the inbox's composer offers them: each with its
+    text and one labelled input per placeholder."""
+    offers = []
+    for template in sendable_templates(channel_id=channel_id):
+        fields = []
+        for item in template.parameters or []:
+            name = str(item.get("name", ""))
+            where = str(item.get("component", ""))
+            label = f"{{{{{name}}}}}" + (f" in the {where}" if where and where != "body" else "")
+            default = str(item.get("default", ""))
+            fields.append({"label": label, "placeholder": default})
+        offers.append(
+            {
+                "id": str(template.pk),
+                "name": template.name,
+                "language": template.language,
+                "category": template.category.lower(),
+                "preview": template.body,
+                "fields": fields,
+            }
+        )
+    return offers
+
+
 def _text_values(raw: Any, *, field: str) -> list[str]:
     if not isinstance(raw, list) or not all(isinstance(value, str) for value in raw):
         raise ValidationError({field: "Must be a list of strings."})
