@@ -43,7 +43,7 @@ from conversations.models import (
 from conversations.selectors import thread_tenant_id
 from conversations.services.consent import contact_opt_out
 from conversations.services.handoffs import handoff_first_reply
-from conversations.services.templates import template_payload
+from conversations.services.templates import flow_template_message, template_payload
 from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
@@ -134,6 +134,12 @@ def replies_store(
     now = timezone.now()
     messages = []
     for position, reply in enumerate(replies):
+        if getattr(reply, "template", None) is not None:  # a flow's WhatsApp template
+            created_at = now + timedelta(microseconds=position)
+            messages.append(
+                flow_template_message(thread=thread, reply=reply, created_at=created_at)
+            )
+            continue
         metadata: dict[str, Any] = {}
         if reply.choices:
             metadata["choices"] = [{"id": cid, "label": label} for cid, label in reply.choices]

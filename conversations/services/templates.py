@@ -223,22 +223,20 @@ def _find(
     return found
 
 
-def template_message_store(
+def _template_message(
     *, thread: ChatThread, choice: TemplateChoice, sender: str, user: Any = None
 ) -> Message:
-    """Store a queued template message (call inside the transaction that schedules its
-    sending). The values go to `private_data` (encrypted), the template's identity to
-    `metadata["template"]`."""
+    """An unsaved queued template message: the rendered text, the values in `private_data`
+    (encrypted), the template's identity in `metadata["template"]`."""
     template = choice.template
-    parameters = [list(item) for item in choice.filled()]
-    message = Message.objects.create(
+    return Message(
         tenant_id=thread.tenant_id,
         thread=thread,
         channel_id=thread.channel_id,
         direction=Direction.OUTBOUND,
         kind=KIND,
         text=choice.rendered(),
-        private_data={"template_parameters": parameters},
+        private_data={"template_parameters": [list(item) for item in choice.filled()]},
         status=MessageStatus.QUEUED,
         sender=sender,
         sent_by=user if getattr(user, "pk", None) else None,
@@ -253,7 +251,67 @@ def template_message_store(
         },
         created_at=timezone.now(),
     )
+
+
+def template_message_store(
+    *, thread: ChatThread, choice: TemplateChoice, sender: str, user: Any = None
+) -> Message:
+    """Store a queued template message (call inside the transaction that schedules its
+    sending)."""
+    message = _template_message(thread=thread, choice=choice, sender=sender, user=user)
+    message.save()
     metrics.message_queued(1)
+    return message
+
+
+def flow_template_message(*, thread: ChatThread, reply: Any, created_at: Any) -> Message:
+    """The unsaved message for a flow reply that names a template (`reply.template`, a
+    `flows.engine.TemplateSend` with its parameters rendered): queued when the channel has
+    that template approved and the parameters fit it; otherwise failed at once with
+    `template_unavailable` and the reason (the flow's own text kept), so the inbox shows why
+    nothing went out. Never raises for a template problem."""
+    ref = reply.template
+    values = list(ref.parameters)
+    try:
+        found = _find(thread, name=ref.name, language=ref.language, content_sid=ref.content_sid)
+        expected = found.parameters or []
+        if len(values) != len(expected):
+            raise ValidationError(
+                f"The template takes {len(expected)} parameter(s), the flow gives {len(values)}."
+            )
+        for position, (value, item) in enumerate(zip(values, expected, strict=True)):
+            limit = MAX_HEADER_PARAMETER if item.get("component") == "header" else MAX_PARAMETER
+            _check_value(value, limit=limit, field=f"parameters[{position}]")
+    except ValidationError as exc:
+        logger.warning(
+            "flow template not sent",
+            extra={"thread_id": str(thread.pk), "channel_id": str(thread.channel_id)},
+        )
+        return Message(
+            tenant_id=thread.tenant_id,
+            thread=thread,
+            channel_id=thread.channel_id,
+            direction=Direction.OUTBOUND,
+            kind=KIND,
+            text=(reply.text or "")[:MAX_TEXT],
+            status=MessageStatus.FAILED,
+            sender=reply.sender if reply.sender in Sender.values else Sender.FLOW,
+            error_code="template_unavailable",
+            error_detail="; ".join(exc.messages)[:1000],
+            metadata={
+                "template": {
+                    "name": ref.name,
+                    "language": ref.language,
+                    "content_sid": ref.content_sid,
+                }
+            },
+            created_at=created_at,
+        )
+    sender = reply.sender if reply.sender in Sender.values else Sender.FLOW
+    message = _template_message(
+        thread=thread, choice=TemplateChoice(template=found, values=values), sender=sender
+    )
+    message.created_at = created_at
     return message
 
 
