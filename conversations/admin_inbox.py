@@ -463,6 +463,7 @@ def _retry(request: HttpRequest, thread: ChatThread, message_id: uuid.UUID | Non
     if (
         failed is None
         or not failed.text
+        or failed.kind == "template"  # its text is the rendered template, not a free text
         or (failed.metadata or {}).get("retried_as")
         or not explain(failed.error_code).retry
     ):

@@ -407,3 +407,23 @@ def test_another_tenants_template_cannot_be_sent(api, quiet_thread, other_tenant
     response = api.post(messages_url(quiet_thread), {"template": spec}, format="json")
     assert response.status_code == 400
     assert not Message.objects.exists()
+
+
+@responses.activate
+def test_a_twilio_template_refusal_is_recorded_with_twilios_reason(api, tenant):
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    factories.ChannelTemplateFactory(
+        channel=channel, content_sid=REMINDER_SID, parameters=[{"name": "1"}]
+    )
+    thread = factories.ThreadFactory(channel=channel)
+    responses.post(TWILIO_MESSAGES, json=load("twilio/messages_create_400_21656.json"), status=400)
+    spec = {"content_sid": REMINDER_SID, "variables": {"1": "Maria"}}
+
+    with run_on_commit():
+        response = api.post(messages_url(thread), {"template": spec}, format="json")
+
+    message = Message.objects.get(pk=response.json()["id"])
+    assert (message.status, message.error_code) == ("failed", "21656")
+    # the twilio client's wording of Twilio's message
+    assert message.error_detail.endswith("The ContentVariables Parameter is invalid.")
+    assert len(responses.calls) == 1

@@ -94,3 +94,31 @@ def test_another_channels_template_is_refused(tenant, other_tenant, member, quie
     client.post(act_url(quiet), {"action": "template", "template": str(theirs.pk), "value": ["x"]})
     assert "not one of this channel" in client.get(page_of(quiet)).content.decode()
     assert not Message.objects.exists()
+
+
+def test_a_failed_template_is_never_retried_as_free_text(tenant, member, quiet):
+    # given: a template message that failed with a code that allows retrying a text
+    failed = factories.MessageFactory(
+        thread=quiet,
+        direction="outbound",
+        kind="template",
+        sender="agent",
+        status="failed",
+        error_code="network",
+        text="Hi Maria, we have news about your request.",
+    )
+    client = logged_in(member(tenant, "agent"))
+
+    # then: no Retry is offered, and a forged retry is refused
+    page = client.get(page_of(quiet)).content.decode()
+    assert f'name="message" value="{failed.pk}"' not in page
+    client.post(act_url(quiet), {"action": "retry", "message": str(failed.pk)})
+    assert "cannot be sent again" in client.get(page_of(quiet)).content.decode()
+    assert Message.objects.filter(thread=quiet).count() == 1
+
+
+def test_a_flows_unavailable_template_is_explained():
+    from conversations.failures import explain
+
+    failure = explain("template_unavailable")
+    assert "Sync the channel's templates" in failure.todo and not failure.retry

@@ -211,3 +211,17 @@ def test_a_template_the_channel_lacks_is_recorded_as_failed_with_the_reason(clou
     failed = Message.objects.get(thread=cloud_thread, kind="template")
     assert (failed.status, failed.error_code) == ("failed", "template_unavailable")
     assert "not approved (paused)" in failed.error_detail
+
+
+def test_the_simulator_prints_a_template_as_its_text():
+    from channels_app.providers.base import OutboundPayload, TemplateMessage
+    from flows.management.commands.simulate_chat import PrintingProvider
+
+    printed: list[str] = []
+    payload = OutboundPayload(
+        to_phone="+16505551234",
+        text="Hi Maria, we have an answer to your question.",
+        template=TemplateMessage(name="follow_up", language="en"),
+    )
+    PrintingProvider(printed.append).deliver(channel=None, payload=payload)
+    assert printed == ["[template follow_up] Hi Maria, we have an answer to your question."]
