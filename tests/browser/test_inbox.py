@@ -213,6 +213,7 @@ def test_a_closed_window_offers_the_channels_templates(
         expect(bubble).to_contain_text("Olá Maria! No feriado abrimos das 8h às 14h.")
         expect(bubble).to_contain_text("template holiday_hours")
         expect(bubble.locator(".tick-sent")).to_be_visible(timeout=10_000)
+        expect(second.locator("input[name=value]").nth(0)).to_have_value("")  # emptied
         page.screenshot(path="/tmp/inbox-template-sent.png", full_page=True)
         assert len(meta.calls) == 1
         assert b'"type": "template"' in meta.calls[0].request.body
