@@ -174,7 +174,14 @@ class ChannelInline(TenantScopedInline, admin.StackedInline):
 class ChannelAdmin(TenantScopedAdmin):
     form = ChannelForm
     change_form_template = "admin/channels_app/channelinstance/change_form.html"
-    list_display = ["identifier", "tenant", "provider", "phone_number", "is_active", "created_at"]
+    list_display = [
+        "identifier",
+        "tenant",
+        "provider_name",
+        "phone_number",
+        "is_active",
+        "created_at",
+    ]
     list_filter = [
         ProviderListFilter,
         "is_active",
@@ -220,6 +227,13 @@ class ChannelAdmin(TenantScopedAdmin):
     @admin.display(description="Secrets set")
     def secrets_set(self, obj: ChannelInstance) -> str:
         return _secrets_set(obj)
+
+    @admin.display(description="provider", ordering="provider")
+    def provider_name(self, obj: ChannelInstance) -> str:
+        """The provider's name (its code, marked, when it is no longer installed)."""
+        if obj.provider not in providers():
+            return f"{obj.provider} (not installed)"
+        return obj.get_provider_display()
 
     def render_change_form(
         self,

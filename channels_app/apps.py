@@ -6,4 +6,4 @@ class ChannelsAppConfig(AppConfig):
     verbose_name = "Channels"
 
     def ready(self) -> None:
-        from channels_app import signals  # noqa: F401 - connects the receivers
+        from channels_app import checks, signals  # noqa: F401 - connects the receivers

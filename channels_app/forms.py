@@ -216,11 +216,23 @@ class ChannelForm(forms.ModelForm):
             for code, provider in providers().items()
             if provider.available() or code == self.instance.provider
         ]
+        if self._orphaned():
+            code = self.instance.provider
+            choices.append((code, f"{code} (not installed)"))
         field = forms.ChoiceField(
             label="Provider", choices=[("", "---------"), *choices], required=True
         )
         field.widget.attrs["data-channel-provider"] = ""
         return field
+
+    def _orphaned(self) -> bool:
+        """Whether this is a saved channel whose provider is no longer installed: it can be
+        edited (deactivated, renamed) with its settings and secrets kept as they are."""
+        code = self.instance.provider if self.instance.pk else ""
+        return bool(code) and not self.instance._state.adding and code not in providers()
+
+    def _keeps_orphaned_values(self) -> bool:
+        return self._orphaned() and self._provider() == self.instance.provider
 
     # -- what the chosen provider uses ---------------------------------------------------------
 
@@ -233,7 +245,10 @@ class ChannelForm(forms.ModelForm):
         return [item for item in self._inputs.values() if provider and provider in item.codes]
 
     def _settings(self) -> dict[str, Any]:
-        """The settings JSON, built from the chosen provider's fields."""
+        """The settings JSON, built from the chosen provider's fields (kept as stored for a
+        provider that is no longer installed)."""
+        if self._keeps_orphaned_values():
+            return dict(self.instance.settings or {})
         return {
             item.field.key: self.cleaned_data[item.name]
             for item in self._chosen()
@@ -242,7 +257,10 @@ class ChannelForm(forms.ModelForm):
 
     def _secrets(self) -> dict[str, str]:
         """Typed (or kept) secrets of the chosen provider; secrets the channel stores for
-        another provider map to '' (removed on save)."""
+        another provider map to "" (removed on save). Nothing for a provider no longer
+        installed (the stored ones are kept)."""
+        if self._keeps_orphaned_values():
+            return {}
         chosen = [item for item in self._chosen() if item.field.secret]
         secrets = {
             item.field.key: self.cleaned_data[item.name]
@@ -266,6 +284,8 @@ class ChannelForm(forms.ModelForm):
             cleaned["identifier"] = provider.identifier_for(
                 phone_number=phone, settings=self._settings()
             )
+        elif not cleaned.get("identifier") and self._keeps_orphaned_values():
+            cleaned["identifier"] = self.instance.identifier
         stored = (self.instance.secrets or {}) if self.instance.pk else {}
         if provider is not None:
             self._add_provider_errors(provider, stored)
@@ -288,6 +308,7 @@ class ChannelForm(forms.ModelForm):
                 settings=settings,
                 secrets={k: v for k, v in secrets.items() if v},
                 exclude_pk=self.instance.pk if not self.instance._state.adding else None,
+                current_provider=self.instance.provider if self._orphaned() else "",
             )
         except ValidationError as exc:
             self._add_service_errors(exc)

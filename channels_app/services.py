@@ -74,39 +74,52 @@ def channel_validate(
     settings: dict[str, Any],
     secrets: dict[str, Any],
     exclude_pk: object = None,
+    current_provider: str = "",
 ) -> None:
-    """Raise ValidationError (field -> message, never a secret value) for a bad channel.
+    """Raise ValidationError (field -> messages, never a secret value) for a bad channel.
 
     The provider must be installed (and available here); its own rules for its settings and
-    secrets are `Provider.validate`, whose errors are reported under `settings` or `secrets`.
+    secrets are `Provider.validate`, whose errors are reported under `settings` or `secrets`
+    (settings and secrets are checked independently, every error reported). A channel whose
+    provider is no longer installed (`current_provider`, the code it stores now) may still be
+    edited (deactivated, renamed): its settings and secrets cannot be checked then.
     """
-    errors: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
     installed = providers().get(provider)
-    if installed is None:
-        errors["provider"] = f"Must be one of: {', '.join(providers())}."
-    elif not installed.available():
-        errors["provider"] = installed.unavailable_reason()
-    errors.update(
-        _identity_errors(provider=installed, identifier=identifier, phone_number=phone_number)
-    )
+    orphaned = installed is None and bool(provider) and provider == current_provider
+    if installed is None and not orphaned:
+        errors["provider"] = [f"Must be one of: {', '.join(providers())}."]
+    elif installed is not None and not installed.available():
+        errors["provider"] = [installed.unavailable_reason()]
+    for key, message in _identity_errors(
+        provider=installed, identifier=identifier, phone_number=phone_number
+    ).items():
+        errors[key] = [message]
+    usable_settings: dict[str, Any] | None = None
+    usable_secrets: dict[str, Any] | None = None
     if not isinstance(settings, dict):
-        errors["settings"] = "Must be an object."
+        errors["settings"] = ["Must be an object."]
     elif bad := _unstorable(settings):
-        errors["settings"] = bad
+        errors["settings"] = [bad]
+    else:
+        usable_settings = settings
     if not isinstance(secrets, dict):
-        errors["secrets"] = "Must be an object."
+        errors["secrets"] = ["Must be an object."]
     elif bad := _unstorable(secrets, echo=False):
-        errors["secrets"] = bad
-    if installed is not None and "settings" not in errors and "secrets" not in errors:
-        found = installed.validate(settings=settings, secrets=secrets, exclude_pk=exclude_pk)
-        for key, message in found.items():
-            where = "secrets" if key == "secrets" or key in installed.secret_keys else "settings"
-            errors.setdefault(where, message)
+        errors["secrets"] = [bad]
+    else:
+        usable_secrets = secrets
+    if installed is not None:
+        found = installed.validate(
+            settings=usable_settings, secrets=usable_secrets, exclude_pk=exclude_pk
+        )
+        for where, messages in found.items():
+            errors.setdefault(where, []).extend(messages)
     if (
         identifier
         and ChannelInstance.objects.filter(identifier=identifier).exclude(pk=exclude_pk).exists()
     ):
-        errors["identifier"] = "A channel with this identifier already exists."
+        errors["identifier"] = ["A channel with this identifier already exists."]
     if errors:
         raise ValidationError(errors)
 
@@ -198,6 +211,7 @@ def channel_update(*, channel: ChannelInstance, data: dict[str, Any]) -> Channel
         settings=settings,
         secrets=secrets,
         exclude_pk=channel.pk,
+        current_provider=channel.provider,
     )
     channel.provider = provider
     channel.phone_number = phone_number

@@ -15,6 +15,7 @@ from conversations.services.outbound import (
     TransientDeliveryError,
     thread_deliver_queued,
 )
+from core.tasks import scheduled_started
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ def backoff_seconds(retries: int) -> int:
     return int(min(10 * 3**retries, 900))
 
 
+def process_thread_key(thread_id: object) -> str:
+    """The mark of a queued `process_thread` (one publish per thread until it starts)."""
+    return f"process_thread:{thread_id}"
+
+
 @shared_task(bind=True, max_retries=5, acks_late=True)
 def process_thread(self, thread_id: str, tenant_id: str | None = None) -> int:  # type: ignore[no-untyped-def]
     """Run the flow on the thread's unprocessed inbound messages (see thread_process_inbound).
@@ -31,6 +37,7 @@ def process_thread(self, thread_id: str, tenant_id: str | None = None) -> int:  
     `tenant_id` (the thread's, for log lines) saves a lookup; tasks queued without it work."""
     from django.db import DatabaseError
 
+    scheduled_started(process_thread_key(thread_id))  # before reading: see enqueue_once
     try:
         return thread_process_inbound(thread_id=thread_id, tenant_id=tenant_id)
     except DatabaseError as exc:

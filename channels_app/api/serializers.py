@@ -16,7 +16,8 @@ class ChannelSerializer(StrictModelSerializer):
         choices=ChannelType.choices, default=ChannelType.WHATSAPP
     )
     provider = serializers.ChoiceField(
-        choices=provider_choices(), help_text="The code of an installed provider."
+        choices=[],
+        help_text="The code of an installed provider.",  # set in __init__
     )
     identifier = StrictCharField(
         max_length=100,

@@ -52,6 +52,7 @@ __all__ = [
     "SendResult",
     "TransientSendError",
     "get_provider",
+    "sending_provider",
     "override_provider",
     "providers",
 ]
@@ -66,6 +67,38 @@ def get_provider(channel: ChannelInstance) -> Provider:
     if _override:
         return _override[-1]
     return provider_for_code(channel.provider)
+
+
+class NotInstalledProvider(Provider):
+    """What sends for a channel whose provider is no longer installed: every send is a
+    permanent failure `provider_not_installed` (recorded on the message), never a
+    LookupError in the sender."""
+
+    code = "not_installed"
+
+    def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        raise PermanentSendError(
+            "The channel's provider is not installed on this server.",
+            code="provider_not_installed",
+        )
+
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        return self.send(channel=channel, payload=payload)
+
+    def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
+        raise MediaDownloadError(
+            "The channel's provider is not installed on this server.",
+            code="provider_not_installed",
+            retryable=False,
+        )
+
+
+def sending_provider(channel: ChannelInstance) -> Provider:
+    """`get_provider`, or a NotInstalledProvider for a provider that is not installed."""
+    try:
+        return get_provider(channel)
+    except LookupError:
+        return NotInstalledProvider()
 
 
 @contextmanager

@@ -8,9 +8,11 @@ A provider module (`twilio.py`, `cloud_api.py`) turns a webhook into `ParsedInbo
 from __future__ import annotations
 
 import re
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -253,6 +255,27 @@ class TemplateSyncError(ProviderError):
     """The provider's templates could not be listed (refused, unreachable, not configured)."""
 
 
+_local = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's pooled HTTP session for provider APIs: connections are kept alive and
+    reused across sends (a new TLS connection per message costs more than the send itself).
+
+    Cookies are refused, so nothing one channel's request receives is ever sent with another
+    tenant's request; no automatic retries (whether a request may be repeated is the caller's
+    decision, see `failed_before_sending`). Timeouts stay per request."""
+    session = getattr(_local, "http_session", None)
+    if session is None:
+        session = requests.Session()
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _local.http_session = session
+    return session
+
+
 class MediaDownloadError(ProviderError):
     """The media could not be fetched: the task retries it, unless `retryable` is False
     (another attempt cannot succeed, e.g. a URL we refuse to fetch)."""
@@ -291,7 +314,7 @@ class ProviderField:
     help_text: str = ""
     secret: bool = False
     required: bool = False
-    max_length: int = 64
+    max_length: int | None = None  # None: no limit of ours (the provider's ids vary)
     url: bool = False
     platform_only: bool = False
 
@@ -306,6 +329,10 @@ API_BASE_URL = ProviderField(
     url=True,
     platform_only=True,
 )
+
+# Distinct channels (keys) a webhook body not signed by the platform may name: a body signed
+# with one tenant's own secret names that tenant's channels, not hundreds.
+MAX_TENANT_SIGNED_KEYS = 100
 
 # What a webhook yields: (the key its channel is found by, one parsed item).
 WebhookItem = tuple[str, "ParsedInbound | ParsedEcho | ParsedUserIdChange | ParsedStatus"]
@@ -368,43 +395,60 @@ class Provider(ABC):
         return f"The {self.name or self.code} provider is not available on this server."
 
     def validate(
-        self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
-    ) -> dict[str, str]:
-        """Errors by field key ('' when none), for settings and secrets of this provider's
-        shape (the service checked that both are storable objects). Unknown keys, a required
-        field missing, a value too long or not a URL, then `clean` for the provider's own
-        rules. Messages never repeat a secret's value."""
-        errors: dict[str, str] = {}
+        self,
+        *,
+        settings: dict[str, Any] | None,
+        secrets: dict[str, Any] | None,
+        exclude_pk: object = None,
+    ) -> dict[str, list[str]]:
+        """Every error, under `settings` or `secrets`, of settings and secrets of this
+        provider's shape; each is checked on its own (None: the service found it unusable
+        already, so it is not checked again). Unknown keys, required fields missing, values
+        too long or not URLs; then, when the settings are right, `clean` for the provider's
+        own rules. Messages never repeat a secret's value."""
+        errors: dict[str, list[str]] = {}
+        if settings is not None and (problems := self.settings_problems(settings)):
+            errors["settings"] = problems
+        if secrets is not None and (problems := self.secrets_problems(secrets)):
+            errors["secrets"] = problems
+        if settings is not None and "settings" not in errors:
+            usable = secrets if secrets is not None and "secrets" not in errors else {}
+            found = self.clean(settings=settings, secrets=usable, exclude_pk=exclude_pk)
+            for key, message in found.items():
+                where = "secrets" if key == "secrets" or key in self.secret_keys else "settings"
+                errors.setdefault(where, []).append(message)
+        return errors
+
+    def settings_problems(self, settings: dict[str, Any]) -> list[str]:
+        """Every problem of the settings: unknown keys, then per declared field a value that
+        is not a URL, missing or too long."""
+        problems: list[str] = []
         unknown = sorted(set(settings) - self.settings_keys)
         if unknown:
-            errors["settings"] = f"Unknown keys: {', '.join(unknown)}."
-        elif problem := self._settings_problem(settings):
-            errors["settings"] = problem
-        unknown = sorted(set(secrets) - self.secret_keys)
-        if unknown:
-            errors["secrets"] = f"Unknown keys: {', '.join(unknown)}."
-        elif not all(isinstance(value, str) for value in secrets.values()):
-            errors["secrets"] = "Secret values must be strings."
-        if errors:
-            return errors
-        return self.clean(settings=settings, secrets=secrets, exclude_pk=exclude_pk)
-
-    def _settings_problem(self, settings: dict[str, Any]) -> str:
-        """The first problem of the declared settings ('' when none): URLs, then required
-        values, then lengths."""
-        declared = self.settings_fields
-        for item in declared:
+            problems.append(f"Unknown keys: {', '.join(unknown)}.")
+        for item in self.settings_fields:
             value = settings.get(item.key)
             if item.url and value is not None and not _http_url(value):
-                return f"settings.{item.key} must be an http(s) URL."
-        for item in declared:
-            if item.required and not str(settings.get(item.key, "")):
-                return f"settings.{item.key} is required for the {self.label}."
-        for item in declared:
-            value = settings.get(item.key)
-            if value is not None and len(str(value)) > item.max_length:
-                return f"settings.{item.key} is longer than {item.max_length} characters."
-        return ""
+                problems.append(f"settings.{item.key} must be an http(s) URL.")
+            elif item.required and not str(value if value is not None else ""):
+                problems.append(f"settings.{item.key} is required for the {self.label}.")
+            elif (
+                item.max_length is not None
+                and value is not None
+                and len(str(value)) > item.max_length
+            ):
+                problems.append(f"settings.{item.key} is longer than {item.max_length} characters.")
+        return problems
+
+    def secrets_problems(self, secrets: dict[str, Any]) -> list[str]:
+        """Every problem of the secrets (never a value): unknown keys, values not strings."""
+        problems: list[str] = []
+        unknown = sorted(set(secrets) - self.secret_keys)
+        if unknown:
+            problems.append(f"Unknown keys: {', '.join(unknown)}.")
+        if not all(isinstance(value, str) for value in secrets.values()):
+            problems.append("Secret values must be strings.")
+        return problems
 
     def clean(
         self, *, settings: dict[str, Any], secrets: dict[str, Any], exclude_pk: object = None
@@ -456,16 +500,23 @@ class Provider(ABC):
         from channels_app.providers.webhook import bad_request, forbidden, skipped
         from core.context import tenant_bound
 
-        platform_signed = self.verify(request, None)
+        platform_signed = self._verified(request, None)
         try:
             items = self.parse(request)
-        except ValueError as exc:
+        except (ValueError, TypeError, RecursionError, UnicodeError):
+            # A body that is not this provider's webhook (not JSON, nested too deeply, ...):
+            # a 400 for a platform-signed one; the exception's text is never echoed.
             if not platform_signed:
                 return forbidden(f"{self.code} signature mismatch")
-            return bad_request(str(exc))
-        channels = self.lookup({key for key, _item in items})
+            return bad_request("body is not a valid webhook")
+        keys = {key for key, _item in items}
+        if not platform_signed and len(keys) > MAX_TENANT_SIGNED_KEYS:
+            # Only the platform batches many channels; a body not signed by it must not make
+            # us look up (and check signatures for) as many channels as it likes.
+            return forbidden(f"{self.code} signature mismatch")
+        channels = self.lookup(keys)
         covered = {
-            key for key, ch in channels.items() if platform_signed or self.verify(request, ch)
+            key for key, ch in channels.items() if platform_signed or self._verified(request, ch)
         }
         if not covered and not platform_signed:
             return forbidden(f"{self.code} signature mismatch")
@@ -479,6 +530,14 @@ class Provider(ABC):
                 else:
                     receiver.dispatch(channel, item)
         return HttpResponse("OK", content_type="text/plain")
+
+    def _verified(self, request: HttpRequest, channel: ChannelInstance | None) -> bool:
+        """`verify`, with a signature it cannot even compare (a non-ASCII header given to
+        `hmac.compare_digest` as text) a mismatch rather than a 500."""
+        try:
+            return self.verify(request, channel)
+        except (TypeError, ValueError, UnicodeError):
+            return False
 
     # -- sending -------------------------------------------------------------------------------
 

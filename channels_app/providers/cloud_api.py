@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 
 from channels_app.providers.base import (
     API_BASE_URL,
+    MAX_TENANT_SIGNED_KEYS,
     AmbiguousSendError,
     FetchedTemplate,
     MediaDownloadError,
@@ -43,6 +44,7 @@ from channels_app.providers.base import (
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
+    http_session,
     numbered_choices,
     placeholders,
     read_limited,
@@ -84,8 +86,9 @@ def signature_valid(*, body: bytes, header: str, secret: str) -> bool:
     """Constant-time check of `sha256=<hex>` against HMAC-SHA256(secret, raw body)."""
     if not header or not secret or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    given = header[len("sha256=") :].strip().lower().encode("utf-8", "replace")
+    return hmac.compare_digest(expected, given)  # bytes: a non-ASCII header is a mismatch
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -654,12 +657,15 @@ def _error_of(response: requests.Response) -> tuple[str, str]:
 
 
 # Distinct phone numbers a body not signed by the platform may name (tenant-signed bodies).
-MAX_TENANT_SIGNED_NUMBERS = 100
+MAX_TENANT_SIGNED_NUMBERS = MAX_TENANT_SIGNED_KEYS
 
 
-def meta_subscription_answer(request: HttpRequest) -> HttpResponse:
+def meta_subscription_answer(request: HttpRequest) -> HttpResponse | None:
     """Meta's `GET` verification handshake: the challenge back when `hub.verify_token` is
-    META_VERIFY_TOKEN, else a 403."""
+    META_VERIFY_TOKEN, else a 403; None for a request that is no such handshake (no
+    `hub.mode`), which another provider may answer."""
+    if "hub.mode" not in request.GET:
+        return None
     mode = request.GET.get("hub.mode", "")
     token = request.GET.get("hub.verify_token", "")
     challenge = request.GET.get("hub.challenge", "")
@@ -691,6 +697,7 @@ class CloudApiProvider(Provider):
             "Phone number ID",
             "Meta → WhatsApp → API setup: the number's “Phone number ID” (not the number).",
             required=True,
+            max_length=64,  # the column the webhooks find the channel by
         ),
         ProviderField(
             "business_account_id",
@@ -845,7 +852,7 @@ class CloudApiProvider(Provider):
         first_id = ""
         for position, body in enumerate(bodies):
             try:
-                response = requests.post(
+                response = http_session().post(
                     url,
                     json=body,
                     headers={"Authorization": f"Bearer {token}"},
@@ -919,7 +926,7 @@ class CloudApiProvider(Provider):
 
     def _get_json(self, url: str, *, params: dict[str, Any] | None, token: str) -> dict[str, Any]:
         try:
-            response = requests.get(
+            response = http_session().get(
                 url,
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
@@ -951,7 +958,7 @@ class CloudApiProvider(Provider):
         headers = {"Authorization": f"Bearer {token}"}
         timeout = settings.PROVIDER_HTTP_TIMEOUT_SECONDS
         try:
-            meta = requests.get(
+            meta = http_session().get(
                 f"{self.base_url(channel)}/{quote(media_id, safe='')}",
                 headers=headers,
                 timeout=timeout,
@@ -962,7 +969,7 @@ class CloudApiProvider(Provider):
                 )
             info = meta.json()
             media_url = info["url"]
-            response = requests.get(media_url, headers=headers, timeout=timeout, stream=True)
+            response = http_session().get(media_url, headers=headers, timeout=timeout, stream=True)
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise MediaDownloadError(type(exc).__name__, code="network") from None
         with response:

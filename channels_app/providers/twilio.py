@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -42,6 +43,7 @@ from channels_app.providers.base import (
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
+    http_session,
     numbered_choices,
     placeholders,
     read_limited,
@@ -304,10 +306,12 @@ _local = threading.local()
 
 
 def _http_client() -> TwilioHttpClient:
-    """One pooled HTTP client per thread, with the configured timeout."""
+    """One pooled HTTP client per thread, with the configured timeout and no cookies."""
     client = getattr(_local, "http_client", None)
     if client is None:
         client = TwilioHttpClient(timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS)
+        if client.session is not None:  # cookies never cross from one account to another
+            client.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         _local.http_client = client
     return client
 
@@ -403,7 +407,7 @@ def parse_content(raw: Any) -> FetchedTemplate | None:
 
 def _content_page(url: str, *, params: dict[str, Any] | None, auth: tuple[str, str]) -> dict:
     try:
-        response = requests.get(
+        response = http_session().get(
             url, params=params, auth=auth, timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS
         )
     except requests.RequestException as exc:
@@ -657,7 +661,7 @@ class TwilioProvider(Provider):
             )
         sid, token = credentials(channel)
         try:
-            response = requests.get(
+            response = http_session().get(
                 url,
                 auth=(sid, token) if sid and token else None,
                 timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,

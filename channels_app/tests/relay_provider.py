@@ -51,7 +51,7 @@ class RelayProvider(Provider):
         key = (channel.secrets or {}).get("signing_key", "") if channel is not None else ""
         signature = request.headers.get("X-Relay-Signature", "")
         return bool(key and signature) and hmac.compare_digest(
-            relay_signature(request.body, key), signature
+            relay_signature(request.body, key).encode(), signature.encode("utf-8", "replace")
         )
 
     def parse(self, request: HttpRequest) -> list[WebhookItem]:

@@ -91,8 +91,8 @@ def test_its_declared_fields_are_validated_by_the_generic_service(relay, tenant)
             settings={"relay_account": "", "colour": "red"},
             secrets={"signing_key": KEY, "password": "x"},
         )
-    assert caught.value.message_dict == {
-        "settings": ["Unknown keys: colour."],
+    assert caught.value.message_dict == {  # every error, settings and secrets each checked
+        "settings": ["Unknown keys: colour.", "settings.relay_account is required for the Relay."],
         "secrets": ["Unknown keys: password."],
     }
     with pytest.raises(ValidationError) as caught:

@@ -57,7 +57,7 @@ from core.crypto import (
     phone_lookup,
     provider_id_pseudonym,
 )
-from core.tasks import enqueue_on_commit
+from core.tasks import enqueue_on_commit, enqueue_once_on_commit
 from flows.engine import AIAnswerNeeded
 from integrations import events as webhook_events
 
@@ -150,8 +150,11 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     from channels_app import tasks as channel_tasks
     from conversations import tasks
 
-    enqueue_on_commit(
-        tasks.process_thread, str(message.thread_id), tenant_id=str(channel.tenant_id)
+    enqueue_once_on_commit(
+        tasks.process_thread,
+        tasks.process_thread_key(message.thread_id),
+        str(message.thread_id),
+        tenant_id=str(channel.tenant_id),
     )
     for attachment in attachments:
         enqueue_on_commit(channel_tasks.download_attachment, str(attachment.pk))

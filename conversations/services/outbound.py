@@ -28,7 +28,7 @@ from channels_app.providers import (
     ParsedStatus,
     PermanentSendError,
     TransientSendError,
-    get_provider,
+    sending_provider,
 )
 from channels_app.providers.base import STATUS_RANK
 from channels_app.providers.outcomes import Outcome, outcome_of
@@ -365,7 +365,7 @@ def message_deliver(*, message_id: object) -> str:
     outcome: str
     error: Exception | None = None
     try:
-        result = get_provider(channel).deliver(channel=channel, payload=payload)
+        result = sending_provider(channel).deliver(channel=channel, payload=payload)
         outcome = "sent"
     except TransientSendError as exc:
         outcome, error = "transient", exc
