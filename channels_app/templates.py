@@ -27,6 +27,7 @@ from core.context import tenant_bound
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "SETUP_CODES",
     "SyncReport",
     "TemplateSyncError",
     "channel_templates",
@@ -139,22 +140,25 @@ def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncRepo
     return SyncReport(created=created, updated=updated, gone=gone)
 
 
+# Codes of a sync that could not even ask the provider: the channel's setup (e.g. a Cloud API
+# channel without `business_account_id`), not the provider's answer.
+SETUP_CODES = frozenset(
+    {"no_business_account_id", "no_credentials", "templates_unsupported", "provider_missing"}
+)
+
+
 def templates_sync_all() -> dict[str, int]:
     """Sync every active channel whose provider has templates (the periodic task). A channel
-    whose sync fails is logged (code only) and counted; the others go on."""
+    not set up for it is counted as skipped, one whose provider refused as failed (logged with
+    the code only); the others go on."""
     codes = [code for code, provider in providers().items() if provider.supports_templates]
     counts = {"synced": 0, "failed": 0, "skipped": 0}
     channels = ChannelInstance.objects.filter(is_active=True, provider__in=codes)
     for channel in channels.order_by("pk"):
-        if channel.provider == "cloud_api" and not (channel.settings or {}).get(
-            "business_account_id"
-        ):
-            counts["skipped"] += 1
-            continue
         try:
             channel_templates_sync(channel=channel)
-        except TemplateSyncError:
-            counts["failed"] += 1
+        except TemplateSyncError as exc:
+            counts["skipped" if exc.code in SETUP_CODES else "failed"] += 1
         else:
             counts["synced"] += 1
     return counts

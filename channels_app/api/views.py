@@ -19,7 +19,12 @@ from channels_app.services import (
     channel_platform_settings_changed,
     channel_update,
 )
-from channels_app.templates import TemplateSyncError, channel_templates, channel_templates_sync
+from channels_app.templates import (
+    SETUP_CODES,
+    TemplateSyncError,
+    channel_templates,
+    channel_templates_sync,
+)
 from core.api import BadGateway, Conflict
 from core.api_base import UUID_PATTERN, error_response
 from tenants import access
@@ -115,14 +120,10 @@ class ChannelTemplateSyncView(TenantScopedMixin, APIView):
         )
 
 
-# Codes of a sync that could not even be asked for: the channel's setup, not the provider.
-SETUP_CODES = {"no_business_account_id", "no_credentials", "templates_unsupported"}
-
-
 def sync_error(exc: TemplateSyncError) -> Conflict | BadGateway:
     """The API error of a failed sync: 409 for the channel's setup, else 502 with the
     provider's code and reason."""
-    if exc.code in SETUP_CODES or exc.code == "provider_missing":
+    if exc.code in SETUP_CODES:
         return Conflict(str(exc), code="templates_unavailable")
     error = BadGateway(f"The provider refused the template sync: {exc}")
     error.extra = {"provider_code": exc.code}

@@ -225,3 +225,47 @@ def test_the_simulator_prints_a_template_as_its_text():
     )
     PrintingProvider(printed.append).deliver(channel=None, payload=payload)
     assert printed == ["[template follow_up] Hi Maria, we have an answer to your question."]
+
+
+@pytest.mark.django_db
+@responses.activate
+def test_always_sends_the_template_from_the_inbound_pipeline(tenant):
+    from channels_app.providers import ParsedInbound
+    from conversations.services.inbound import message_receive
+
+    # given: a flow whose first node always sends a template, on a Cloud API channel
+    channel = factories.CloudChannelFactory(tenant=tenant)
+    factories.ChannelTemplateFactory(
+        channel=channel,
+        name="follow_up",
+        language="en",
+        body="Hi {{1}}, we have an answer to your question.",
+        components=[{"type": "BODY", "text": "Hi {{1}}, we have an answer to your question."}],
+    )
+    doc = flow(send_template="always")
+    doc["trigger"] = {"default": True}
+    flow_create(tenant=tenant, channel=channel, definition=doc)
+    responses.post(
+        f"https://graph.facebook.test/v22.0/{channel.settings['phone_number_id']}/messages",
+        json=load("cloud_api/messages_sent_200.json"),
+    )
+
+    # when: the contact writes (webhook -> store -> process -> send, after each commit)
+    with run_on_commit():
+        message_receive(
+            channel=channel,
+            inbound=ParsedInbound(
+                provider_message_id="wamid.in1",
+                from_phone="+16505551234",
+                text="hello",
+                profile_name="Maria",
+            ),
+        )
+
+    # then: the template went out (the window is open, but the node says always)
+    (call,) = responses.calls
+    body = json.loads(call.request.body)
+    assert body["type"] == "template" and body["template"]["name"] == "follow_up"
+    assert body["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Maria"}]
+    sent = Message.objects.get(kind="template")
+    assert (sent.status, sent.text) == ("sent", "Hi Maria, we have an answer to your question.")

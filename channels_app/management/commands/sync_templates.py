@@ -24,7 +24,7 @@ class Command(BaseCommand):
             counts = templates_sync_all()
             self.stdout.write(
                 f"{counts['synced']} channel(s) synced, {counts['failed']} failed, "
-                f"{counts['skipped']} without a business account id."
+                f"{counts['skipped']} not set up for templates (e.g. no business_account_id)."
             )
             if counts["failed"]:
                 raise CommandError(f"{counts['failed']} channel(s) could not be synced.")
