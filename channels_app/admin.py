@@ -1,17 +1,17 @@
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from channels_app.forms import ChannelForm, TestMessageForm, form_fields, provider_form_fields
-from channels_app.models import ChannelInstance, ChannelType
+from channels_app.models import ChannelInstance, ChannelTemplate, ChannelType
 from channels_app.providers import providers
 from channels_app.services import (
     TEST_MESSAGE_TEXT,
@@ -19,6 +19,8 @@ from channels_app.services import (
     TestSendThrottled,
     channel_send_test,
 )
+from channels_app.templates import TemplateSyncError, channel_templates_sync
+from core.api_base import parse_uuid
 from core.context import bind_tenant
 from tenants import access
 from tenants.access import Action
@@ -266,6 +268,20 @@ class ChannelAdmin(TenantScopedAdmin):
                 and access.can(request.user, Action.MANAGE, obj.tenant)
                 else ""
             ),
+            "templates_url": (
+                reverse("admin:channels_app_channeltemplate_changelist")
+                + f"?channel__id__exact={obj.pk}"
+                if saved
+                else ""
+            ),
+            "templates_count": obj.templates.count() if saved else 0,
+            "sync_templates_url": (
+                reverse("admin:channels_app_channelinstance_sync_templates", args=[obj.pk])
+                if saved
+                and access.can(request.user, Action.MANAGE, obj.tenant)
+                and getattr(providers().get(obj.provider), "supports_templates", False)
+                else ""
+            ),
         }
 
     def get_urls(self) -> list:
@@ -275,8 +291,41 @@ class ChannelAdmin(TenantScopedAdmin):
                 self.admin_site.admin_view(self.test_message_view),
                 name="channels_app_channelinstance_test_message",
             ),
+            path(
+                "<uuid:object_id>/sync-templates/",
+                self.admin_site.admin_view(self.sync_templates_view),
+                name="channels_app_channelinstance_sync_templates",
+            ),
         ]
         return custom + super().get_urls()
+
+    def sync_templates_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
+        """POST: sync the channel's message templates from its provider, then show them (or
+        the provider's reason). Another tenant's channel is a 404; without MANAGE, a 403."""
+        channel = self.get_object(request, str(object_id))
+        if not self.has_change_permission(request, channel):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        bind_tenant(channel.tenant_id)
+        try:
+            report = channel_templates_sync(channel=channel)
+        except TemplateSyncError as exc:
+            self.message_user(
+                request,
+                f"The templates could not be synced ({exc.code}): {exc}",
+                level=messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Templates synced: {report.created} new, {report.updated} updated, "
+                f"{report.gone} no longer listed by the provider.",
+                level=messages.SUCCESS,
+            )
+            self.log_change(request, channel, "Synced its message templates.")
+        changelist = reverse("admin:channels_app_channeltemplate_changelist")
+        return HttpResponseRedirect(f"{changelist}?channel__id__exact={channel.pk}")
 
     def test_message_view(self, request: HttpRequest, object_id: Any) -> HttpResponse:
         """Send a short text from the channel to a number the owner gives, and show what the
@@ -327,3 +376,55 @@ class ChannelAdmin(TenantScopedAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         queryset.soft_delete()
+
+
+@admin.register(ChannelTemplate)
+class ChannelTemplateAdmin(TenantScopedAdmin):
+    """The templates each channel's provider approved (or not), as last synced: read-only
+    (they are the provider's; **Sync templates** on a channel's page asks it again)."""
+
+    change_action = None
+    add_action = None
+    delete_action = None
+    list_display = ["name", "language", "category", "status", "sendable", "channel", "synced_at"]
+    list_filter = ["status", "category", ("channel", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "content_sid"]
+    list_select_related = ["channel", "channel__tenant"]
+    readonly_fields = [
+        "channel",
+        "name",
+        "language",
+        "category",
+        "status",
+        "content_sid",
+        "provider_template_id",
+        "body",
+        "components",
+        "parameters",
+        "named",
+        "rejection_reason",
+        "synced_at",
+        "gone_at",
+    ]
+    fields = readonly_fields
+    change_list_template = "admin/channels_app/channeltemplate/change_list.html"
+
+    @admin.display(boolean=True, description="Sendable")
+    def sendable(self, obj: ChannelTemplate) -> bool:
+        return obj.sendable
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """With a **Sync templates** button when the list shows one channel the user manages."""
+        extra_context = dict(extra_context or {})
+        channel_id = request.GET.get("channel__id__exact", "")
+        channel = (
+            ChannelInstance.objects.filter(pk=channel_id).select_related("tenant").first()
+            if parse_uuid(channel_id)
+            else None
+        )
+        if channel is not None and access.can(request.user, Action.MANAGE, channel.tenant):
+            extra_context["sync_channel"] = channel
+            extra_context["sync_templates_url"] = reverse(
+                "admin:channels_app_channelinstance_sync_templates", args=[channel.pk]
+            )
+        return super().changelist_view(request, extra_context)

@@ -94,3 +94,65 @@ class ChannelInstance(BaseModel):
     @property
     def has_secrets(self) -> bool:
         return bool(self.secrets)
+
+
+class TemplateStatus:
+    """The statuses of a template as stored (the provider's, lower-cased). Only `approved`
+    templates can be sent."""
+
+    APPROVED = "approved"
+
+
+class ChannelTemplate(BaseModel):
+    """A message template the provider knows for a channel's number, as last synced
+    (`channels_app.templates.channel_templates_sync`).
+
+    Cloud API templates are identified by `name` + `language` and carry their `components`
+    as Meta lists them; Twilio Content templates by `content_sid`, with `components` holding
+    the Content resource's `types`. `parameters` lists the placeholders a send must fill, in
+    order: `[{"component": "header"|"body", "name": "1"}]` (Cloud API; `named` when the
+    template uses named parameters) or `[{"name": "1", "default": "…"}]` (Twilio variables).
+    `body` is the text with its placeholders (`{{1}}`), used to show what was sent.
+    `gone_at` is set when a sync no longer finds the template at the provider.
+    """
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="channel_templates"
+    )
+    channel = models.ForeignKey(ChannelInstance, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=20, blank=True, default="")
+    category = models.CharField(max_length=40, blank=True, default="")
+    status = models.CharField(max_length=40, blank=True, default="")
+    content_sid = models.CharField(max_length=34, blank=True, default="")
+    provider_template_id = models.CharField(max_length=64, blank=True, default="")
+    body = models.TextField(blank=True, default="")
+    components = models.JSONField(default=list, blank=True)
+    parameters = models.JSONField(default=list, blank=True)
+    named = models.BooleanField(default=False)
+    rejection_reason = models.CharField(max_length=500, blank=True, default="")
+    synced_at = models.DateTimeField()
+    gone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "language"]
+        verbose_name = "message template"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "name", "language"],
+                condition=Q(content_sid=""),
+                name="template_channel_name_language_uniq",
+            ),
+            models.UniqueConstraint(
+                fields=["channel", "content_sid"],
+                condition=~Q(content_sid=""),
+                name="template_channel_content_sid_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})" if self.language else self.name
+
+    @property
+    def sendable(self) -> bool:
+        return self.status == TemplateStatus.APPROVED and self.gone_at is None

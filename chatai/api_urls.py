@@ -18,6 +18,7 @@ from tenants.api import urls as tenant_urls
 tenant_scoped = [
     *tenant_urls.tenant_router.urls,
     *channel_urls.tenant_router.urls,
+    *channel_urls.urlpatterns,
     *flow_urls.tenant_router.urls,
     *conversation_urls.tenant_router.urls,
     *conversation_urls.urlpatterns,

@@ -28,16 +28,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from channels_app.models import ChannelTemplate
 from conversations import inbox
 from conversations.admin_display import mask_phone
 from conversations.failures import explain
 from conversations.models import ChatThread, Message, MessageAttachment, ThreadStatus
+from conversations.selectors import thread_window_open
 from conversations.services.outbound import (
     ContactErasedError,
     OutsideWindowError,
     message_send_agent,
-    thread_window_open,
 )
+from conversations.services.templates import message_send_template, template_offers
 from conversations.services.threads import (
     thread_assign,
     thread_mark_seen,
@@ -193,6 +195,7 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         messages.warning(request, "That message is not in this thread; showing the latest.")
     if can_reply and not timeline.paged:
         thread_mark_seen(thread=thread)
+    window_open = thread_window_open(thread=thread)
     context = _context(
         request,
         admin_site,
@@ -206,7 +209,10 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         version=inbox.conversation_version(thread=thread),
         poll_seconds=POLL_SECONDS,
         can_reply=can_reply,
-        window_open=thread_window_open(thread=thread),
+        window_open=window_open,
+        offered_templates=(
+            template_offers(channel_id=thread.channel_id) if can_reply and not window_open else []
+        ),
         assignees=_assignees(thread) if can_reply else [],
         assignee_label=person(thread.assigned_to),
         sessions=_sessions(
@@ -407,6 +413,8 @@ def _act(request: HttpRequest, thread: ChatThread, action: str) -> None:
     user = request.user
     if action == "reply":
         _reply(request, thread, request.POST.get("text", ""))
+    elif action == "template":
+        _send_template(request, thread)
     elif action == "retry":
         _retry(request, thread, _uuid(request.POST.get("message")))
     elif action == "note":
@@ -455,6 +463,7 @@ def _retry(request: HttpRequest, thread: ChatThread, message_id: uuid.UUID | Non
     if (
         failed is None
         or not failed.text
+        or failed.kind == "template"  # its text is the rendered template, not a free text
         or (failed.metadata or {}).get("retried_as")
         or not explain(failed.error_code).retry
     ):
@@ -474,6 +483,33 @@ def _reply(request: HttpRequest, thread: ChatThread, text: str) -> Message:
             "Not sent: the 24-hour window is closed (the contact has not written in the last "
             "24 hours), so WhatsApp only accepts approved templates."
         ) from None
+
+
+def _send_template(request: HttpRequest, thread: ChatThread) -> Message:
+    """The template the composer offered (`template`: its id on the thread's channel) with
+    the values typed for its placeholders (`value`, in order)."""
+    template = ChannelTemplate.objects.filter(
+        channel_id=thread.channel_id, pk=_uuid(request.POST.get("template"))
+    ).first()
+    if template is None:
+        raise ValidationError("That template is not one of this channel's.")
+    values = request.POST.getlist("value")
+    names = [str(item.get("name", "")) for item in template.parameters or []]
+    if len(values) != len(names):
+        raise ValidationError("Fill in every value of the template.")
+    if template.content_sid:
+        spec: dict[str, Any] = {
+            "content_sid": template.content_sid,
+            "variables": dict(zip(names, values, strict=True)),
+        }
+    else:
+        spec = {"name": template.name, "language": template.language, "parameters": values}
+    try:
+        message = message_send_template(thread=thread, spec=spec, user=request.user)
+    except ContactErasedError:
+        raise ValidationError("Not sent: the contact's data was erased.") from None
+    messages.success(request, f"Template {template.name} sent.")
+    return message
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -58,6 +58,17 @@ _KNOWN: dict[str, tuple[str, str, bool]] = {
         True,
     ),
     "no_credentials": _CREDENTIALS,
+    "template_unavailable": (
+        "The flow names a WhatsApp template this number does not have approved, or its values "
+        "do not fit the template.",
+        "Sync the channel's templates, or fix the flow's template name, language or parameters.",
+        False,
+    ),
+    "templates_unsupported": (
+        "This channel's provider cannot send WhatsApp templates.",
+        "Use a Twilio or Cloud API channel for templates.",
+        False,
+    ),
     "untrusted_host": (
         "The channel points at an API host the platform does not trust.",
         "Ask platform staff to check the channel's settings.",

@@ -2,12 +2,13 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from conversations.models import ChatThread, Contact, Message, MessageAttachment
+from conversations.models import ChatThread, Contact, Direction, Message, MessageAttachment
 from flows.models import FlowSession
 from tenants.models import Tenant
 
@@ -210,3 +211,23 @@ def contact_timeline(
     events.sort(key=lambda event: event.cursor.sort_key(), reverse=True)
     page = events[:limit]
     return page, (page[-1].cursor if len(events) > limit else None)
+
+
+# WhatsApp's (and Instagram's) service window: free-form messages only this long after the
+# contact's last message.
+WINDOW = timedelta(hours=24)
+
+
+def thread_window_open(*, thread: ChatThread, now: datetime | None = None) -> bool:
+    """True when the contact wrote within the last 24 hours (WhatsApp's service window)."""
+    now = now or timezone.now()
+    last = thread.last_inbound_at
+    latest_message = (
+        Message.objects.filter(thread=thread, direction=Direction.INBOUND)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if latest_message and (last is None or latest_message > last):
+        last = latest_message
+    return last is not None and now - last <= WINDOW

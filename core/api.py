@@ -17,6 +17,14 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class BadGateway(exceptions.APIException):
+    """A provider we called refused or failed; the message carries its reason."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "The provider did not answer as expected."
+    default_code = "provider_error"
+
+
 class InvalidFlow(exceptions.APIException):
     """A flow document failed validation; `issues` are (path, message) pairs."""
 
@@ -56,6 +64,7 @@ _CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    502: "provider_error",
     415: "unsupported_media_type",
     429: "throttled",
 }
@@ -86,9 +95,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = "csrf_failed"
         if isinstance(exc.detail, str) and getattr(exc.detail, "code", None):
             detail_code = exc.detail.code
-            if detail_code not in ("invalid", "error", None) and response.status_code == 409:
+            if detail_code not in ("invalid", "error", None) and response.status_code in (409, 502):
                 code = str(detail_code)
     else:
         message = "Error."
     response.data = {"error": {"code": code, "message": message, "details": details}}
+    # More about the error for the client to act on (e.g. the templates it can send instead).
+    response.data["error"].update(getattr(exc, "extra", None) or {})
     return response

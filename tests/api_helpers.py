@@ -13,8 +13,9 @@ def key_client(tenant, name: str = "test") -> APIClient:
     return client
 
 
-def error_of(response) -> dict:
+def error_of(response, extra: tuple[str, ...] = ()) -> dict:
+    """The error envelope of an answer; `extra`: the keys an error adds (`templates`)."""
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert set(body["error"]) == {"code", "message", "details", *extra}, body
     return body["error"]

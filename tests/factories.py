@@ -3,9 +3,10 @@
 import uuid
 
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from channels_app.models import ChannelInstance, Provider
+from channels_app.models import ChannelInstance, ChannelTemplate, Provider
 from conversations.models import ChatThread, Contact, Message, MessageStatus, Sender
 from conversations.services.contacts import contact_external_id
 from core.crypto import phone_lookup
@@ -76,6 +77,26 @@ class SandboxChannelFactory(DjangoModelFactory):
     identifier = factory.LazyAttribute(lambda o: f"whatsapp:{o.phone_number}")
     settings = factory.LazyFunction(dict)
     secrets = factory.LazyFunction(dict)
+
+
+class ChannelTemplateFactory(DjangoModelFactory):
+    """An approved Cloud API template with one body parameter (`Hi {{1}}, …`)."""
+
+    class Meta:
+        model = ChannelTemplate
+
+    channel = factory.SubFactory(CloudChannelFactory)
+    tenant = factory.LazyAttribute(lambda o: o.channel.tenant)
+    name = factory.Sequence(lambda n: f"follow_up_{n}")
+    language = "en_US"
+    category = "UTILITY"
+    status = "approved"
+    body = "Hi {{1}}, we have news about your request."
+    components = factory.LazyFunction(
+        lambda: [{"type": "BODY", "text": "Hi {{1}}, we have news about your request."}]
+    )
+    parameters = factory.LazyFunction(lambda: [{"component": "body", "name": "1"}])
+    synced_at = factory.LazyFunction(timezone.now)
 
 
 class ContactFactory(DjangoModelFactory):

@@ -34,6 +34,8 @@ TENANT_MODELS = {
     "tenants.tenantmembership": (MEMBERS, MEMBERS, None, MEMBERS, MEMBERS),
     "tenants.tenantinvitation": (MEMBERS, None, MEMBERS, MEMBERS, None),
     "channels_app.channelinstance": (VIEW, MANAGE, MANAGE, MANAGE, MANAGE),
+    # synced from the provider: read-only for everyone
+    "channels_app.channeltemplate": (VIEW, None, None, None, None),
     "flows.flow": (VIEW, MANAGE, MANAGE, None, MANAGE),
     "flows.flowsession": (VIEW, None, None, None, None),
     "conversations.contact": (VIEW, None, None, None, None),
@@ -54,6 +56,7 @@ CUSTOM_PAGES = {
     "flows_flow_nodes": ("view", True, 200),
     "auth_user_password_change": ("change", True, 200),
     "channels_app_channelinstance_test_message": (MANAGE, True, 200),  # sends: owners only
+    "channels_app_channelinstance_sync_templates": (MANAGE, True, 405),  # a POST syncs
     "conversations_contact_export": (EXPORT, True, 405),  # the download is a POST
     "conversations_contact_erase": (ERASE, True, 200),  # GET: the confirmation page
 }
@@ -62,6 +65,8 @@ CUSTOM_PAGES = {
 CUSTOM_POSTS = {
     "conversations_contact_export": 200,  # the download itself
     "conversations_contact_erase": 200,  # the form again: the word was not typed
+    # back to the templates with the outcome (here the provider cannot be reached)
+    "channels_app_channelinstance_sync_templates": 302,
 }
 _COLUMNS = {"view": 0, "change": 1, "add": 2, "delete": 3}
 # A GET of the change page needs only the view action (Django shows it read-only); what
@@ -93,6 +98,7 @@ def test_every_registered_model_and_page_is_in_the_tables():
 @pytest.fixture
 def objects(tenant, django_user_model):
     channel = factories.TwilioChannelFactory(tenant=tenant)
+    template = factories.ChannelTemplateFactory(channel=channel)
     thread = factories.ThreadFactory(channel=channel)
     message = factories.MessageFactory(thread=thread)
     flow = Flow.objects.create(
@@ -113,6 +119,7 @@ def objects(tenant, django_user_model):
         "tenants.tenantapikey": api_key,
         "tenants.tenantmembership": membership,
         "channels_app.channelinstance": channel,
+        "channels_app.channeltemplate": template,
         "flows.flow": flow,
         "flows.flowsession": session,
         "conversations.contact": thread.contact,

@@ -243,8 +243,9 @@ def test_agent_message_outside_the_window_is_409_and_stores_nothing(client, tena
     url = reverse("thread-messages", kwargs={"tenant": tenant.pk, "thread": thread.pk})
     response = client.post(url, {"text": "Are you there?"}, format="json")
     assert response.status_code == 409
-    error = error_of(response)
+    error = error_of(response, extra=("templates",))
     assert error["code"] == "outside_window" and "24-hour" in error["message"]
+    assert error["templates"] == []  # the channel has none
     assert "Are you there?" not in response.content.decode()
     assert not Message.objects.filter(thread=thread).exists()
     assert client.post(url, {"text": ""}, format="json").status_code == 400

@@ -5,10 +5,13 @@ The schemathesis run is bounded (a few examples per operation) so it stays part 
 content types, bodies) as a staff session sees them, with path ids of real objects.
 """
 
+import json
 import os
 import re
+from pathlib import Path
 
 import pytest
+import responses
 import schemathesis
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
@@ -76,6 +79,8 @@ IDS = {
 MAX_EXAMPLES = int(os.environ.get("CHATAI_SCHEMA_EXAMPLES", "4"))
 PHASES = os.environ.get("CHATAI_SCHEMA_PHASES", "coverage,fuzzing").split(",")
 
+CHANNEL_FIXTURES = Path(__file__).resolve().parent.parent / "channels_app/tests/fixtures"
+
 # Loaded at collection: generating the schema touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 schema.config.phases.update(phases=PHASES)
@@ -109,6 +114,8 @@ CROSS_FIELD_RULES = {
     # resolves in the tests: the root conftest's resolver refuses them all).
     "POST /api/tenants/{tenant}/webhooks/",
     "PATCH /api/tenants/{tenant}/webhooks/{webhook}/",
+    # Either `text` or `template`, and a template must be one of the channel's approved ones.
+    "POST /api/tenants/{tenant}/threads/{thread}/messages/",
 }
 
 
@@ -175,6 +182,18 @@ def _staff_credentials(django_user_model) -> dict:
 
 
 @pytest.fixture
+def content_api():
+    """Twilio's Content API stand-in (the pinned channel is a Twilio one): a template sync
+    gets the stored list instead of trying the network."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as stand_in:
+        stand_in.get(
+            "https://content.twilio.test/v1/ContentAndApprovals",
+            json=json.loads((CHANNEL_FIXTURES / "twilio/content_and_approvals.json").read_text()),
+        )
+        yield stand_in
+
+
+@pytest.fixture
 def staff_session(real_ids, django_user_model):
     return _staff_credentials(django_user_model)
 
@@ -195,7 +214,7 @@ HYPOTHESIS = settings(
 
 @schema.parametrize()
 @HYPOTHESIS
-def test_api_honours_its_schema_for_staff(case, staff_session, keep_test_connection):
+def test_api_honours_its_schema_for_staff(case, staff_session, content_api, keep_test_connection):
     case.call_and_validate(
         headers=staff_session["headers"], cookies=staff_session["cookies"], checks=_checks(case)
     )
@@ -203,5 +222,7 @@ def test_api_honours_its_schema_for_staff(case, staff_session, keep_test_connect
 
 @schema.parametrize()
 @HYPOTHESIS
-def test_api_honours_its_schema_for_an_api_key(case, key_credentials, keep_test_connection):
+def test_api_honours_its_schema_for_an_api_key(
+    case, key_credentials, content_api, keep_test_connection
+):
     case.call_and_validate(headers=key_credentials["headers"], checks=_checks(case))

@@ -1,7 +1,7 @@
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from channels_app.models import ChannelInstance, ChannelType
+from channels_app.models import ChannelInstance, ChannelTemplate, ChannelType
 from channels_app.providers.registry import provider_choices
 from channels_app.services import E164
 from core.api_fields import StrictBooleanField, StrictCharField, StrictModelSerializer
@@ -73,3 +73,37 @@ class ChannelSerializer(StrictModelSerializer):
         ]
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {"is_active": {"required": False}}
+
+
+class ChannelTemplateSerializer(serializers.ModelSerializer):
+    """A template as last synced. `sendable`: approved and still listed by the provider.
+    `parameters`: the placeholders a send fills, in order."""
+
+    sendable = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ChannelTemplate
+        fields = [
+            "id",
+            "name",
+            "language",
+            "category",
+            "status",
+            "sendable",
+            "content_sid",
+            "body",
+            "components",
+            "parameters",
+            "named",
+            "rejection_reason",
+            "synced_at",
+            "gone_at",
+        ]
+        read_only_fields = fields
+
+
+class TemplateSyncReportSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    gone = serializers.IntegerField()
+    templates = serializers.IntegerField(help_text="The channel's templates now, gone included.")

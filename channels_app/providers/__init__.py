@@ -84,6 +84,9 @@ class NotInstalledProvider(Provider):
             code="provider_not_installed",
         )
 
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        return self.send(channel=channel, payload=payload)
+
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         raise MediaDownloadError(
             "The channel's provider is not installed on this server.",

@@ -163,9 +163,27 @@ class ParsedStatus:
 
 
 @dataclass(frozen=True)
+class TemplateMessage:
+    """An approved message template to send, with its placeholders filled.
+
+    The Cloud API names it by `name` + `language`; `parameters` are (component, placeholder,
+    value) in the template's order (`named`: the template uses named placeholders, sent with
+    their `parameter_name`). Twilio names it by `content_sid`; `variables` are (key, value).
+    """
+
+    name: str = ""
+    language: str = ""
+    parameters: tuple[tuple[str, str, str], ...] = ()
+    named: bool = False
+    content_sid: str = ""
+    variables: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboundPayload:
     """What to send: the recipient (an E.164 phone, else a WhatsApp user id in `to_user_id`),
-    text, optional media and reply choices."""
+    text, optional media and reply choices; or an approved `template` (then `text` is only
+    what the template renders to, for our records, and is not sent)."""
 
     to_phone: str
     text: str = ""
@@ -174,6 +192,33 @@ class OutboundPayload:
     reference: str = ""  # our message id, for provider-side correlation only
     to_user_id: str = ""  # used only when there is no phone
     to_ig_user_id: str = ""  # an Instagram-scoped id (Instagram channels only)
+    template: TemplateMessage | None = None
+
+
+@dataclass(frozen=True)
+class FetchedTemplate:
+    """One message template as a provider lists it (see `Provider.templates_fetch`).
+    `parameters` and `named` as `ChannelTemplate` stores them; `status` lower-cased."""
+
+    name: str
+    language: str = ""
+    category: str = ""
+    status: str = ""
+    content_sid: str = ""
+    provider_template_id: str = ""
+    body: str = ""
+    components: Any = field(default_factory=list)
+    parameters: tuple[dict[str, str], ...] = ()
+    named: bool = False
+    rejection_reason: str = ""
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+
+def placeholders(text: str) -> list[str]:
+    """The names of a template text's `{{…}}` placeholders, first appearance order, once each."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(text or "")))
 
 
 @dataclass(frozen=True)
@@ -222,6 +267,10 @@ def failed_before_sending(exc: requests.RequestException) -> bool:
         reason = getattr(exc.args[0], "reason", exc.args[0])  # MaxRetryError wraps the cause
         return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)  # incl. refused, DNS
     return False
+
+
+class TemplateSyncError(ProviderError):
+    """The provider's templates could not be listed (refused, unreachable, not configured)."""
 
 
 _local = threading.local()
@@ -529,6 +578,32 @@ class Provider(ABC):
     @abstractmethod
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         """Download inbound media. Raises MediaDownloadError."""
+
+    # -- message templates (optional) ----------------------------------------------------------
+
+    # Whether the provider has approved templates to sync and send (`templates_fetch`,
+    # `send_template`); the periodic sync skips the others.
+    supports_templates: bool = False
+
+    def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
+        """Every template the provider lists for the channel. Raises TemplateSyncError."""
+        raise TemplateSyncError(
+            f"The {self.label} provider has no message templates.", code="templates_unsupported"
+        )
+
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """Send `payload.template`; raises like `send`."""
+        raise PermanentSendError(
+            f"The {self.label} provider cannot send message templates.",
+            code="templates_unsupported",
+        )
+
+    def deliver(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """`send_template` for a payload that carries a template, else `send`: what the
+        outbound pipeline calls, so a template never goes out as free-form text."""
+        if payload.template is not None:
+            return self.send_template(channel=channel, payload=payload)
+        return self.send(channel=channel, payload=payload)
 
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import requests
 from django.conf import settings
@@ -26,6 +26,7 @@ from channels_app.providers.base import (
     API_BASE_URL,
     MAX_TENANT_SIGNED_KEYS,
     AmbiguousSendError,
+    FetchedTemplate,
     MediaDownloadError,
     MediaFile,
     OutboundPayload,
@@ -39,11 +40,13 @@ from channels_app.providers.base import (
     Provider,
     ProviderField,
     SendResult,
+    TemplateSyncError,
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
     http_session,
     numbered_choices,
+    placeholders,
     read_limited,
     scrub,
 )
@@ -562,6 +565,88 @@ def _with_media(base: dict[str, Any], url: str | None, caption: str | None) -> l
     return bodies
 
 
+def build_template_message(payload: OutboundPayload) -> dict[str, Any]:
+    """The Graph API body of a template message: `type: template` with the template's name,
+    its language code and one component per part that has parameters (header, body), each
+    parameter a `text` (with its `parameter_name` for a template with named parameters)."""
+    template = payload.template
+    assert template is not None
+    base: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    to = payload.to_phone.lstrip("+")
+    if to:
+        base["to"] = to
+    else:
+        base["recipient"] = payload.to_user_id
+    components = []
+    for part in ("header", "body"):
+        values = [(name, value) for comp, name, value in template.parameters if comp == part]
+        if values:
+            components.append(
+                {
+                    "type": part,
+                    "parameters": [
+                        {"type": "text", "text": value}
+                        | ({"parameter_name": name} if template.named else {})
+                        for name, value in values
+                    ],
+                }
+            )
+    body: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if components:
+        body["components"] = components
+    return {**base, "type": "template", "template": body}
+
+
+# The fields a template sync asks for (Graph API WhatsAppMessageTemplate).
+TEMPLATE_FIELDS = "id,name,language,status,category,components,parameter_format,rejected_reason"
+TEMPLATE_PAGE_SIZE = 100
+MAX_TEMPLATE_PAGES = 50
+
+
+def parse_template(raw: Any) -> FetchedTemplate | None:
+    """One entry of `GET /{business_account_id}/message_templates` (None when it is not a
+    template with a name). Parameters are the text placeholders of the header, then of the
+    body; the text kept is header, body and footer."""
+    if not isinstance(raw, dict) or not raw.get("name"):
+        return None
+    components = [item for item in _list(raw.get("components")) if isinstance(item, dict)]
+    parameters: list[dict[str, str]] = []
+    texts: list[str] = []
+    for component in components:
+        kind = str(component.get("type", "")).lower()
+        text = str(component.get("text") or "")
+        if kind == "header" and str(component.get("format", "TEXT")).upper() != "TEXT":
+            continue
+        if kind in ("header", "body", "footer") and text:
+            texts.append(text)
+        if kind in ("header", "body"):
+            parameters += [{"component": kind, "name": name} for name in placeholders(text)]
+    named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
+        not item["name"].isdigit() for item in parameters
+    )
+    reason = str(raw.get("rejected_reason") or "")
+    return FetchedTemplate(
+        name=str(raw["name"])[:512],
+        language=str(raw.get("language") or "")[:20],
+        category=str(raw.get("category") or "")[:40],
+        status=str(raw.get("status") or "").lower()[:40],
+        provider_template_id=str(raw.get("id") or "")[:64],
+        body="\n\n".join(texts),
+        components=components,
+        parameters=tuple(parameters),
+        named=named,
+        rejection_reason="" if reason.upper() == "NONE" else scrub(reason),
+    )
+
+
+def _same_origin(url: str, base: str) -> bool:
+    """Whether a paging URL the provider gave points at the host we asked (the access token
+    goes with it)."""
+
+    ours, theirs = urlparse(base), urlparse(url)
+    return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
+
+
 def _error_of(response: requests.Response) -> tuple[str, str]:
     try:
         error = response.json().get("error") or {}
@@ -615,9 +700,9 @@ class CloudApiProvider(Provider):
             max_length=64,  # the column the webhooks find the channel by
         ),
         ProviderField(
-            "waba_id",
+            "business_account_id",
             "WhatsApp Business Account ID",
-            "Optional; shown next to the phone number ID.",
+            "Shown next to the phone number ID; needed to sync the number's message templates.",
         ),
         API_BASE_URL,
     )
@@ -755,13 +840,17 @@ class CloudApiProvider(Provider):
         return token
 
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        return self._post(channel, build_message(payload))
+
+    def _post(self, channel: ChannelInstance, bodies: list[dict[str, Any]]) -> SendResult:
+        """Post the bodies of one message in order; the first one's message id."""
         token = self._token(channel)
         number_id = (channel.settings or {}).get("phone_number_id")
         if not number_id:
             raise PermanentSendError("The channel has no phone_number_id.", code="no_number_id")
         url = f"{self.base_url(channel)}/{number_id}/messages"
         first_id = ""
-        for position, body in enumerate(build_message(payload)):
+        for position, body in enumerate(bodies):
             try:
                 response = http_session().post(
                     url,
@@ -800,6 +889,69 @@ class CloudApiProvider(Provider):
                 ) from None
             first_id = first_id or message_id
         return SendResult(provider_message_id=first_id, raw_status="accepted")
+
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """One `type: template` message (the same request, errors and outcomes as `send`)."""
+        return self._post(channel, [build_template_message(payload)])
+
+    # -- message templates -----------------------------------------------------------------------
+
+    supports_templates = True
+
+    def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
+        """Every page of `GET {base}/{business_account_id}/message_templates`."""
+        account_id = str((channel.settings or {}).get("business_account_id") or "")
+        if not account_id:
+            raise TemplateSyncError(
+                "The channel has no business_account_id (WhatsApp Business Account ID): "
+                "set it in the channel's settings to sync its templates.",
+                code="no_business_account_id",
+            )
+        token = (channel.secrets or {}).get("access_token") or ""
+        if not token:
+            raise TemplateSyncError("The channel has no access token.", code="no_credentials")
+        base = self.base_url(channel)
+        url: str | None = f"{base}/{quote(account_id, safe='')}/message_templates"
+        params: dict[str, Any] | None = {"fields": TEMPLATE_FIELDS, "limit": TEMPLATE_PAGE_SIZE}
+        found: list[FetchedTemplate] = []
+        for _page in range(MAX_TEMPLATE_PAGES):
+            if url is None:
+                break
+            page = self._get_json(url, params=params, token=token)
+            found += [t for t in map(parse_template, _list(page.get("data"))) if t is not None]
+            following = _dict(page.get("paging")).get("next")
+            url = str(following) if following and _same_origin(str(following), base) else None
+            params = None  # the next page's URL carries them
+        return found
+
+    def _get_json(self, url: str, *, params: dict[str, Any] | None, token: str) -> dict[str, Any]:
+        try:
+            response = http_session().get(
+                url,
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
+            )
+        except requests.RequestException as exc:
+            raise TemplateSyncError(
+                f"The Graph API could not be reached ({type(exc).__name__}).", code="network"
+            ) from None
+        if response.status_code >= 400:
+            code, detail = _error_of(response)
+            raise TemplateSyncError(
+                detail or f"The Graph API answered {response.status_code}.",
+                code=code,
+                status=response.status_code,
+            )
+        try:
+            page = response.json()
+        except ValueError:
+            page = None
+        if not isinstance(page, dict):
+            raise TemplateSyncError(
+                "The Graph API answered something else than JSON.", code="bad_body"
+            )
+        return page
 
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         token = (channel.secrets or {}).get("access_token") or ""

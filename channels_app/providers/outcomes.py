@@ -66,6 +66,8 @@ OUTCOMES: tuple[ProviderCode, ...] = (
     ProviderCode(_T, "20003", _P, "Authentication failed (credentials)"),
     ProviderCode(_T, "63007", _P, "Twilio could not find a channel with the From address"),
     ProviderCode(_T, "63038", _P, "Account exceeded the daily messages limit"),
+    ProviderCode(_T, "21656", _P, "Template: the ContentVariables are invalid"),
+    ProviderCode(_T, "63028", _P, "Template: number of parameters does not match"),
     # WhatsApp Cloud API (https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes)
     ProviderCode(_C, "4", _R, "Application request limit reached"),
     ProviderCode(_C, "80007", _R, "WhatsApp Business Account rate limit reached"),

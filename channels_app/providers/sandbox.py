@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from channels_app.providers.base import (
+    FetchedTemplate,
     MediaDownloadError,
     MediaFile,
     OutboundPayload,
@@ -32,6 +33,34 @@ if TYPE_CHECKING:
     from channels_app.models import ChannelInstance
 
 ID_PREFIX = "SBX"
+
+
+DEMO_TEMPLATES = (
+    FetchedTemplate(
+        name="follow_up",
+        language="en",
+        category="UTILITY",
+        status="approved",
+        body="Hi {{1}}, we have an answer to your question. Reply to this message to continue.",
+        components=[
+            {
+                "type": "BODY",
+                "text": "Hi {{1}}, we have an answer to your question. "
+                "Reply to this message to continue.",
+            }
+        ],
+        parameters=({"component": "body", "name": "1"},),
+    ),
+    FetchedTemplate(
+        name="class_reminder",
+        language="en",
+        category="UTILITY",
+        status="approved",
+        body="Your {{1}} class starts at {{2}}. See you there!",
+        components=[{"type": "BODY", "text": "Your {{1}} class starts at {{2}}. See you there!"}],
+        parameters=({"component": "body", "name": "1"}, {"component": "body", "name": "2"}),
+    ),
+)
 
 
 def sandbox_enabled() -> bool:
@@ -60,6 +89,15 @@ class SandboxProvider(Provider):
                 code="sandbox_disabled",
             )
         return SendResult(provider_message_id=f"{ID_PREFIX}{uuid.uuid4().hex}", raw_status="sent")
+
+    # Templates: a demo's two approved templates; a template send is accepted like any send.
+    supports_templates = True
+
+    def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
+        return list(DEMO_TEMPLATES)
+
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        return self.send(channel=channel, payload=payload)
 
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         """Any media a sandbox contact "sends" is the same generated picture (a demo's photo)."""

@@ -7,6 +7,7 @@ https://www.twilio.com/docs/usage/webhooks/webhooks-security.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from twilio.rest import Client
 from channels_app.providers.base import (
     API_BASE_URL,
     AmbiguousSendError,
+    FetchedTemplate,
     MediaDownloadError,
     MediaFile,
     OutboundPayload,
@@ -37,11 +39,13 @@ from channels_app.providers.base import (
     Provider,
     ProviderField,
     SendResult,
+    TemplateSyncError,
     TransientSendError,
     WebhookReceiver,
     failed_before_sending,
     http_session,
     numbered_choices,
+    placeholders,
     read_limited,
     scrub,
 )
@@ -350,6 +354,84 @@ def auth_token_for(channel: ChannelInstance | None) -> str:
     return credentials(channel)[1]
 
 
+CONTENT_PAGE_SIZE = 500
+MAX_CONTENT_PAGES = 20
+
+
+def _variable_order(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 30, name)
+
+
+def _content_body(types: Any) -> str:
+    """The text a Content resource shows: the `body` of its first type that has one (a
+    `twilio/text`, `twilio/quick-reply`, …), else a card's `title`."""
+    if not isinstance(types, dict):
+        return ""
+    for value in types.values():
+        if isinstance(value, dict) and isinstance(value.get("body"), str):
+            return value["body"]
+    for value in types.values():
+        if isinstance(value, dict) and isinstance(value.get("title"), str):
+            return value["title"]
+    return ""
+
+
+def parse_content(raw: Any) -> FetchedTemplate | None:
+    """One entry of the Content API's `GET /v1/ContentAndApprovals` (None without a SID).
+    Its WhatsApp approval (`approval_requests`: name, category, status, rejection_reason)
+    gives the name, category and status; a content never submitted to WhatsApp has the
+    status `unsubmitted`."""
+    if not isinstance(raw, dict) or not str(raw.get("sid") or "").startswith("HX"):
+        return None
+    approval = raw.get("approval_requests")
+    approval = approval if isinstance(approval, dict) else {}
+    if isinstance(approval.get("whatsapp"), dict):  # the per-channel form of the same object
+        approval = approval["whatsapp"]
+    variables = raw.get("variables") if isinstance(raw.get("variables"), dict) else {}
+    body = _content_body(raw.get("types"))
+    names = sorted({*map(str, variables), *placeholders(body)}, key=_variable_order)
+    defaults = {str(key): str(value) for key, value in variables.items()}
+    return FetchedTemplate(
+        name=str(approval.get("name") or raw.get("friendly_name") or raw["sid"])[:512],
+        language=str(raw.get("language") or "")[:20],
+        category=str(approval.get("category") or "")[:40],
+        status=str(approval.get("status") or "unsubmitted").lower()[:40],
+        content_sid=str(raw["sid"])[:34],
+        body=body,
+        components=raw.get("types") if isinstance(raw.get("types"), dict) else {},
+        parameters=tuple({"name": name, "default": defaults.get(name, "")} for name in names),
+        named=any(not name.isdigit() for name in names),
+        rejection_reason=scrub(str(approval.get("rejection_reason") or "")),
+    )
+
+
+def _content_page(url: str, *, params: dict[str, Any] | None, auth: tuple[str, str]) -> dict:
+    try:
+        response = http_session().get(
+            url, params=params, auth=auth, timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS
+        )
+    except requests.RequestException as exc:
+        raise TemplateSyncError(
+            f"Twilio's Content API could not be reached ({type(exc).__name__}).", code="network"
+        ) from None
+    try:
+        page = response.json()
+    except ValueError:
+        page = None
+    if response.status_code >= 400:
+        error = page if isinstance(page, dict) else {}
+        raise TemplateSyncError(
+            scrub(str(error.get("message") or f"Twilio answered {response.status_code}.")),
+            code=str(error.get("code") or response.status_code),
+            status=response.status_code,
+        )
+    if not isinstance(page, dict):
+        raise TemplateSyncError(
+            "Twilio's Content API answered something else than JSON.", code="bad_body"
+        )
+    return page
+
+
 def _retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -481,12 +563,28 @@ class TwilioProvider(Provider):
         return client
 
     def send(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
-        client = self.client(channel)
+        kwargs = self._addressing(channel, payload)
+        kwargs["body"] = numbered_choices(payload.text, payload.choices)
+        if payload.media_url:
+            kwargs["media_url"] = [payload.media_url]
+        return self._create(channel, kwargs)
+
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """An approved Content template: `ContentSid` and `ContentVariables` (a JSON object of
+        the variables' values), no `Body`."""
+        template = payload.template
+        assert template is not None
+        kwargs = self._addressing(channel, payload)
+        kwargs["content_sid"] = template.content_sid
+        if template.variables:
+            kwargs["content_variables"] = json.dumps(dict(template.variables))
+        return self._create(channel, kwargs)
+
+    def _addressing(self, channel: ChannelInstance, payload: OutboundPayload) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             # A contact without a visible number is addressed by its user id, as Twilio
             # writes it in `From`: `whatsapp:US.1234…`.
             "to": f"whatsapp:{payload.to_phone or payload.to_user_id}",
-            "body": numbered_choices(payload.text, payload.choices),
             "status_callback": f"{settings.PUBLIC_BASE_URL}/api/webhooks/whatsapp",
         }
         service_sid = (channel.settings or {}).get("messaging_service_sid")
@@ -494,8 +592,10 @@ class TwilioProvider(Provider):
             kwargs["messaging_service_sid"] = service_sid
         else:
             kwargs["from_"] = channel.identifier
-        if payload.media_url:
-            kwargs["media_url"] = [payload.media_url]
+        return kwargs
+
+    def _create(self, channel: ChannelInstance, kwargs: dict[str, Any]) -> SendResult:
+        client = self.client(channel)
         try:
             message = client.messages.create(**kwargs)
         except TwilioRestException as exc:
@@ -523,6 +623,34 @@ class TwilioProvider(Provider):
         except TwilioException as exc:
             raise TransientSendError(scrub(str(exc)), code="twilio_error") from None
         return SendResult(provider_message_id=message.sid, raw_status=str(message.status or ""))
+
+    # -- message templates (the Content API) ---------------------------------------------------
+
+    supports_templates = True
+
+    def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
+        """Every page of the Content API's `GET /v1/ContentAndApprovals`, with the channel's
+        (or the platform's) credentials, at TWILIO_CONTENT_API_URL."""
+        sid, token = credentials(channel)
+        if not sid or not token:
+            raise TemplateSyncError("Twilio credentials are not configured.", code="no_credentials")
+        base = str(settings.TWILIO_CONTENT_API_URL).rstrip("/")
+        url: str | None = f"{base}/v1/ContentAndApprovals"
+        params: dict[str, Any] | None = {"PageSize": CONTENT_PAGE_SIZE}
+        found: list[FetchedTemplate] = []
+        for _page in range(MAX_CONTENT_PAGES):
+            if url is None:
+                break
+            page = _content_page(url, params=params, auth=(sid, token))
+            contents = page.get("contents")
+            for raw in contents if isinstance(contents, list) else []:
+                if (template := parse_content(raw)) is not None:
+                    found.append(template)
+            meta = page.get("meta") if isinstance(page.get("meta"), dict) else {}
+            following = str(meta.get("next_page_url") or "")
+            same_host = urlparse(following)[:2] == urlparse(base)[:2]
+            url, params = (following if following and same_host else None), None
+        return found
 
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         if not media_url_trusted(channel, url):

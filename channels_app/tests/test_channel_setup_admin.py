@@ -44,7 +44,7 @@ def channel_form(tenant=None, **overrides):
         "auth_token": "",
         "messaging_service_sid": "",
         "phone_number_id": "106540352242922",
-        "waba_id": "",
+        "business_account_id": "",
         "access_token": "EAAG-typed-token",
         "app_secret": "typed-app-secret",
     }
@@ -68,14 +68,19 @@ def test_a_cloud_api_channel_is_built_from_its_fields_with_its_app_secret(tenant
     # when: an owner saves a Cloud API channel (Twilio's fields filled in too, as leftovers)
     response = owner_client.post(
         ADD_URL,
-        channel_form(tenant, waba_id="102290129340398", account_sid="AC999", auth_token="x"),
+        channel_form(
+            tenant, business_account_id="102290129340398", account_sid="AC999", auth_token="x"
+        ),
     )
 
     # then: the settings come from the Cloud API's fields only, every secret is stored
     assert response.status_code == 302, response.content.decode()[:3000]
     channel = ChannelInstance.objects.get(tenant=tenant)
     assert channel.identifier == "whatsapp:+14155550100"
-    assert channel.settings == {"phone_number_id": "106540352242922", "waba_id": "102290129340398"}
+    assert channel.settings == {
+        "phone_number_id": "106540352242922",
+        "business_account_id": "102290129340398",
+    }
     assert channel.phone_number_id == "106540352242922"
     assert channel.secrets == {"access_token": "EAAG-typed-token", "app_secret": "typed-app-secret"}
 

@@ -59,7 +59,7 @@ def test_long_ids_are_accepted_and_such_a_channel_can_be_deactivated(tenant):
         tenant=tenant,
         provider="cloud_api",
         phone_number="+5511999990000",
-        settings={"phone_number_id": "106540352242922", "waba_id": long_id},
+        settings={"phone_number_id": "106540352242922", "business_account_id": long_id},
         secrets={"access_token": "EAAG"},
     )
     twilio = channel_create(

@@ -185,6 +185,14 @@ CELERY_BEAT_SCHEDULE = {
     "process-flow-timeouts": {"task": "flows.tasks.process_flow_timeouts", "schedule": 30.0},
     "send-due-webhooks": {"task": "integrations.tasks.send_due_webhooks", "schedule": 30.0},
 }
+# Message templates are synced from the providers this often (seconds; 0: only on demand, by
+# `manage.py sync_templates`, the admin's button or the API).
+TEMPLATES_SYNC_SECONDS = env.float("TEMPLATES_SYNC_SECONDS", default=6 * 3600.0)
+if TEMPLATES_SYNC_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["sync-templates"] = {
+        "task": "channels_app.tasks.sync_templates",
+        "schedule": TEMPLATES_SYNC_SECONDS,
+    }
 # The sandbox provider (demos: nothing is sent, statuses advance by themselves) works only with
 # DEBUG on or this set; production can neither create nor send through a sandbox channel.
 SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=False)
@@ -348,6 +356,10 @@ CHANNEL_PROVIDERS = env.list(
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
+# Twilio's Content API (message templates: Content SIDs and their WhatsApp approvals).
+TWILIO_CONTENT_API_URL = env.str(
+    "TWILIO_CONTENT_API_URL", default="https://content.twilio.com"
+).rstrip("/")
 META_APP_SECRET = env.str("META_APP_SECRET", default="")
 META_VERIFY_TOKEN = env.str("META_VERIFY_TOKEN", default="")
 WHATSAPP_GRAPH_API_URL = env.str(

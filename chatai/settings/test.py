@@ -33,6 +33,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
 TWILIO_AUTH_TOKEN = "test-twilio-default-token"
 TWILIO_API_BASE_URL = "https://api.twilio.test"
+TWILIO_CONTENT_API_URL = "https://content.twilio.test"
 META_APP_SECRET = "test-meta-app-secret"
 META_VERIFY_TOKEN = "test-verify-token"
 WHATSAPP_GRAPH_API_URL = "https://graph.facebook.test/v22.0"

@@ -115,11 +115,32 @@ class MessageSerializer(StrictModelSerializer):
 
     def get_content(self, message: Message) -> dict[str, Any]:
         content = message.private_data
+        if message.kind == "template":
+            identity = (message.metadata or {}).get("template") or {}
+            values = (content or {}).get("template_parameters") or []
+            template = {key: identity.get(key, "") for key in ("name", "language", "content_sid")}
+            return {"template": {**template, "parameters": [value for *_k, value in values]}}
         return content if isinstance(content, dict) else {}
 
 
 class AgentMessageSerializer(serializers.Serializer):
-    text = StrictCharField(max_length=4096, help_text="Sent as the agent.")
+    """Either a free-form `text` (only within the 24-hour window) or an approved `template`
+    (any time)."""
+
+    text = StrictCharField(max_length=4096, required=False, help_text="Sent as the agent.")
+    template = serializers.JSONField(
+        required=False,
+        help_text="An approved template of the thread's channel: "
+        '`{"name", "language", "parameters": [...]}` (Cloud API: one string per placeholder, '
+        'header first) or `{"content_sid", "variables": {...}}` (Twilio).',
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("text" in attrs) == ("template" in attrs):
+            raise serializers.ValidationError("Give either text or template.")
+        if "template" in attrs and not isinstance(attrs["template"], dict):
+            raise serializers.ValidationError({"template": "Must be an object."})
+        return attrs
 
 
 class ErasureSerializer(serializers.Serializer):

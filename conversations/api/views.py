@@ -29,6 +29,7 @@ from conversations.services.outbound import (
 )
 from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
+from conversations.services.templates import message_send_template, template_refs
 from conversations.services.threads import thread_update
 from core.api import Conflict
 from core.api_base import UUID_PATTERN, error_response
@@ -126,7 +127,8 @@ class MessageCursorPagination(StrictCursorPagination):
             **error_response(
                 "409",
                 "`outside_window`: more than 24 hours since the contact last wrote; "
-                "WhatsApp only allows approved templates then.",
+                "WhatsApp only allows approved templates then (`error.templates` lists the "
+                "channel's: send one with `template`).",
             ),
         },
     ),
@@ -154,23 +156,30 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
         thread = self.get_thread()
         serializer = AgentMessageSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
-            message = message_send_agent(
-                thread=thread,
-                text=serializer.validated_data["text"],
-                user=request_user(request),
-            )
+            if "template" in data:
+                message = message_send_template(
+                    thread=thread, spec=data["template"], user=request_user(request)
+                )
+            else:
+                message = message_send_agent(
+                    thread=thread, text=data["text"], user=request_user(request)
+                )
         except ContactErasedError:
             raise Conflict(
                 "The contact's data was erased, so no message can be sent to them.",
                 code="contact_erased",
             ) from None
         except OutsideWindowError:
-            raise Conflict(
+            conflict = Conflict(
                 "The 24-hour customer service window is closed: the contact has not written "
-                "in the last 24 hours, so WhatsApp only accepts approved templates.",
+                "in the last 24 hours, so WhatsApp only accepts approved templates "
+                "(`templates` lists this channel's; send one with `template`).",
                 code="outside_window",
-            ) from None
+            )
+            conflict.extra = {"templates": template_refs(channel_id=thread.channel_id)}
+            raise conflict from None
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from django.core.cache import cache
@@ -41,9 +41,10 @@ from conversations.models import (
     MessageStatus,
     Sender,
 )
-from conversations.selectors import thread_tenant_id
+from conversations.selectors import thread_tenant_id, thread_window_open
 from conversations.services.consent import contact_opt_out
 from conversations.services.handoffs import handoff_first_reply
+from conversations.services.templates import flow_template_message, template_payload
 from core import locks, metrics
 from core.context import tenant_bound
 from core.crypto import provider_id_pseudonym
@@ -52,7 +53,6 @@ from integrations import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
-WINDOW = timedelta(hours=24)
 MAX_SEND_ATTEMPTS = 5
 # An attempt that started longer ago than this and never finished died mid-request.
 IN_FLIGHT_STALE_AFTER = timedelta(minutes=10)
@@ -134,6 +134,12 @@ def replies_store(
     now = timezone.now()
     messages = []
     for position, reply in enumerate(replies):
+        if getattr(reply, "template", None) is not None:  # a flow's WhatsApp template
+            created_at = now + timedelta(microseconds=position)
+            messages.append(
+                flow_template_message(thread=thread, reply=reply, created_at=created_at)
+            )
+            continue
         metadata: dict[str, Any] = {}
         if reply.choices:
             metadata["choices"] = [{"id": cid, "label": label} for cid, label in reply.choices]
@@ -162,21 +168,6 @@ def replies_store(
         ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
     _schedule_send(thread)
     return messages
-
-
-def thread_window_open(*, thread: ChatThread, now: datetime | None = None) -> bool:
-    """True when the contact wrote within the last 24 hours (WhatsApp's service window)."""
-    now = now or timezone.now()
-    last = thread.last_inbound_at
-    latest_message = (
-        Message.objects.filter(thread=thread, direction=Direction.INBOUND)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    if latest_message and (last is None or latest_message > last):
-        last = latest_message
-    return last is not None and now - last <= WINDOW
 
 
 @transaction.atomic
@@ -238,6 +229,7 @@ def _payload(message: Message) -> OutboundPayload:
         media_url=(message.metadata or {}).get("media_url") or None,
         choices=choices,
         reference=str(message.pk),
+        template=template_payload(message),
     )
 
 
@@ -390,7 +382,7 @@ def _send(claimed: _Claimed, message_id: object) -> tuple[str, Any, Exception | 
     try:
         return (
             "sent",
-            sending_provider(channel).send(channel=channel, payload=claimed.payload),
+            sending_provider(channel).deliver(channel=channel, payload=claimed.payload),
             None,
         )
     except TransientSendError as exc:

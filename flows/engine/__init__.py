@@ -22,6 +22,7 @@ from .definition import (
     SetNode,
     Settings,
     Trigger,
+    WhatsAppTemplate,
 )
 from .runtime import (
     MAX_NODES_PER_STEP,
@@ -38,6 +39,7 @@ from .runtime import (
     SessionState,
     Status,
     StepResult,
+    TemplateSend,
     expire_session,
     fire_timeout,
     interrupt_session,
@@ -83,8 +85,10 @@ __all__ = [
     "Status",
     "StepResult",
     "TemplateContext",
+    "TemplateSend",
     "Trigger",
     "ValidationIssue",
+    "WhatsAppTemplate",
     "check_answer",
     "choose_default_flow",
     "evaluate",

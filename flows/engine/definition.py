@@ -300,13 +300,50 @@ class _Node(_Model):
     id: NodeId
 
 
+MAX_TEMPLATE_PARAMETERS = 20
+
+
+class WhatsAppTemplate(_Model):
+    """An approved WhatsApp message template of the channel (an extension of the format): a
+    Cloud API one by ``name`` and ``language``, or a Twilio Content template by
+    ``content_sid``. ``parameters`` fill its placeholders in order (a Cloud API template's
+    header first, then its body; a Twilio template's variables by their order) and are
+    templates themselves (``{{ contact.name }}``)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    language: Annotated[str, Field(min_length=2, max_length=20)] | None = None
+    content_sid: Annotated[str, Field(pattern=r"^HX[0-9a-fA-F]{32}$")] | None = None
+    parameters: Annotated[list[Template], Field(max_length=MAX_TEMPLATE_PARAMETERS)] = []
+
+    @model_validator(mode="after")
+    def _named_once(self) -> WhatsAppTemplate:
+        by_name = self.name is not None or self.language is not None
+        if by_name and self.content_sid is not None:
+            raise ValueError("name a template by name and language, or by content_sid, not both")
+        if self.content_sid is None and (self.name is None or self.language is None):
+            raise ValueError("a template needs name and language (or content_sid)")
+        return self
+
+
 class MessageNode(_Node):
-    """Sends ``text`` (and ``media_url``), then goes on to ``next``; without it the flow ends."""
+    """Sends ``text`` (and ``media_url``), then goes on to ``next``; without it the flow ends.
+
+    With ``whatsapp_template`` (an extension of the format) it sends that approved template
+    instead: when the contact's 24-hour window is closed (``send_template: "window_closed"``,
+    the default; ``text`` is sent while it is open), or always (``"always"``)."""
 
     type: Literal["message"]
     text: Template
     media_url: HttpsUrl | None = None
+    whatsapp_template: WhatsAppTemplate | None = None
+    send_template: Literal["window_closed", "always"] | None = None
     next: NodeId | None = None
+
+    @model_validator(mode="after")
+    def _template_mode(self) -> MessageNode:
+        if self.send_template is not None and self.whatsapp_template is None:
+            raise ValueError("send_template needs a whatsapp_template")
+        return self
 
 
 class QuestionNode(_Node):

@@ -107,13 +107,27 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class TemplateSend:
+    """An approved WhatsApp template to send, its parameters rendered: by ``name`` and
+    ``language`` (Cloud API) or by ``content_sid`` (Twilio)."""
+
+    name: str = ""
+    language: str = ""
+    content_sid: str = ""
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
-    """A message to send. ``sender`` is ``"flow"`` or ``"ai"``; ``text`` is at most 4096 chars."""
+    """A message to send. ``sender`` is ``"flow"`` or ``"ai"``; ``text`` is at most 4096 chars.
+    With ``template`` the message is that template (``text`` is the node's own text, kept
+    for the record)."""
 
     text: str
     media_url: str | None = None
     choices: tuple[Choice, ...] = ()
     sender: str = "flow"
+    template: TemplateSend | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,9 @@ class RunContext:
     contact_phone: str = ""
     tenant_name: str = ""
     ai: AIResponder | None = None
+    # Whether the contact wrote within WhatsApp's 24-hour window (a message node with a
+    # `whatsapp_template` sends the template when it is closed).
+    window_open: bool = True
 
 
 # --- session state ------------------------------------------------------------------------
@@ -449,7 +466,23 @@ class _Step:
         """Run ``node``; return the next node to enter (``None`` when waiting or finished) and
         the exit taken to it."""
         if isinstance(node, MessageNode):
-            self.send(self.render(node.text), media_url=node.media_url)
+            template = node.whatsapp_template
+            if template is not None and (
+                node.send_template == "always" or not self.ctx.window_open
+            ):
+                self.outbound.append(
+                    OutboundMessage(
+                        text=_cut(self.render(node.text)),
+                        template=TemplateSend(
+                            name=template.name or "",
+                            language=template.language or "",
+                            content_sid=template.content_sid or "",
+                            parameters=tuple(self.render(p) for p in template.parameters),
+                        ),
+                    )
+                )
+            else:
+                self.send(self.render(node.text), media_url=node.media_url)
             if node.next is None:
                 self.complete(node.id, "no_next")
             return node.next, "next"

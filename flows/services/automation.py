@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from conversations.models import ChatThread, Message
+from conversations.selectors import WINDOW, thread_window_open
 from core import metrics
 from flows import ai, selectors
 from flows.engine import (
@@ -31,6 +32,7 @@ from flows.engine import (
     SessionState,
     Status,
     StepResult,
+    TemplateSend,
     expire_session,
     fire_timeout,
     interrupt_session,
@@ -56,6 +58,9 @@ class Reply:
     sender: str = "flow"
     media_url: str | None = None
     choices: tuple[tuple[str, str], ...] = ()
+    # An approved WhatsApp template to send instead of the text (a message node's
+    # `whatsapp_template`; see conversations.services.templates.flow_template_message).
+    template: TemplateSend | None = None
 
 
 @dataclass(frozen=True)
@@ -249,9 +254,19 @@ def _replies(result: StepResult) -> list[Reply]:
             sender=out.sender,
             media_url=out.media_url,
             choices=tuple((choice.id, choice.label) for choice in out.choices),
+            template=out.template,
         )
         for out in result.outbound
     ]
+
+
+def _window_open(thread: ChatThread, message: Message | None, now: datetime) -> bool:
+    """WhatsApp's 24-hour window for the step: open when the inbound message being handled
+    (or the thread's latest) is less than 24 hours old. No query for an inbound message."""
+    if message is None:
+        return thread_window_open(thread=thread, now=now)
+    latest = max(filter(None, (thread.last_inbound_at, message.created_at)))
+    return now - latest <= WINDOW
 
 
 class _Runner:
@@ -275,6 +290,7 @@ class _Runner:
             contact_name=contact.name or "",
             contact_phone=contact.phone or "",
             tenant_name=tenant.name,
+            window_open=_window_open(thread, message, now),
             ai=ai.ThreadResponder(
                 config=_LazyConfig(tenant),
                 history=self._history,

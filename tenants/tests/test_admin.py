@@ -41,7 +41,7 @@ def onboarding_form(**overrides: str) -> dict[str, str]:
         "channels-0-auth_token": "super-secret-token",
         "channels-0-messaging_service_sid": "",
         "channels-0-phone_number_id": "",
-        "channels-0-waba_id": "",
+        "channels-0-business_account_id": "",
         "channels-0-access_token": "",
         "channels-0-app_secret": "",
         "channels-0-is_active": "on",

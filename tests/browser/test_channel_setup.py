@@ -37,7 +37,7 @@ def test_an_owner_sets_up_a_cloud_api_channel_and_sends_a_test(page: Page, brows
     page.select_option("#id_provider", "cloud_api")
 
     # then: only the Cloud API's fields show, and nothing for platform staff
-    for name in ("phone_number_id", "waba_id", "access_token", "app_secret"):
+    for name in ("phone_number_id", "business_account_id", "access_token", "app_secret"):
         expect(page.locator(f".field-{name}")).to_be_visible()
     for name in ("account_sid", "auth_token", "messaging_service_sid"):
         expect(page.locator(f".field-{name}")).to_be_hidden()
@@ -65,7 +65,7 @@ def test_an_owner_sets_up_a_cloud_api_channel_and_sends_a_test(page: Page, brows
 
     # when: they fill it in and save again, typing no secret
     page.fill("#id_phone_number_id", "106540352242922")
-    page.fill("#id_waba_id", "102290129340398")
+    page.fill("#id_business_account_id", "102290129340398")
     page.get_by_role("button", name="Save and continue editing").click()
 
     # then: the channel is stored with both secrets
@@ -74,7 +74,7 @@ def test_an_owner_sets_up_a_cloud_api_channel_and_sends_a_test(page: Page, brows
     assert channel.secrets == {"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET}
     assert channel.settings == {
         "phone_number_id": "106540352242922",
-        "waba_id": "102290129340398",
+        "business_account_id": "102290129340398",
     }
 
     # and the webhook URL is there to copy, with Meta's steps (the verify token not printed)

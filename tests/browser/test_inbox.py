@@ -4,6 +4,7 @@ when the provider's status callback arrives, add a private note, assign it to on
 it; and another tenant's staff cannot open it."""
 
 import re
+from datetime import timedelta
 
 import pytest
 import responses
@@ -159,3 +160,61 @@ def test_another_tenants_staff_cannot_open_the_thread(page: Page, conversation):
     expect(page.locator("#content-main")).not_to_contain_text("Maria Silva")
     response = page.goto(f"/admin/inbox/{conversation.pk}/")
     assert response is not None and response.status == 404
+
+
+def test_a_closed_window_offers_the_channels_templates(
+    page: Page, browser_problems, transactional_db
+):
+    # given: a Cloud API conversation quiet for three days, and the number's templates
+    tenant = factories.TenantFactory(name="Acme Gym")
+    channel = factories.CloudChannelFactory(tenant=tenant)
+    thread = factories.ThreadFactory(
+        channel=channel,
+        contact=factories.ContactFactory(tenant=tenant, name="Maria Silva", phone="+5511988887777"),
+        last_inbound_at=timezone.now() - timedelta(days=3),
+    )
+    factories.MessageFactory(thread=thread, text="Vocês abrem no feriado?")
+    Message.objects.filter(thread=thread).update(created_at=timezone.now() - timedelta(days=3))
+    factories.ChannelTemplateFactory(
+        channel=channel,
+        name="holiday_hours",
+        language="pt_BR",
+        body="Olá {{1}}! No feriado abrimos das {{2}}.",
+        components=[{"type": "BODY", "text": "Olá {{1}}! No feriado abrimos das {{2}}."}],
+        parameters=[{"component": "body", "name": "1"}, {"component": "body", "name": "2"}],
+    )
+    factories.ChannelTemplateFactory(channel=channel, name="follow_up", language="en_US")
+    agent = factories.UserFactory(username="ana", first_name="Ana", last_name="Lima")
+    factories.MembershipFactory(tenant=tenant, user=agent, role="agent")
+    graph = f"https://graph.facebook.test/v22.0/{channel.settings['phone_number_id']}/messages"
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as meta:
+        meta.add(responses.POST, graph, json={"messages": [{"id": "wamid.TEMPLATE1"}]})
+
+        # when: the agent opens it
+        log_in(page, "ana")
+        page.goto(f"/admin/inbox/{thread.pk}/")
+        expect(page.locator(".window-closed")).to_contain_text("The 24-hour window is closed")
+        offers = page.locator(".template-offer")
+        expect(offers).to_have_count(2)
+        expect(page.locator("#reply-form button[value=reply]")).to_be_disabled()
+        first = offers.first
+        expect(first.locator("summary")).to_contain_text("follow_up")
+        first.locator("summary").click()  # closes the first; open the second
+        second = offers.nth(1)
+        second.locator("summary").click()
+        second.locator("input[name=value]").nth(0).fill("Maria")
+        second.locator("input[name=value]").nth(1).fill("8h às 14h")
+        page.screenshot(path="/tmp/inbox-templates.png", full_page=True)
+        second.get_by_role("button", name="Send template").click()
+
+        # then: the rendered template is in the conversation, sent once as a template
+        bubble = page.locator(".bubble-outbound").last
+        expect(bubble).to_contain_text("Olá Maria! No feriado abrimos das 8h às 14h.")
+        expect(bubble).to_contain_text("template holiday_hours")
+        expect(bubble.locator(".tick-sent")).to_be_visible(timeout=10_000)
+        expect(second.locator("input[name=value]").nth(0)).to_have_value("")  # emptied
+        page.screenshot(path="/tmp/inbox-template-sent.png", full_page=True)
+        assert len(meta.calls) == 1
+        assert b'"type": "template"' in meta.calls[0].request.body
+    assert browser_problems.collect(page) == []

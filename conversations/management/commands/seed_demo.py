@@ -10,6 +10,7 @@ from channels_app.models import ChannelInstance, Provider
 from channels_app.providers import ParsedInbound, ParsedLocation, ParsedMedia
 from channels_app.providers.sandbox import sandbox_enabled
 from channels_app.services import channel_create, channel_update
+from channels_app.templates import channel_templates_sync
 from conversations.demo_history import demo_history_seed, history_exists
 from conversations.services.inbound import message_receive
 from core.tasks import in_process
@@ -114,6 +115,8 @@ class Command(BaseCommand):
         # conversations are complete when the command returns.
         with in_process():
             channel = self._seed()
+            if channel.provider == Provider.SANDBOX:  # its demo templates, for the inbox
+                channel_templates_sync(channel=channel)
             self._seed_conversations(channel)
             if history:
                 self._seed_history(channel, history)

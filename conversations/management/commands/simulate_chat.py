@@ -54,6 +54,14 @@ class PrintingProvider(Provider):
         self.printed.add(payload.reference)
         return SendResult(provider_message_id=f"SIM{uuid.uuid4().hex}", raw_status="sent")
 
+    def send_template(self, *, channel: ChannelInstance, payload: OutboundPayload) -> SendResult:
+        """A template prints as its rendered text, marked with the template's name."""
+        template = payload.template
+        label = (template.name or template.content_sid) if template is not None else ""
+        self._write(f"[template {label}] {payload.text}")
+        self.printed.add(payload.reference)
+        return SendResult(provider_message_id=f"SIM{uuid.uuid4().hex}", raw_status="sent")
+
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         if media_id.startswith("simulator-"):  # a /image of this session
             return MediaFile(content=placeholder_png(), content_type="image/png")

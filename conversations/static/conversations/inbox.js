@@ -40,6 +40,7 @@
   document.body.addEventListener("chatai:sent", function () {
     var form = document.getElementById("reply-form");
     if (form) { form.reset(); form.querySelector("textarea").focus(); }
+    document.querySelectorAll(".template-form").forEach(function (each) { each.reset(); });
     stick = true;
     toBottom();
   });

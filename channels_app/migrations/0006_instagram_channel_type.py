@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0003_provider_code_without_choices'),
+        ('channels_app', '0005_channel_template'),
     ]
 
     operations = [

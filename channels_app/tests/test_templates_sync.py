@@ -1,0 +1,217 @@
+"""Syncing a channel's message templates from the provider: replayed provider answers."""
+
+from datetime import timedelta
+from io import StringIO
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import responses
+from django.utils import timezone
+
+from channels_app.models import ChannelTemplate
+from channels_app.templates import TemplateSyncError, channel_templates_sync, templates_sync_all
+from tests import factories
+
+from .webhook_support import load
+
+pytestmark = pytest.mark.django_db
+
+WABA = "102290129340398"
+TEMPLATES_URL = f"https://graph.facebook.test/v22.0/{WABA}/message_templates"
+CONTENT_URL = "https://content.twilio.test/v1/ContentAndApprovals"
+
+
+@pytest.fixture
+def cloud_channel(tenant):
+    channel = factories.CloudChannelFactory(tenant=tenant)
+    channel.settings = {**channel.settings, "business_account_id": WABA}
+    channel.save()
+    return channel
+
+
+@responses.activate
+def test_cloud_api_sync_reads_every_page_and_stores_each_template(cloud_channel):
+    # given
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page1.json"))
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+
+    # when
+    report = channel_templates_sync(channel=cloud_channel)
+
+    # then
+    assert report.as_dict() == {"created": 3, "updated": 0, "gone": 0}
+    first, second = responses.calls[0].request, responses.calls[1].request
+    assert first.headers["Authorization"] == "Bearer EAAG-test-token"
+    query = parse_qs(urlparse(first.url).query)
+    assert query["fields"] == [
+        "id,name,language,status,category,components,parameter_format,rejected_reason"
+    ]
+    assert query["limit"] == ["100"]
+    assert parse_qs(urlparse(second.url).query)["after"] == ["MQZDZD"]
+    order = ChannelTemplate.objects.get(channel=cloud_channel, name="order_update")
+    assert (order.language, order.category, order.status) == ("en_US", "UTILITY", "approved")
+    assert order.provider_template_id == "1032423574593948"
+    assert order.parameters == [
+        {"component": "header", "name": "1"},
+        {"component": "body", "name": "1"},
+        {"component": "body", "name": "2"},
+    ]
+    assert order.body.startswith("Order {{1}}\n\nHi {{1}}, your order")
+    assert order.components[0]["type"] == "HEADER" and order.sendable
+    sale = ChannelTemplate.objects.get(channel=cloud_channel, name="winter_sale")
+    assert (sale.status, sale.named, sale.rejection_reason) == ("rejected", True, "PROMOTIONAL")
+    assert sale.parameters == [{"component": "body", "name": "first_name"}]
+    assert not sale.sendable
+    assert ChannelTemplate.objects.get(name="hello_world").parameters == []
+
+
+@responses.activate
+def test_a_second_sync_updates_known_ones_and_marks_missing_ones_gone(cloud_channel):
+    # given: synced once
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page1.json"))
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+    channel_templates_sync(channel=cloud_channel)
+    # the provider now lists order_update only, paused
+    page = load("cloud_api/message_templates_page1.json")
+    page["data"] = page["data"][:1]
+    page["data"][0]["status"] = "PAUSED"
+    del page["paging"]["next"]
+    responses.replace(responses.GET, TEMPLATES_URL, json=page)
+
+    # when
+    report = channel_templates_sync(channel=cloud_channel)
+
+    # then
+    assert report.as_dict() == {"created": 0, "updated": 1, "gone": 2}
+    order = ChannelTemplate.objects.get(name="order_update")
+    assert order.status == "paused" and order.gone_at is None and not order.sendable
+    gone = ChannelTemplate.objects.get(name="hello_world")
+    assert gone.gone_at is not None and not gone.sendable
+    assert ChannelTemplate.objects.count() == 3
+
+
+@responses.activate
+def test_a_refused_sync_raises_the_providers_reason_and_changes_nothing(cloud_channel):
+    # given
+    factories.ChannelTemplateFactory(channel=cloud_channel, name="kept")
+    responses.get(TEMPLATES_URL, json=load("cloud_api/error_100_templates.json"), status=400)
+
+    # when
+    with pytest.raises(TemplateSyncError) as caught:
+        channel_templates_sync(channel=cloud_channel)
+
+    # then
+    assert caught.value.code == "100" and caught.value.status == 400
+    assert "nonexisting field (message_templates)" in str(caught.value)
+    assert list(ChannelTemplate.objects.values_list("name", "gone_at")) == [("kept", None)]
+
+
+def test_a_cloud_channel_without_business_account_id_cannot_sync(tenant):
+    channel = factories.CloudChannelFactory(tenant=tenant)
+    with pytest.raises(TemplateSyncError) as caught:
+        channel_templates_sync(channel=channel)
+    assert caught.value.code == "no_business_account_id"
+
+
+@responses.activate
+def test_a_paging_link_to_another_host_is_not_followed(cloud_channel):
+    page = load("cloud_api/message_templates_page1.json")
+    page["paging"]["next"] = "https://attacker.test/next?after=x"
+    responses.get(TEMPLATES_URL, json=page)
+
+    channel_templates_sync(channel=cloud_channel)
+
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_twilio_sync_reads_the_content_api_with_the_channels_credentials(tenant):
+    # given
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    responses.get(CONTENT_URL, json=load("twilio/content_and_approvals.json"))
+
+    # when
+    report = channel_templates_sync(channel=channel)
+
+    # then
+    assert report.created == 2
+    request = responses.calls[0].request
+    assert parse_qs(urlparse(request.url).query) == {"PageSize": ["500"]}
+    assert request.headers["Authorization"].startswith("Basic ")
+    reminder = ChannelTemplate.objects.get(content_sid="HX2d2ddbbe8bca9ba2a3e2bcd91ca3c16b")
+    assert (reminder.name, reminder.language, reminder.category) == (
+        "appointment_reminder",
+        "en",
+        "UTILITY",
+    )
+    assert reminder.status == "approved" and reminder.sendable
+    assert reminder.parameters == [
+        {"name": "1", "default": "name"},
+        {"name": "2", "default": "time"},
+    ]
+    assert reminder.body == "Hi {{1}}, your appointment is at {{2}}."
+    sale = ChannelTemplate.objects.get(content_sid="HX7e3c5d1b9a0f4e2d8c6b4a2f0e1d3c5b")
+    assert sale.status == "rejected"
+    assert sale.rejection_reason == "Promotional content in a utility template"
+
+
+@responses.activate
+def test_twilio_refusal_is_a_sync_error_with_twilios_code(tenant):
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    responses.get(CONTENT_URL, json=load("twilio/content_error_401.json"), status=401)
+
+    with pytest.raises(TemplateSyncError) as caught:
+        channel_templates_sync(channel=channel)
+
+    assert (caught.value.code, str(caught.value)) == ("20003", "Authenticate")
+    assert not ChannelTemplate.objects.exists()
+
+
+@responses.activate
+def test_the_periodic_sync_goes_on_past_a_failing_channel(tenant, other_tenant, cloud_channel):
+    # given: a Twilio channel whose sync fails, a Cloud one that works, one without an account
+    factories.TwilioChannelFactory(tenant=other_tenant)
+    factories.CloudChannelFactory(tenant=tenant)
+    responses.get(CONTENT_URL, json=load("twilio/content_error_401.json"), status=401)
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+
+    # when
+    counts = templates_sync_all()
+
+    # then
+    assert counts == {"synced": 1, "failed": 1, "skipped": 1}
+    assert ChannelTemplate.objects.filter(tenant=tenant).count() == 1
+    assert ChannelTemplate.objects.get().synced_at > timezone.now() - timedelta(minutes=1)
+
+
+@responses.activate
+def test_the_command_syncs_one_channel_and_refuses_an_unknown_one(cloud_channel):
+    from django.core.management import CommandError, call_command
+
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+    out = StringIO()
+    call_command("sync_templates", "--channel", str(cloud_channel.pk), stdout=out)
+    assert out.getvalue().strip() == "1 new, 0 updated, 0 no longer listed."
+    with pytest.raises(CommandError, match="No such channel"):
+        call_command("sync_templates", "--channel", "not-an-id")
+    responses.replace(
+        responses.GET, TEMPLATES_URL, json=load("cloud_api/error_100_templates.json"), status=400
+    )
+    with pytest.raises(CommandError, match=r"refused \(100\)"):
+        call_command("sync_templates", "--channel", str(cloud_channel.pk))
+
+
+def test_the_sync_is_a_periodic_job_for_beat_and_the_embedded_scheduler(settings):
+    from channels_app.tasks import sync_templates
+    from core.scheduler import jobs_from_beat
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sync-templates"]
+    assert entry == {"task": "channels_app.tasks.sync_templates", "schedule": 6 * 3600.0}
+    jobs = {
+        job.name: job
+        for job in jobs_from_beat(
+            settings.CELERY_BEAT_SCHEDULE, overrides=settings.EMBEDDED_SCHEDULE_SECONDS
+        )
+    }
+    assert jobs["sync-templates"].run is sync_templates
+    assert jobs["sync-templates"].every == 6 * 3600.0
