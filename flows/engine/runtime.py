@@ -462,27 +462,30 @@ class _Step:
             if target is not None:
                 self.emit(EventType.NODE_EXITED, node_id=node.id, exit=exit, to=target)
 
+    def send_message(self, node: MessageNode) -> None:
+        """A message node's text, or its approved template where the node says so: always,
+        or (`window_closed`) when the 24-hour window is closed."""
+        template = node.whatsapp_template
+        if template is None or (node.send_template != "always" and self.ctx.window_open):
+            self.send(self.render(node.text), media_url=node.media_url)
+            return
+        self.outbound.append(
+            OutboundMessage(
+                text=_cut(self.render(node.text)),
+                template=TemplateSend(
+                    name=template.name or "",
+                    language=template.language or "",
+                    content_sid=template.content_sid or "",
+                    parameters=tuple(self.render(p) for p in template.parameters),
+                ),
+            )
+        )
+
     def enter(self, node: Node) -> tuple[str | None, str]:
         """Run ``node``; return the next node to enter (``None`` when waiting or finished) and
         the exit taken to it."""
         if isinstance(node, MessageNode):
-            template = node.whatsapp_template
-            if template is not None and (
-                node.send_template == "always" or not self.ctx.window_open
-            ):
-                self.outbound.append(
-                    OutboundMessage(
-                        text=_cut(self.render(node.text)),
-                        template=TemplateSend(
-                            name=template.name or "",
-                            language=template.language or "",
-                            content_sid=template.content_sid or "",
-                            parameters=tuple(self.render(p) for p in template.parameters),
-                        ),
-                    )
-                )
-            else:
-                self.send(self.render(node.text), media_url=node.media_url)
+            self.send_message(node)
             if node.next is None:
                 self.complete(node.id, "no_next")
             return node.next, "next"

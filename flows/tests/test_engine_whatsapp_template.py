@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from channels_app.tests.webhook_support import load, run_on_commit
 from conversations.models import Message
+from conversations.services.process import flow_fire_due_timeouts
 from flows.engine import RunContext, TemplateSend, parse_flow, start_session, validate_flow
 from flows.models import FlowSession
-from flows.services import flow_create, flow_fire_due_timeouts
+from flows.services import flow_create
 from flows.tests.support import example, receive
 from tests import factories
 
