@@ -216,7 +216,7 @@ def test_a_template_the_channel_lacks_is_recorded_as_failed_with_the_reason(clou
 
 def test_the_simulator_prints_a_template_as_its_text():
     from channels_app.providers.base import OutboundPayload, TemplateMessage
-    from flows.management.commands.simulate_chat import PrintingProvider
+    from conversations.management.commands.simulate_chat import PrintingProvider
 
     printed: list[str] = []
     payload = OutboundPayload(
