@@ -104,8 +104,13 @@ def _secrets_set(obj: ChannelInstance | None) -> str:
     return ", ".join(names) if names else "none"
 
 
-def webhook_url() -> str:
-    """The URL to paste into Twilio's and Meta's consoles (the same for every channel)."""
+def webhook_url(provider_code: str = "") -> str:
+    """The URL to paste into the provider's console: the shared WhatsApp webhook, or the
+    provider's own path where it has one (Instagram's `/api/webhooks/instagram`)."""
+    provider = providers().get(provider_code) if provider_code else None
+    if provider is not None and provider.webhook_path:
+        path = reverse("webhook-provider", kwargs={"name": provider.webhook_path})
+        return f"{settings.PUBLIC_BASE_URL}{path}"
     return f"{settings.PUBLIC_BASE_URL}{reverse('webhook-whatsapp')}"
 
 
@@ -253,11 +258,8 @@ class ChannelAdmin(TenantScopedAdmin):
         platform = access.can_anywhere(request.user, Action.PLATFORM)
         saved = obj is not None and obj.pk is not None
         return {
-            "webhook_url": webhook_url(),
-            "instagram_webhook_url": (
-                f"{settings.PUBLIC_BASE_URL}"
-                f"{reverse('webhook-provider', kwargs={'name': 'instagram'})}"
-            ),
+            "webhook_url": webhook_url(obj.provider if saved else ""),
+            "instagram_webhook_url": webhook_url("instagram"),
             "provider": obj.provider if saved else "",
             "verify_token_configured": bool(settings.META_VERIFY_TOKEN),
             "verify_token": settings.META_VERIFY_TOKEN if platform else "",

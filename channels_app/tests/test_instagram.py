@@ -685,3 +685,17 @@ def test_an_inactive_channel_and_an_unreaction(client, tenant, no_flow):
     removed = Message.objects.get()
     assert removed.private_data["reaction"]["action"] == "unreact"
     assert removed.private_data["reaction"]["emoji"] == ""
+
+
+def test_an_instagram_channels_page_shows_its_own_webhook_url(tenant, member):
+    from django.test import Client
+    from django.urls import reverse
+
+    channel = instagram_channel(tenant)
+    client = Client()
+    client.force_login(member(tenant, "owner"))
+    page = client.get(
+        reverse("admin:channels_app_channelinstance_change", args=[channel.pk])
+    ).content.decode()
+    assert 'value="https://chatai.example.com/api/webhooks/instagram"' in page
+    assert 'value="https://chatai.example.com/api/webhooks/whatsapp"' not in page
