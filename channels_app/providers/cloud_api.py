@@ -606,7 +606,8 @@ MAX_TEMPLATE_PAGES = 50
 def parse_template(raw: Any) -> FetchedTemplate | None:
     """One entry of `GET /{business_account_id}/message_templates` (None when it is not a
     template with a name). Parameters are the text placeholders of the header, then of the
-    body; the text kept is header, body and footer."""
+    body (positional ones in number order, as Meta fills them: `{{1}}` first); the text kept
+    is header, body and footer."""
     if not isinstance(raw, dict) or not raw.get("name"):
         return None
     components = [item for item in _list(raw.get("components")) if isinstance(item, dict)]
@@ -620,7 +621,12 @@ def parse_template(raw: Any) -> FetchedTemplate | None:
         if kind in ("header", "body", "footer") and text:
             texts.append(text)
         if kind in ("header", "body"):
-            parameters += [{"component": kind, "name": name} for name in placeholders(text)]
+            names = placeholders(text)
+            if all(
+                name.isdigit() for name in names
+            ):  # Meta fills {{1}} first, whatever comes first
+                names.sort(key=int)
+            parameters += [{"component": kind, "name": name} for name in names]
     named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
         not item["name"].isdigit() for item in parameters
     )

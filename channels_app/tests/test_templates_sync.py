@@ -215,3 +215,31 @@ def test_the_sync_is_a_periodic_job_for_beat_and_the_embedded_scheduler(settings
     }
     assert jobs["sync-templates"].run is sync_templates
     assert jobs["sync-templates"].every == 6 * 3600.0
+
+
+def test_positional_placeholders_are_stored_in_number_order_as_meta_fills_them():
+    from channels_app.providers import cloud_api
+    from channels_app.providers.base import OutboundPayload, TemplateMessage
+
+    raw = {
+        "name": "swap",
+        "language": "en_US",
+        "status": "APPROVED",
+        "components": [{"type": "BODY", "text": "Pick up {{2}} at {{1}}; {{10}} left."}],
+    }
+    parsed = cloud_api.parse_template(raw)
+    assert parsed is not None and not parsed.named
+    assert [item["name"] for item in parsed.parameters] == ["1", "2", "10"]
+    # the send puts the values in that order: Meta's {{1}} gets the first
+    template = TemplateMessage(
+        name="swap",
+        language="en_US",
+        parameters=(("body", "1", "the desk"), ("body", "2", "a parcel"), ("body", "10", "3")),
+    )
+    payload = OutboundPayload(to_phone="+16505551234", text="", template=template)
+    sent = cloud_api.build_template_message(payload)["template"]["components"][0]["parameters"]
+    assert [item["text"] for item in sent] == ["the desk", "a parcel", "3"]
+    named = cloud_api.parse_template(
+        {**raw, "components": [{"type": "BODY", "text": "{{b}} and {{a}}"}]}
+    )
+    assert named is not None and [item["name"] for item in named.parameters] == ["b", "a"]
