@@ -427,3 +427,31 @@ def test_a_twilio_template_refusal_is_recorded_with_twilios_reason(api, tenant):
     # the twilio client's wording of Twilio's message
     assert message.error_detail.endswith("The ContentVariables Parameter is invalid.")
     assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "message"),
+    [
+        ('{"name": "order\\u0000", "language": "en_US"}', "template.name", "NUL"),
+        ('{"name": "order_update", "language": "en\\u0000"}', "template.language", "NUL"),
+        (
+            '{"name": "order_update", "language": "en_US", "parameters": ["a", "b\\ud800", "c"]}',
+            "template.parameters[1]",
+            "lone surrogate",
+        ),
+        ('{"content_sid": "HX\\u0000", "variables": {}}', "template.content_sid", "NUL"),
+        ('{"content_sid": "HX1", "variables": {"1": "\\udfff"}}', "template.variables.1", "lone"),
+        ('{"content_sid": "HX1", "variables": {"\\u0000": "x"}}', "template.variables", "key"),
+    ],
+)
+def test_a_nul_or_lone_surrogate_anywhere_in_the_template_is_400(
+    api, quiet_thread, order_update, template, path, message
+):
+    body = '{"template": ' + template + "}"
+
+    response = api.post(messages_url(quiet_thread), body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    details = error_of(response)["details"]
+    assert details[0]["path"] == path and message in details[0]["message"], details
+    assert not Message.objects.exists()

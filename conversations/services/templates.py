@@ -25,6 +25,7 @@ from channels_app.providers.base import TemplateMessage
 from channels_app.templates import sendable_templates
 from conversations.models import ChatThread, Direction, Message, MessageStatus, Sender
 from core import metrics
+from core.storable import text_problem, unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def template_choose(*, thread: ChatThread, spec: Mapping[str, Any]) -> TemplateC
     """
     if not isinstance(spec, Mapping):
         raise ValidationError({"template": "Must be an object."})
+    _check_storable(spec)
     if "content_sid" in spec:
         return _choose_content(thread, spec)
     unknown = sorted(set(spec) - {"name", "language", "parameters"})
@@ -194,7 +196,20 @@ def _choose_content(thread: ChatThread, spec: Mapping[str, Any]) -> TemplateChoi
     return TemplateChoice(template=found, values=[variables[name] for name in expected])
 
 
+def _check_storable(spec: Mapping[str, Any]) -> None:
+    """Every string of the spec (keys included) storable and encryptable: a NUL character or
+    a lone surrogate is a 400 naming where it is, not a database or encoding error."""
+    for loc, problem in unstorable(dict(spec), ("template",)):
+        field = "".join(
+            f"[{part}]" if isinstance(part, int) else ("." if index else "") + str(part)
+            for index, part in enumerate(loc)
+        )
+        raise ValidationError({field: problem[:1].upper() + problem[1:] + "."})
+
+
 def _check_value(value: str, *, limit: int, field: str) -> None:
+    if problem := text_problem(value):
+        raise ValidationError({field: problem[:1].upper() + problem[1:] + "."})
     if not value.strip():
         raise ValidationError({field: "May not be blank."})
     if len(value) > limit:
