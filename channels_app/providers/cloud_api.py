@@ -653,6 +653,13 @@ def _same_origin(url: str, base: str) -> bool:
     return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
 
 
+def _incomplete(what: str) -> TemplateSyncError:
+    return TemplateSyncError(
+        f"The Graph API's template listing is incomplete ({what}); nothing was changed.",
+        code="incomplete",
+    )
+
+
 def _error_of(response: requests.Response) -> tuple[str, str]:
     try:
         error = response.json().get("error") or {}
@@ -905,7 +912,10 @@ class CloudApiProvider(Provider):
     supports_templates = True
 
     def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
-        """Every page of `GET {base}/{business_account_id}/message_templates`."""
+        """Every page of `GET {base}/{business_account_id}/message_templates`. A listing we
+        cannot read to its end (a page without `data`, a next page on another host, more pages
+        than MAX_TEMPLATE_PAGES) is a TemplateSyncError `incomplete`: templates missing from a
+        partial listing must not be marked gone."""
         account_id = str((channel.settings or {}).get("business_account_id") or "")
         if not account_id:
             raise TemplateSyncError(
@@ -917,18 +927,21 @@ class CloudApiProvider(Provider):
         if not token:
             raise TemplateSyncError("The channel has no access token.", code="no_credentials")
         base = self.base_url(channel)
-        url: str | None = f"{base}/{quote(account_id, safe='')}/message_templates"
+        url = f"{base}/{quote(account_id, safe='')}/message_templates"
         params: dict[str, Any] | None = {"fields": TEMPLATE_FIELDS, "limit": TEMPLATE_PAGE_SIZE}
         found: list[FetchedTemplate] = []
         for _page in range(MAX_TEMPLATE_PAGES):
-            if url is None:
-                break
             page = self._get_json(url, params=params, token=token)
-            found += [t for t in map(parse_template, _list(page.get("data"))) if t is not None]
+            if not isinstance(page.get("data"), list):
+                raise _incomplete("a page without its `data` list")
+            found += [t for t in map(parse_template, page["data"]) if t is not None]
             following = _dict(page.get("paging")).get("next")
-            url = str(following) if following and _same_origin(str(following), base) else None
-            params = None  # the next page's URL carries them
-        return found
+            if not following:
+                return found
+            if not _same_origin(str(following), base):
+                raise _incomplete("a next page on another host (not followed)")
+            url, params = str(following), None  # the next page's URL carries the parameters
+        raise _incomplete(f"more than {MAX_TEMPLATE_PAGES} pages")
 
     def _get_json(self, url: str, *, params: dict[str, Any] | None, token: str) -> dict[str, Any]:
         try:

@@ -113,15 +113,54 @@ def test_a_cloud_channel_without_business_account_id_cannot_sync(tenant):
     assert caught.value.code == "no_business_account_id"
 
 
+@pytest.fixture
+def synced_cloud_channel(cloud_channel):
+    """A Cloud API channel whose three templates were synced once."""
+    with responses.RequestsMock() as mock:
+        mock.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page1.json"))
+        mock.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+        channel_templates_sync(channel=cloud_channel)
+    return cloud_channel
+
+
+def _incomplete_changes_nothing(channel):
+    before = list(ChannelTemplate.objects.values_list("name", "gone_at", "synced_at"))
+    with pytest.raises(TemplateSyncError) as caught:
+        channel_templates_sync(channel=channel)
+    assert caught.value.code == "incomplete"
+    assert list(ChannelTemplate.objects.values_list("name", "gone_at", "synced_at")) == before
+
+
 @responses.activate
-def test_a_paging_link_to_another_host_is_not_followed(cloud_channel):
+def test_a_paging_link_to_another_host_is_not_followed_and_changes_nothing(
+    synced_cloud_channel,
+):
     page = load("cloud_api/message_templates_page1.json")
     page["paging"]["next"] = "https://attacker.test/next?after=x"
     responses.get(TEMPLATES_URL, json=page)
 
-    channel_templates_sync(channel=cloud_channel)
+    _incomplete_changes_nothing(synced_cloud_channel)
 
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_listing_cut_short_at_the_page_cap_changes_nothing(synced_cloud_channel, monkeypatch):
+    from channels_app.providers import cloud_api
+
+    monkeypatch.setattr(cloud_api, "MAX_TEMPLATE_PAGES", 1)
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page1.json"))
+
+    _incomplete_changes_nothing(synced_cloud_channel)
+
+
+@pytest.mark.parametrize("page", [{"paging": {}}, {"data": {"name": "x"}}])
+@responses.activate
+def test_a_page_without_its_data_list_changes_nothing(synced_cloud_channel, page):
+    responses.get(TEMPLATES_URL, json=page)
+
+    _incomplete_changes_nothing(synced_cloud_channel)
+    assert ChannelTemplate.objects.filter(gone_at__isnull=True).count() == 3
 
 
 @responses.activate
@@ -153,6 +192,28 @@ def test_twilio_sync_reads_the_content_api_with_the_channels_credentials(tenant)
     sale = ChannelTemplate.objects.get(content_sid="HX7e3c5d1b9a0f4e2d8c6b4a2f0e1d3c5b")
     assert sale.status == "rejected"
     assert sale.rejection_reason == "Promotional content in a utility template"
+
+
+@pytest.mark.parametrize("problem", ["no_contents", "other_host", "page_cap"])
+@responses.activate
+def test_an_incomplete_twilio_listing_changes_nothing(tenant, monkeypatch, problem):
+    from channels_app.providers import twilio
+
+    channel = factories.TwilioChannelFactory(tenant=tenant)
+    responses.get(CONTENT_URL, json=load("twilio/content_and_approvals.json"))
+    channel_templates_sync(channel=channel)
+    page = load("twilio/content_and_approvals.json")
+    if problem == "no_contents":
+        del page["contents"]
+    elif problem == "other_host":
+        page["meta"]["next_page_url"] = "https://attacker.test/v1/ContentAndApprovals?Page=1"
+    else:
+        monkeypatch.setattr(twilio, "MAX_CONTENT_PAGES", 1)
+        page["meta"]["next_page_url"] = CONTENT_URL + "?PageSize=500&Page=1"
+    responses.replace(responses.GET, CONTENT_URL, json=page)
+
+    _incomplete_changes_nothing(channel)
+    assert ChannelTemplate.objects.filter(gone_at__isnull=True).count() == 2
 
 
 @responses.activate
