@@ -22,6 +22,7 @@ from channels_app.models import ChannelInstance, ChannelTemplate, TemplateStatus
 from channels_app.providers import get_provider
 from channels_app.providers.base import FetchedTemplate, TemplateSyncError
 from channels_app.providers.registry import providers
+from core import locks
 from core.context import tenant_bound
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ def channel_templates_sync(*, channel: ChannelInstance) -> SyncReport:
 
 @transaction.atomic
 def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncReport:
+    # One sync of a channel at a time: a second one waits and then sees the first's rows (two
+    # first syncs would both insert the same template: an IntegrityError).
+    locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, channel.pk)
     now = timezone.now()
     latest = {_key(t.name, t.language, t.content_sid): t for t in fetched}
     existing = {
@@ -149,8 +153,8 @@ SETUP_CODES = frozenset(
 
 def templates_sync_all() -> dict[str, int]:
     """Sync every active channel whose provider has templates (the periodic task). A channel
-    not set up for it is counted as skipped, one whose provider refused as failed (logged with
-    the code only); the others go on."""
+    not set up for it is counted as skipped, one whose provider refused or whose sync crashed
+    as failed (logged with the code or the error type only); the others go on."""
     codes = [code for code, provider in providers().items() if provider.supports_templates]
     counts = {"synced": 0, "failed": 0, "skipped": 0}
     channels = ChannelInstance.objects.filter(is_active=True, provider__in=codes)
@@ -159,6 +163,12 @@ def templates_sync_all() -> dict[str, int]:
             channel_templates_sync(channel=channel)
         except TemplateSyncError as exc:
             counts["skipped" if exc.code in SETUP_CODES else "failed"] += 1
+        except Exception as exc:  # one channel's bug must not stop the others' sync
+            logger.error(
+                "template sync crashed",
+                extra={"channel_id": str(channel.pk), "error": type(exc).__name__},
+            )
+            counts["failed"] += 1
         else:
             counts["synced"] += 1
     return counts

@@ -304,3 +304,86 @@ def test_positional_placeholders_are_stored_in_number_order_as_meta_fills_them()
         {**raw, "components": [{"type": "BODY", "text": "{{b}} and {{a}}"}]}
     )
     assert named is not None and [item["name"] for item in named.parameters] == ["b", "a"]
+
+
+@responses.activate
+def test_the_periodic_sync_counts_a_crashing_channel_and_goes_on(
+    tenant, other_tenant, cloud_channel, monkeypatch, caplog
+):
+    # given: another channel whose sync raises something unexpected
+    from channels_app import templates
+
+    broken = factories.CloudChannelFactory(tenant=other_tenant)
+    broken.settings = {**broken.settings, "business_account_id": "999"}
+    broken.save()
+    responses.get(TEMPLATES_URL, json=load("cloud_api/message_templates_page2.json"))
+    real_store = templates._store
+
+    def store(channel, fetched):
+        if channel.pk == broken.pk:
+            raise RuntimeError("secret detail +16505551234")
+        return real_store(channel, fetched)
+
+    monkeypatch.setattr(templates, "_store", store)
+    responses.get(
+        "https://graph.facebook.test/v22.0/999/message_templates",
+        json=load("cloud_api/message_templates_page2.json"),
+    )
+
+    # when
+    counts = templates_sync_all()
+
+    # then
+    assert counts == {"synced": 1, "failed": 1, "skipped": 0}
+    assert ChannelTemplate.objects.filter(channel=cloud_channel).count() == 1
+    crash = [r for r in caplog.records if r.getMessage() == "template sync crashed"]
+    assert len(crash) == 1
+    assert (crash[0].channel_id, crash[0].error) == (str(broken.pk), "RuntimeError")
+    assert "+1650" not in caplog.text and "secret" not in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_waits_for_one_in_progress_on_the_same_channel(cloud_channel):
+    # given: another connection syncing the channel (holding its sync lock) that has just
+    # inserted hello_world and not committed yet
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from channels_app import templates
+    from channels_app.providers import cloud_api
+    from core import locks
+
+    fetched = [
+        cloud_api.parse_template(t) for t in load("cloud_api/message_templates_page2.json")["data"]
+    ]
+    holding, release = threading.Event(), threading.Event()
+
+    def first_sync():
+        try:
+            with transaction.atomic():
+                locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, cloud_channel.pk)
+                factories.ChannelTemplateFactory(
+                    channel=cloud_channel, name="hello_world", language="en_US"
+                )
+                holding.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first_sync)
+    holder.start()
+    assert holding.wait(timeout=10)
+
+    # when: a second sync of the same templates starts meanwhile
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    report = templates._store(cloud_channel, fetched)
+    holder.join(timeout=10)
+
+    # then: it waited, and updated the first one's row instead of inserting it again
+    assert time.monotonic() - started >= 0.25
+    assert report.as_dict() == {"created": 0, "updated": 1, "gone": 0}
+    assert ChannelTemplate.objects.filter(channel=cloud_channel).count() == 1
