@@ -271,11 +271,30 @@ def test_the_sync_is_a_periodic_job_for_beat_and_the_embedded_scheduler(settings
     jobs = {
         job.name: job
         for job in jobs_from_beat(
-            settings.CELERY_BEAT_SCHEDULE, overrides=settings.EMBEDDED_SCHEDULE_SECONDS
+            settings.CELERY_BEAT_SCHEDULE,
+            overrides=settings.EMBEDDED_SCHEDULE_SECONDS,
+            delayed=settings.EMBEDDED_SCHEDULE_DELAYED,
         )
     }
     assert jobs["sync-templates"].run is sync_templates
     assert jobs["sync-templates"].every == 6 * 3600.0
+    assert jobs["sync-templates"].delayed and not jobs["process-flow-timeouts"].delayed
+
+
+def test_the_embedded_scheduler_first_syncs_templates_a_full_interval_after_start(settings):
+    from core.scheduler import Scheduler, embedded_scheduler
+
+    now = [1000.0]
+    built = embedded_scheduler()
+    scheduler = Scheduler(built.jobs, tick=1.0, clock=lambda: now[0])
+    for job in scheduler.jobs:
+        job.run = lambda: None
+
+    # one tick after start: the flow timeouts run, the template sync does not
+    ran = scheduler.run_due(now=1001.0)
+    assert "process-flow-timeouts" in ran and "sync-templates" not in ran
+    assert "sync-templates" not in scheduler.run_due(now=1000.0 + 6 * 3600.0 - 1)
+    assert "sync-templates" in scheduler.run_due(now=1000.0 + 6 * 3600.0)
 
 
 def test_positional_placeholders_are_stored_in_number_order_as_meta_fills_them():
