@@ -147,7 +147,13 @@ def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncRepo
 # Codes of a sync that could not even ask the provider: the channel's setup (e.g. a Cloud API
 # channel without `business_account_id`), not the provider's answer.
 SETUP_CODES = frozenset(
-    {"no_business_account_id", "no_credentials", "templates_unsupported", "provider_missing"}
+    {
+        "no_business_account_id",
+        "no_credentials",
+        "platform_credentials",
+        "templates_unsupported",
+        "provider_missing",
+    }
 )
 
 

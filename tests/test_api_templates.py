@@ -455,3 +455,67 @@ def test_a_nul_or_lone_surrogate_anywhere_in_the_template_is_400(
     details = error_of(response)["details"]
     assert details[0]["path"] == path and message in details[0]["message"], details
     assert not Message.objects.exists()
+
+
+# -- who may get a template ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def platform_twilio_channel(tenant):
+    """A Twilio channel on the platform's default credentials (none of its own)."""
+    return factories.TwilioChannelFactory(tenant=tenant, secrets={})
+
+
+@responses.activate
+def test_a_twilio_channel_on_the_platform_credentials_cannot_sync(api, platform_twilio_channel):
+    responses.get("https://content.twilio.test/v1/ContentAndApprovals", json={"contents": []})
+
+    response = api.post(templates_url(platform_twilio_channel, sync=True))
+
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "templates_unavailable"
+    assert "platform's Twilio credentials" in error["message"]
+    assert len(responses.calls) == 0  # the platform account's templates are never listed
+
+
+@responses.activate
+def test_a_twilio_channel_on_the_platform_credentials_cannot_send_a_template(
+    api, platform_twilio_channel
+):
+    # given: a template stored earlier (before the channel lost its own credentials)
+    factories.ChannelTemplateFactory(
+        channel=platform_twilio_channel, content_sid=REMINDER_SID, parameters=[{"name": "1"}]
+    )
+    thread = factories.ThreadFactory(
+        channel=platform_twilio_channel, last_inbound_at=timezone.now() - timedelta(days=2)
+    )
+    spec = {"content_sid": REMINDER_SID, "variables": {"1": "Maria"}}
+
+    # when
+    with run_on_commit():
+        response = api.post(messages_url(thread), {"template": spec}, format="json")
+    outside = api.post(messages_url(thread), {"text": "hi"}, format="json")
+
+    # then
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "templates_unavailable"
+    assert not Message.objects.exists() and len(responses.calls) == 0
+    assert error_of(outside, ("templates",))["templates"] == []  # none offered either
+
+
+@responses.activate
+def test_no_template_goes_to_an_opted_out_contact(api, quiet_thread, order_update):
+    contact = quiet_thread.contact
+    contact.opted_out_at = timezone.now() - timedelta(days=1)
+    contact.save()
+    spec = {"name": "order_update", "language": "en_US", "parameters": ["a", "b", "c"]}
+
+    with run_on_commit():
+        response = api.post(messages_url(quiet_thread), {"template": spec}, format="json")
+    outside = api.post(messages_url(quiet_thread), {"text": "hi"}, format="json")
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "opted_out"
+    assert not Message.objects.exists() and len(responses.calls) == 0
+    assert error_of(outside, ("templates",))["templates"] == []

@@ -581,6 +581,8 @@ class TwilioProvider(Provider):
         the variables' values), no `Body`."""
         template = payload.template
         assert template is not None
+        if reason := self.templates_unavailable(channel=channel):
+            raise PermanentSendError(reason, code="templates_unavailable")
         kwargs = self._addressing(channel, payload)
         kwargs["content_sid"] = template.content_sid
         if template.variables:
@@ -635,14 +637,25 @@ class TwilioProvider(Provider):
 
     supports_templates = True
 
+    def templates_unavailable(self, *, channel: ChannelInstance) -> str:
+        """A channel on the platform's default credentials has no Content templates of its own:
+        the platform account's are every tenant's, so they are neither listed nor sent."""
+        secrets = channel.secrets or {}
+        if secrets.get("account_sid") and secrets.get("auth_token"):
+            return ""
+        return (
+            "The channel uses the platform's Twilio credentials: set its own account SID and "
+            "auth token to sync and send its message templates."
+        )
+
     def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
         """Every page of the Content API's `GET /v1/ContentAndApprovals`, with the channel's
-        (or the platform's) credentials, at TWILIO_CONTENT_API_URL. A listing we cannot read to
-        its end (a page without `contents`, a next page on another host, more pages than
-        MAX_CONTENT_PAGES) is a TemplateSyncError `incomplete`, so nothing is marked gone."""
+        own credentials (never the platform's), at TWILIO_CONTENT_API_URL. A listing we cannot
+        read to its end (a page without `contents`, a next page on another host, more pages
+        than MAX_CONTENT_PAGES) is a TemplateSyncError `incomplete`: nothing is marked gone."""
+        if reason := self.templates_unavailable(channel=channel):
+            raise TemplateSyncError(reason, code="platform_credentials")
         sid, token = credentials(channel)
-        if not sid or not token:
-            raise TemplateSyncError("Twilio credentials are not configured.", code="no_credentials")
         base = str(settings.TWILIO_CONTENT_API_URL).rstrip("/")
         url = f"{base}/v1/ContentAndApprovals"
         params: dict[str, Any] | None = {"PageSize": CONTENT_PAGE_SIZE}

@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.models import ChannelTemplate
+from channels_app.models import ChannelInstance, ChannelTemplate
+from channels_app.providers import get_provider
 from channels_app.providers.base import TemplateMessage
 from channels_app.templates import sendable_templates
 from conversations.models import ChatThread, Direction, Message, MessageStatus, Sender
@@ -35,6 +36,31 @@ MAX_HEADER_PARAMETER = 60
 MAX_TEXT = 4096
 # Meta refuses parameters with new lines, tabs or more than 4 consecutive spaces (132018).
 _BAD_PARAMETER = re.compile(r"[\n\t]| {5,}")
+
+
+class TemplatesUnavailableError(Exception):
+    """The channel may not send templates (its setup, e.g. a Twilio channel on the platform's
+    credentials): a 409 `templates_unavailable` with the reason."""
+
+
+class OptedOutError(Exception):
+    """The contact opted out: no template (a business-initiated message) goes to them."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The contact opted out of messages, so no template is sent to them; they can opt "
+            "in again by writing."
+        )
+
+
+def channel_templates_refusal(channel: ChannelInstance) -> str:
+    """Why the channel may not send templates now, or "" (an uninstalled provider has none
+    to send either; its sync says so)."""
+    try:
+        provider = get_provider(channel)
+    except LookupError:
+        return ""
+    return provider.templates_unavailable(channel=channel)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
@@ -79,11 +105,19 @@ class TemplateChoice:
         return _fill(self.template.body or self.template.name, values)[:MAX_TEXT]
 
 
-def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
-    """The sendable templates of a channel as an API or a 409 names them: Cloud API ones by
-    name and language, Twilio ones by Content SID, each with its placeholders."""
+def _offered(thread: ChatThread) -> list[ChannelTemplate]:
+    """The templates a staff member may send on the thread: none to an opted-out contact or on
+    a channel that may not send templates."""
+    if thread.contact.is_opted_out or channel_templates_refusal(thread.channel):
+        return []
+    return list(sendable_templates(channel_id=thread.channel_id))
+
+
+def template_refs(*, thread: ChatThread) -> list[dict[str, Any]]:
+    """The templates that may be sent on the thread as an API or a 409 names them: Cloud API
+    ones by name and language, Twilio ones by Content SID, each with its placeholders."""
     refs = []
-    for template in sendable_templates(channel_id=channel_id):
+    for template in _offered(thread):
         names = [str(item.get("name", "")) for item in template.parameters]
         if template.content_sid:
             refs.append(
@@ -94,11 +128,11 @@ def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
     return refs
 
 
-def template_offers(*, channel_id: object) -> list[dict[str, Any]]:
-    """The sendable templates of a channel as the inbox's composer offers them: each with its
-    text and one labelled input per placeholder."""
+def template_offers(*, thread: ChatThread) -> list[dict[str, Any]]:
+    """The templates that may be sent on the thread as the inbox's composer offers them: each
+    with its text and one labelled input per placeholder."""
     offers = []
-    for template in sendable_templates(channel_id=channel_id):
+    for template in _offered(thread):
         fields = []
         for item in template.parameters or []:
             name = str(item.get("name", ""))
@@ -288,6 +322,8 @@ def flow_template_message(*, thread: ChatThread, reply: Any, created_at: Any) ->
     ref = reply.template
     values = list(ref.parameters)
     try:
+        if reason := channel_templates_refusal(thread.channel):
+            raise ValidationError(reason)
         found = _find(thread, name=ref.name, language=ref.language, content_sid=ref.content_sid)
         expected = found.parameters or []
         if len(values) != len(expected):
@@ -338,13 +374,18 @@ def message_send_template(
     after commit: allowed whether or not the 24-hour window is open.
 
     Raises ValidationError for a template the channel does not have, one not approved, or
-    values that do not fit its placeholders (nothing is stored), and ContactErasedError for
-    an erased contact.
+    values that do not fit its placeholders (nothing is stored), ContactErasedError for an
+    erased contact, OptedOutError for one who opted out and TemplatesUnavailableError for a
+    channel that may not send templates.
     """
     from conversations.services import outbound
 
     if thread.contact.erased_at is not None:
         raise outbound.ContactErasedError()
+    if thread.contact.is_opted_out:
+        raise OptedOutError()
+    if reason := channel_templates_refusal(thread.channel):
+        raise TemplatesUnavailableError(reason)
     choice = template_choose(thread=thread, spec=spec)
     message = template_message_store(thread=thread, choice=choice, sender=Sender.AGENT, user=user)
     now = message.created_at
