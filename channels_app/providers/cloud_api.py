@@ -622,27 +622,59 @@ def parse_template(raw: Any) -> FetchedTemplate | None:
             texts.append(text)
         if kind in ("header", "body"):
             names = placeholders(text)
-            if all(
-                name.isdigit() for name in names
-            ):  # Meta fills {{1}} first, whatever comes first
+            if all(name.isdigit() for name in names):  # Meta fills {{1}} first
                 names.sort(key=int)
             parameters += [{"component": kind, "name": name} for name in names]
     named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
         not item["name"].isdigit() for item in parameters
     )
     reason = str(raw.get("rejected_reason") or "")
+    reason = "" if reason.upper() == "NONE" else scrub(reason)
+    status = str(raw.get("status") or "").lower()[:40]
+    if status == "approved" and (unsupported := _unsupported(components)):
+        # approved by Meta, but a send would need parameters we cannot give: never offered
+        status = "unsupported"  # TemplateStatus.UNSUPPORTED
+        reason = f"Approved, but this service cannot send it: it has {unsupported}."
     return FetchedTemplate(
         name=str(raw["name"])[:512],
         language=str(raw.get("language") or "")[:20],
         category=str(raw.get("category") or "")[:40],
-        status=str(raw.get("status") or "").lower()[:40],
+        status=status,
         provider_template_id=str(raw.get("id") or "")[:64],
         body="\n\n".join(texts),
         components=components,
         parameters=tuple(parameters),
         named=named,
-        rejection_reason="" if reason.upper() == "NONE" else scrub(reason),
+        rejection_reason=reason,
     )
+
+
+# Header formats whose send needs a header parameter (a media link, a location).
+_PARAMETER_HEADERS = {"IMAGE", "VIDEO", "DOCUMENT", "LOCATION"}
+# Buttons whose send needs a button parameter (a code to copy, a one-time password).
+_PARAMETER_BUTTONS = {"COPY_CODE", "OTP"}
+
+
+def _unsupported(components: list[dict[str, Any]]) -> str:
+    """What in a template's components needs send parameters other than header and body text
+    (which is all `build_template_message` sends), or "" when it has nothing such."""
+    for component in components:
+        kind = str(component.get("type", "")).upper()
+        if kind == "HEADER" and str(component.get("format", "TEXT")).upper() in _PARAMETER_HEADERS:
+            return f"a header of format {str(component.get('format')).upper()}"
+        if kind == "CAROUSEL":
+            return "a carousel"
+        if kind != "BUTTONS":
+            continue
+        for button in _list(component.get("buttons")):
+            if not isinstance(button, dict):
+                continue
+            button_type = str(button.get("type", "")).upper()
+            if button_type in _PARAMETER_BUTTONS:
+                return f"a {button_type.lower().replace('_', '-')} button"
+            if button_type == "URL" and placeholders(str(button.get("url") or "")):
+                return "a URL button with a variable"
+    return ""
 
 
 def _same_origin(url: str, base: str) -> bool:

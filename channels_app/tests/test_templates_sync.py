@@ -406,3 +406,67 @@ def test_a_sync_waits_for_one_in_progress_on_the_same_channel(cloud_channel):
     assert time.monotonic() - started >= 0.25
     assert report.as_dict() == {"created": 0, "updated": 1, "gone": 0}
     assert ChannelTemplate.objects.filter(channel=cloud_channel).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("components", "reason"),
+    [
+        ([{"type": "HEADER", "format": "IMAGE"}], "a header of format IMAGE"),
+        ([{"type": "HEADER", "format": "DOCUMENT"}], "a header of format DOCUMENT"),
+        ([{"type": "HEADER", "format": "LOCATION"}], "a header of format LOCATION"),
+        (
+            [{"type": "BUTTONS", "buttons": [{"type": "URL", "url": "https://t.example/{{1}}"}]}],
+            "a URL button with a variable",
+        ),
+        ([{"type": "BUTTONS", "buttons": [{"type": "COPY_CODE", "example": "X"}]}], "copy-code"),
+        ([{"type": "BUTTONS", "buttons": [{"type": "OTP", "otp_type": "COPY_CODE"}]}], "otp"),
+        ([{"type": "CAROUSEL", "cards": []}], "a carousel"),
+    ],
+)
+@responses.activate
+def test_an_approved_template_we_cannot_send_is_stored_unsupported(
+    cloud_channel, components, reason
+):
+    # given: Meta approved it, but a send needs parameters beyond header and body text
+    raw = {
+        "name": "shipping",
+        "language": "en_US",
+        "status": "APPROVED",
+        "id": "1",
+        "components": [{"type": "BODY", "text": "Your parcel {{1}} shipped."}, *components],
+    }
+    responses.get(TEMPLATES_URL, json={"data": [raw], "paging": {}})
+
+    # when
+    channel_templates_sync(channel=cloud_channel)
+
+    # then: stored, with the reason, and never offered
+    from channels_app.templates import sendable_templates
+
+    stored = ChannelTemplate.objects.get(name="shipping")
+    assert stored.status == "unsupported" and not stored.sendable
+    assert reason in stored.rejection_reason
+    assert not sendable_templates(channel_id=cloud_channel.pk).exists()
+
+
+def test_a_static_url_button_or_quick_replies_stay_sendable():
+    from channels_app.providers import cloud_api
+
+    raw = {
+        "name": "ok",
+        "status": "APPROVED",
+        "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Hi"},
+            {"type": "BODY", "text": "Body {{1}}"},
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {"type": "URL", "url": "https://t.example/"},
+                    {"type": "QUICK_REPLY", "text": "Thanks"},
+                    {"type": "PHONE_NUMBER", "phone_number": "+15550000000"},
+                ],
+            },
+        ],
+    }
+    parsed = cloud_api.parse_template(raw)
+    assert parsed is not None and parsed.status == "approved" and parsed.rejection_reason == ""
