@@ -310,6 +310,12 @@ def test_a_twilio_template_goes_out_with_content_sid_and_variables(api, tenant):
     assert message.status == "sent"
 
 
+def test_four_spaces_in_a_row_are_accepted(api, quiet_thread, order_update):
+    spec = {"name": "order_update", "language": "en_US", "parameters": ["a    b", "b", "c"]}
+    response = api.post(messages_url(quiet_thread), {"template": spec}, format="json")
+    assert response.status_code == 201, response.content
+
+
 @pytest.mark.parametrize(
     ("spec", "path", "message"),
     [
@@ -327,6 +333,35 @@ def test_a_twilio_template_goes_out_with_content_sid_and_variables(api, tenant):
             {"name": "order_update", "language": "en_US", "parameters": ["a", "b\nc", "d"]},
             "template.parameters[1]",
             "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b\rc", "d"]},
+            "template.parameters[1]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b", "c\u2028d"]},
+            "template.parameters[2]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a\u2029", "b", "c"]},
+            "template.parameters[0]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b     c", "d"]},
+            "template.parameters[1]",
+            "more than 4 spaces",
+        ),
+        (
+            {
+                "name": "order_update",
+                "language": "en_US",
+                "parameters": ["a", "b", "c\u00a0 \u00a0 \u00a0d"],
+            },
+            "template.parameters[2]",
+            "more than 4 spaces",
         ),
         (
             {"name": "order_update", "language": "en_US", "parameters": ["x" * 61, "b", "c"]},

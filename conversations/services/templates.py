@@ -34,8 +34,9 @@ KIND = "template"
 MAX_PARAMETER = 1024
 MAX_HEADER_PARAMETER = 60
 MAX_TEXT = 4096
-# Meta refuses parameters with new lines, tabs or more than 4 consecutive spaces (132018).
-_BAD_PARAMETER = re.compile(r"[\n\t]| {5,}")
+# Meta refuses parameters with new lines, tabs or more than 4 consecutive spaces (132018):
+# every line or paragraph break and tab Python knows, and 5 or more spaces of any kind.
+_BAD_PARAMETER = re.compile(r"[\n\r\t\v\f\x1c-\x1f\x85\u2028\u2029]|\s{5,}")
 
 
 class TemplatesUnavailableError(Exception):
