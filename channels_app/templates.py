@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -93,11 +93,22 @@ def channel_templates_sync(*, channel: ChannelInstance) -> SyncReport:
         return report
 
 
+def _sync_lock(channel: ChannelInstance) -> None:
+    """One sync of a channel at a time (call first in the sync's transaction): a second one
+    waits and then sees the first's rows (two first syncs would both insert the same template:
+    an IntegrityError). On PostgreSQL an advisory lock per channel; on SQLite, whose writers
+    are serialised, the database's write lock taken before anything is read (a transaction
+    that read first cannot write after another one committed: "database is locked")."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {ChannelTemplate._meta.db_table} SET id = id WHERE 0")
+    else:
+        locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, channel.pk)
+
+
 @transaction.atomic
 def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncReport:
-    # One sync of a channel at a time: a second one waits and then sees the first's rows (two
-    # first syncs would both insert the same template: an IntegrityError).
-    locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, channel.pk)
+    _sync_lock(channel)
     now = timezone.now()
     latest = {_key(t.name, t.language, t.content_sid): t for t in fetched}
     existing = {

@@ -361,7 +361,7 @@ def test_the_periodic_sync_counts_a_crashing_channel_and_goes_on(
     assert "+1650" not in caplog.text and "secret" not in caplog.text
 
 
-@pytest.mark.postgres
+@pytest.mark.postgres  # the tests' in-memory SQLite refuses at once ("table is locked")
 @pytest.mark.django_db(transaction=True)
 def test_a_sync_waits_for_one_in_progress_on_the_same_channel(cloud_channel):
     # given: another connection syncing the channel (holding its sync lock) that has just
@@ -373,7 +373,6 @@ def test_a_sync_waits_for_one_in_progress_on_the_same_channel(cloud_channel):
 
     from channels_app import templates
     from channels_app.providers import cloud_api
-    from core import locks
 
     fetched = [
         cloud_api.parse_template(t) for t in load("cloud_api/message_templates_page2.json")["data"]
@@ -383,7 +382,7 @@ def test_a_sync_waits_for_one_in_progress_on_the_same_channel(cloud_channel):
     def first_sync():
         try:
             with transaction.atomic():
-                locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, cloud_channel.pk)
+                templates._sync_lock(cloud_channel)
                 factories.ChannelTemplateFactory(
                     channel=cloud_channel, name="hello_world", language="en_US"
                 )
