@@ -554,3 +554,36 @@ def test_no_template_goes_to_an_opted_out_contact(api, quiet_thread, order_updat
     assert error_of(response)["code"] == "opted_out"
     assert not Message.objects.exists() and len(responses.calls) == 0
     assert error_of(outside, ("templates",))["templates"] == []
+
+
+def test_a_flow_template_on_a_platform_credentials_channel_is_stored_failed(
+    platform_twilio_channel,
+):
+    from conversations.services.templates import flow_template_message
+    from flows.engine import TemplateSend
+    from flows.engine.runtime import OutboundMessage
+
+    factories.ChannelTemplateFactory(
+        channel=platform_twilio_channel, content_sid=REMINDER_SID, parameters=[{"name": "1"}]
+    )
+    thread = factories.ThreadFactory(channel=platform_twilio_channel)
+    reply = OutboundMessage(
+        text="Hi", template=TemplateSend(content_sid=REMINDER_SID, parameters=("Maria",))
+    )
+
+    message = flow_template_message(thread=thread, reply=reply, created_at=timezone.now())
+
+    assert (message.status, message.error_code) == ("failed", "template_unavailable")
+    assert "platform's Twilio credentials" in message.error_detail
+
+
+def test_twilio_refuses_to_send_a_template_on_the_platform_credentials(platform_twilio_channel):
+    from channels_app.providers.base import OutboundPayload, PermanentSendError, TemplateMessage
+    from channels_app.providers.twilio import TwilioProvider
+
+    payload = OutboundPayload(
+        to_phone="+16505551234", template=TemplateMessage(content_sid=REMINDER_SID)
+    )
+    with pytest.raises(PermanentSendError) as caught:
+        TwilioProvider().send_template(channel=platform_twilio_channel, payload=payload)
+    assert caught.value.code == "templates_unavailable"
