@@ -49,8 +49,8 @@ class OptedOutError(Exception):
 
     def __init__(self) -> None:
         super().__init__(
-            "The contact opted out of messages, so no template is sent to them; they can opt "
-            "in again by writing."
+            "The contact opted out of messages, so no template is sent to them until they "
+            "opt in again."
         )
 
 
