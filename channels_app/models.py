@@ -98,9 +98,12 @@ class ChannelInstance(BaseModel):
 
 class TemplateStatus:
     """The statuses of a template as stored (the provider's, lower-cased). Only `approved`
-    templates can be sent."""
+    templates can be sent; `unsupported` is ours: approved by the provider, but it needs send
+    parameters we cannot give (a media header, a URL button with a variable, …; the reason
+    in `rejection_reason`)."""
 
     APPROVED = "approved"
+    UNSUPPORTED = "unsupported"
 
 
 class ChannelTemplate(BaseModel):

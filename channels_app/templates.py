@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -22,6 +22,7 @@ from channels_app.models import ChannelInstance, ChannelTemplate, TemplateStatus
 from channels_app.providers import get_provider
 from channels_app.providers.base import FetchedTemplate, TemplateSyncError
 from channels_app.providers.registry import providers
+from core import locks
 from core.context import tenant_bound
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,22 @@ def channel_templates_sync(*, channel: ChannelInstance) -> SyncReport:
         return report
 
 
+def _sync_lock(channel: ChannelInstance) -> None:
+    """One sync of a channel at a time (call first in the sync's transaction): a second one
+    waits and then sees the first's rows (two first syncs would both insert the same template:
+    an IntegrityError). On PostgreSQL an advisory lock per channel; on SQLite, whose writers
+    are serialised, the database's write lock taken before anything is read (a transaction
+    that read first cannot write after another one committed: "database is locked")."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {ChannelTemplate._meta.db_table} SET id = id WHERE 0")
+    else:
+        locks.advisory_xact_lock(locks.CHANNEL_TEMPLATE_SYNC, channel.pk)
+
+
 @transaction.atomic
 def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncReport:
+    _sync_lock(channel)
     now = timezone.now()
     latest = {_key(t.name, t.language, t.content_sid): t for t in fetched}
     existing = {
@@ -143,14 +158,20 @@ def _store(channel: ChannelInstance, fetched: list[FetchedTemplate]) -> SyncRepo
 # Codes of a sync that could not even ask the provider: the channel's setup (e.g. a Cloud API
 # channel without `business_account_id`), not the provider's answer.
 SETUP_CODES = frozenset(
-    {"no_business_account_id", "no_credentials", "templates_unsupported", "provider_missing"}
+    {
+        "no_business_account_id",
+        "no_credentials",
+        "platform_credentials",
+        "templates_unsupported",
+        "provider_missing",
+    }
 )
 
 
 def templates_sync_all() -> dict[str, int]:
     """Sync every active channel whose provider has templates (the periodic task). A channel
-    not set up for it is counted as skipped, one whose provider refused as failed (logged with
-    the code only); the others go on."""
+    not set up for it is counted as skipped, one whose provider refused or whose sync crashed
+    as failed (logged with the code or the error type only); the others go on."""
     codes = [code for code, provider in providers().items() if provider.supports_templates]
     counts = {"synced": 0, "failed": 0, "skipped": 0}
     channels = ChannelInstance.objects.filter(is_active=True, provider__in=codes)
@@ -159,6 +180,12 @@ def templates_sync_all() -> dict[str, int]:
             channel_templates_sync(channel=channel)
         except TemplateSyncError as exc:
             counts["skipped" if exc.code in SETUP_CODES else "failed"] += 1
+        except Exception as exc:  # one channel's bug must not stop the others' sync
+            logger.error(
+                "template sync crashed",
+                extra={"channel_id": str(channel.pk), "error": type(exc).__name__},
+            )
+            counts["failed"] += 1
         else:
             counts["synced"] += 1
     return counts

@@ -39,7 +39,12 @@ from conversations.services.outbound import (
     OutsideWindowError,
     message_send_agent,
 )
-from conversations.services.templates import message_send_template, template_offers
+from conversations.services.templates import (
+    OptedOutError,
+    TemplatesUnavailableError,
+    message_send_template,
+    template_offers,
+)
 from conversations.services.threads import (
     thread_assign,
     thread_mark_seen,
@@ -210,9 +215,7 @@ def conversation_view(request: HttpRequest, thread_id: uuid.UUID, admin_site: An
         poll_seconds=POLL_SECONDS,
         can_reply=can_reply,
         window_open=window_open,
-        offered_templates=(
-            template_offers(channel_id=thread.channel_id) if can_reply and not window_open else []
-        ),
+        offered_templates=(template_offers(thread=thread) if can_reply and not window_open else []),
         assignees=_assignees(thread) if can_reply else [],
         assignee_label=person(thread.assigned_to),
         sessions=_sessions(
@@ -508,6 +511,8 @@ def _send_template(request: HttpRequest, thread: ChatThread) -> Message:
         message = message_send_template(thread=thread, spec=spec, user=request.user)
     except ContactErasedError:
         raise ValidationError("Not sent: the contact's data was erased.") from None
+    except (OptedOutError, TemplatesUnavailableError) as exc:
+        raise ValidationError(f"Not sent: {exc}") from None
     messages.success(request, f"Template {template.name} sent.")
     return message
 

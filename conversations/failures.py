@@ -64,6 +64,12 @@ _KNOWN: dict[str, tuple[str, str, bool]] = {
         "Sync the channel's templates, or fix the flow's template name, language or parameters.",
         False,
     ),
+    "templates_unavailable": (
+        "This channel uses the platform's Twilio credentials, which cannot send its own "
+        "WhatsApp templates.",
+        "Set the channel's own Twilio account SID and auth token, then sync its templates.",
+        False,
+    ),
     "templates_unsupported": (
         "This channel's provider cannot send WhatsApp templates.",
         "Use a Twilio or Cloud API channel for templates.",

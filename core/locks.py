@@ -13,6 +13,7 @@ from django.db import connection
 THREAD_INSERT_ORDER = 7040
 THREAD_SENDER = 7041
 THREAD_PROCESSOR = 7042
+CHANNEL_TEMPLATE_SYNC = 7043
 
 
 def _key(object_id: object) -> int:

@@ -12,7 +12,9 @@ A small loop rather than APScheduler: the jobs are a handful of fixed intervals 
 beat schedule, a test drives one tick synchronously (`Scheduler.run_due`), and a job's error is
 logged by type only (a library's own log line would print the exception's text, which may
 quote a message). Nothing is persisted: a job that was due while the server was down runs at
-the next start.
+the next start, except the jobs in `EMBEDDED_SCHEDULE_DELAYED` (the template sync: every web
+worker would call the provider at once on each start, and the flow timeouts wait while a job
+runs), whose first run is a full interval after start.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,26 +42,32 @@ SERVER_PROGRAMS = ("gunicorn", "uvicorn", "daphne")
 
 @dataclass
 class Job:
-    """A function run every `every` seconds (the first run one tick after start)."""
+    """A function run every `every` seconds (the first run one tick after start, or a full
+    interval after it when `delayed`)."""
 
     name: str
     every: float
     run: Callable[[], object]
     next_due: float = field(default=0.0)
+    delayed: bool = False
 
 
 def jobs_from_beat(
-    schedule: Mapping[str, Mapping[str, Any]], *, overrides: Mapping[str, float]
+    schedule: Mapping[str, Mapping[str, Any]],
+    *,
+    overrides: Mapping[str, float],
+    delayed: Collection[str] = (),
 ) -> list[Job]:
     """One job per beat entry with a numeric schedule, running the task's function in-process
-    (the task name is its import path), every `overrides[name]` seconds when given."""
+    (the task name is its import path), every `overrides[name]` seconds when given; those
+    named in `delayed` first run a full interval after start."""
     jobs = []
     for name, entry in schedule.items():
         every = overrides.get(name, entry.get("schedule"))
         if not isinstance(every, int | float) or every <= 0:
             continue  # crontab-style entries are not run embedded (none exist today)
         task = import_string(str(entry["task"]))
-        jobs.append(Job(name=name, every=float(every), run=task))
+        jobs.append(Job(name=name, every=float(every), run=task, delayed=name in delayed))
     return jobs
 
 
@@ -109,7 +117,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         start = clock()
         for job in self.jobs:
-            job.next_due = start + min(tick, job.every)
+            job.next_due = start + (job.every if job.delayed else min(tick, job.every))
 
     @property
     def running(self) -> bool:
@@ -176,7 +184,11 @@ _owner_pid: int | None = None
 def embedded_scheduler() -> Scheduler:
     """The scheduler for this process's settings (not started)."""
     return Scheduler(
-        jobs_from_beat(settings.CELERY_BEAT_SCHEDULE, overrides=settings.EMBEDDED_SCHEDULE_SECONDS),
+        jobs_from_beat(
+            settings.CELERY_BEAT_SCHEDULE,
+            overrides=settings.EMBEDDED_SCHEDULE_SECONDS,
+            delayed=settings.EMBEDDED_SCHEDULE_DELAYED,
+        ),
         tick=settings.EMBEDDED_SCHEDULER_TICK_SECONDS,
     )
 

@@ -310,6 +310,12 @@ def test_a_twilio_template_goes_out_with_content_sid_and_variables(api, tenant):
     assert message.status == "sent"
 
 
+def test_four_spaces_in_a_row_are_accepted(api, quiet_thread, order_update):
+    spec = {"name": "order_update", "language": "en_US", "parameters": ["a    b", "b", "c"]}
+    response = api.post(messages_url(quiet_thread), {"template": spec}, format="json")
+    assert response.status_code == 201, response.content
+
+
 @pytest.mark.parametrize(
     ("spec", "path", "message"),
     [
@@ -327,6 +333,35 @@ def test_a_twilio_template_goes_out_with_content_sid_and_variables(api, tenant):
             {"name": "order_update", "language": "en_US", "parameters": ["a", "b\nc", "d"]},
             "template.parameters[1]",
             "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b\rc", "d"]},
+            "template.parameters[1]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b", "c\u2028d"]},
+            "template.parameters[2]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a\u2029", "b", "c"]},
+            "template.parameters[0]",
+            "new lines",
+        ),
+        (
+            {"name": "order_update", "language": "en_US", "parameters": ["a", "b     c", "d"]},
+            "template.parameters[1]",
+            "more than 4 spaces",
+        ),
+        (
+            {
+                "name": "order_update",
+                "language": "en_US",
+                "parameters": ["a", "b", "c\u00a0 \u00a0 \u00a0d"],
+            },
+            "template.parameters[2]",
+            "more than 4 spaces",
         ),
         (
             {"name": "order_update", "language": "en_US", "parameters": ["x" * 61, "b", "c"]},
@@ -427,3 +462,128 @@ def test_a_twilio_template_refusal_is_recorded_with_twilios_reason(api, tenant):
     # the twilio client's wording of Twilio's message
     assert message.error_detail.endswith("The ContentVariables Parameter is invalid.")
     assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "message"),
+    [
+        ('{"name": "order\\u0000", "language": "en_US"}', "template.name", "NUL"),
+        ('{"name": "order_update", "language": "en\\u0000"}', "template.language", "NUL"),
+        (
+            '{"name": "order_update", "language": "en_US", "parameters": ["a", "b\\ud800", "c"]}',
+            "template.parameters[1]",
+            "lone surrogate",
+        ),
+        ('{"content_sid": "HX\\u0000", "variables": {}}', "template.content_sid", "NUL"),
+        ('{"content_sid": "HX1", "variables": {"1": "\\udfff"}}', "template.variables.1", "lone"),
+        ('{"content_sid": "HX1", "variables": {"\\u0000": "x"}}', "template.variables", "key"),
+    ],
+)
+def test_a_nul_or_lone_surrogate_anywhere_in_the_template_is_400(
+    api, quiet_thread, order_update, template, path, message
+):
+    body = '{"template": ' + template + "}"
+
+    response = api.post(messages_url(quiet_thread), body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    details = error_of(response)["details"]
+    assert details[0]["path"] == path and message in details[0]["message"], details
+    assert not Message.objects.exists()
+
+
+# -- who may get a template ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def platform_twilio_channel(tenant):
+    """A Twilio channel on the platform's default credentials (none of its own)."""
+    return factories.TwilioChannelFactory(tenant=tenant, secrets={})
+
+
+@responses.activate
+def test_a_twilio_channel_on_the_platform_credentials_cannot_sync(api, platform_twilio_channel):
+    responses.get("https://content.twilio.test/v1/ContentAndApprovals", json={"contents": []})
+
+    response = api.post(templates_url(platform_twilio_channel, sync=True))
+
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "templates_unavailable"
+    assert "platform's Twilio credentials" in error["message"]
+    assert len(responses.calls) == 0  # the platform account's templates are never listed
+
+
+@responses.activate
+def test_a_twilio_channel_on_the_platform_credentials_cannot_send_a_template(
+    api, platform_twilio_channel
+):
+    # given: a template stored earlier (before the channel lost its own credentials)
+    factories.ChannelTemplateFactory(
+        channel=platform_twilio_channel, content_sid=REMINDER_SID, parameters=[{"name": "1"}]
+    )
+    thread = factories.ThreadFactory(
+        channel=platform_twilio_channel, last_inbound_at=timezone.now() - timedelta(days=2)
+    )
+    spec = {"content_sid": REMINDER_SID, "variables": {"1": "Maria"}}
+
+    # when
+    with run_on_commit():
+        response = api.post(messages_url(thread), {"template": spec}, format="json")
+    outside = api.post(messages_url(thread), {"text": "hi"}, format="json")
+
+    # then
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "templates_unavailable"
+    assert not Message.objects.exists() and len(responses.calls) == 0
+    assert error_of(outside, ("templates",))["templates"] == []  # none offered either
+
+
+@responses.activate
+def test_no_template_goes_to_an_opted_out_contact(api, quiet_thread, order_update):
+    contact = quiet_thread.contact
+    contact.opted_out_at = timezone.now() - timedelta(days=1)
+    contact.save()
+    spec = {"name": "order_update", "language": "en_US", "parameters": ["a", "b", "c"]}
+
+    with run_on_commit():
+        response = api.post(messages_url(quiet_thread), {"template": spec}, format="json")
+    outside = api.post(messages_url(quiet_thread), {"text": "hi"}, format="json")
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "opted_out"
+    assert not Message.objects.exists() and len(responses.calls) == 0
+    assert error_of(outside, ("templates",))["templates"] == []
+
+
+def test_a_flow_template_on_a_platform_credentials_channel_is_stored_failed(
+    platform_twilio_channel,
+):
+    from conversations.services.templates import flow_template_message
+    from flows.engine import TemplateSend
+    from flows.engine.runtime import OutboundMessage
+
+    factories.ChannelTemplateFactory(
+        channel=platform_twilio_channel, content_sid=REMINDER_SID, parameters=[{"name": "1"}]
+    )
+    thread = factories.ThreadFactory(channel=platform_twilio_channel)
+    reply = OutboundMessage(
+        text="Hi", template=TemplateSend(content_sid=REMINDER_SID, parameters=("Maria",))
+    )
+
+    message = flow_template_message(thread=thread, reply=reply, created_at=timezone.now())
+
+    assert (message.status, message.error_code) == ("failed", "template_unavailable")
+    assert "platform's Twilio credentials" in message.error_detail
+
+
+def test_twilio_refuses_to_send_a_template_on_the_platform_credentials(platform_twilio_channel):
+    from channels_app.providers.base import OutboundPayload, PermanentSendError, TemplateMessage
+    from channels_app.providers.twilio import TwilioProvider
+
+    payload = OutboundPayload(
+        to_phone="+16505551234", template=TemplateMessage(content_sid=REMINDER_SID)
+    )
+    with pytest.raises(PermanentSendError) as caught:
+        TwilioProvider().send_template(channel=platform_twilio_channel, payload=payload)
+    assert caught.value.code == "templates_unavailable"

@@ -585,6 +585,11 @@ class Provider(ABC):
     # `send_template`); the periodic sync skips the others.
     supports_templates: bool = False
 
+    def templates_unavailable(self, *, channel: ChannelInstance) -> str:
+        """Why the channel may neither sync nor send templates although the provider has
+        them (its setup), or "" when it may."""
+        return ""
+
     def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
         """Every template the provider lists for the channel. Raises TemplateSyncError."""
         raise TemplateSyncError(

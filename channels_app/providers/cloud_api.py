@@ -606,7 +606,8 @@ MAX_TEMPLATE_PAGES = 50
 def parse_template(raw: Any) -> FetchedTemplate | None:
     """One entry of `GET /{business_account_id}/message_templates` (None when it is not a
     template with a name). Parameters are the text placeholders of the header, then of the
-    body; the text kept is header, body and footer."""
+    body (positional ones in number order, as Meta fills them: `{{1}}` first); the text kept
+    is header, body and footer."""
     if not isinstance(raw, dict) or not raw.get("name"):
         return None
     components = [item for item in _list(raw.get("components")) if isinstance(item, dict)]
@@ -620,23 +621,60 @@ def parse_template(raw: Any) -> FetchedTemplate | None:
         if kind in ("header", "body", "footer") and text:
             texts.append(text)
         if kind in ("header", "body"):
-            parameters += [{"component": kind, "name": name} for name in placeholders(text)]
+            names = placeholders(text)
+            if all(name.isdigit() for name in names):  # Meta fills {{1}} first
+                names.sort(key=int)
+            parameters += [{"component": kind, "name": name} for name in names]
     named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
         not item["name"].isdigit() for item in parameters
     )
     reason = str(raw.get("rejected_reason") or "")
+    reason = "" if reason.upper() == "NONE" else scrub(reason)
+    status = str(raw.get("status") or "").lower()[:40]
+    if status == "approved" and (unsupported := _unsupported(components)):
+        # approved by Meta, but a send would need parameters we cannot give: never offered
+        status = "unsupported"  # TemplateStatus.UNSUPPORTED
+        reason = f"Approved, but this service cannot send it: it has {unsupported}."
     return FetchedTemplate(
         name=str(raw["name"])[:512],
         language=str(raw.get("language") or "")[:20],
         category=str(raw.get("category") or "")[:40],
-        status=str(raw.get("status") or "").lower()[:40],
+        status=status,
         provider_template_id=str(raw.get("id") or "")[:64],
         body="\n\n".join(texts),
         components=components,
         parameters=tuple(parameters),
         named=named,
-        rejection_reason="" if reason.upper() == "NONE" else scrub(reason),
+        rejection_reason=reason,
     )
+
+
+# Header formats whose send needs a header parameter (a media link, a location).
+_PARAMETER_HEADERS = {"IMAGE", "VIDEO", "DOCUMENT", "LOCATION"}
+# Buttons whose send needs a button parameter (a code to copy, a one-time password).
+_PARAMETER_BUTTONS = {"COPY_CODE", "OTP"}
+
+
+def _unsupported(components: list[dict[str, Any]]) -> str:
+    """What in a template's components needs send parameters other than header and body text
+    (which is all `build_template_message` sends), or "" when it has nothing such."""
+    for component in components:
+        kind = str(component.get("type", "")).upper()
+        if kind == "HEADER" and str(component.get("format", "TEXT")).upper() in _PARAMETER_HEADERS:
+            return f"a header of format {str(component.get('format')).upper()}"
+        if kind == "CAROUSEL":
+            return "a carousel"
+        if kind != "BUTTONS":
+            continue
+        for button in _list(component.get("buttons")):
+            if not isinstance(button, dict):
+                continue
+            button_type = str(button.get("type", "")).upper()
+            if button_type in _PARAMETER_BUTTONS:
+                return f"a {button_type.lower().replace('_', '-')} button"
+            if button_type == "URL" and placeholders(str(button.get("url") or "")):
+                return "a URL button with a variable"
+    return ""
 
 
 def _same_origin(url: str, base: str) -> bool:
@@ -645,6 +683,13 @@ def _same_origin(url: str, base: str) -> bool:
 
     ours, theirs = urlparse(base), urlparse(url)
     return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
+
+
+def _incomplete(what: str) -> TemplateSyncError:
+    return TemplateSyncError(
+        f"The Graph API's template listing is incomplete ({what}); nothing was changed.",
+        code="incomplete",
+    )
 
 
 def _error_of(response: requests.Response) -> tuple[str, str]:
@@ -899,7 +944,10 @@ class CloudApiProvider(Provider):
     supports_templates = True
 
     def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
-        """Every page of `GET {base}/{business_account_id}/message_templates`."""
+        """Every page of `GET {base}/{business_account_id}/message_templates`. A listing we
+        cannot read to its end (a page without `data`, a next page on another host, more pages
+        than MAX_TEMPLATE_PAGES) is a TemplateSyncError `incomplete`: templates missing from a
+        partial listing must not be marked gone."""
         account_id = str((channel.settings or {}).get("business_account_id") or "")
         if not account_id:
             raise TemplateSyncError(
@@ -911,18 +959,21 @@ class CloudApiProvider(Provider):
         if not token:
             raise TemplateSyncError("The channel has no access token.", code="no_credentials")
         base = self.base_url(channel)
-        url: str | None = f"{base}/{quote(account_id, safe='')}/message_templates"
+        url = f"{base}/{quote(account_id, safe='')}/message_templates"
         params: dict[str, Any] | None = {"fields": TEMPLATE_FIELDS, "limit": TEMPLATE_PAGE_SIZE}
         found: list[FetchedTemplate] = []
         for _page in range(MAX_TEMPLATE_PAGES):
-            if url is None:
-                break
             page = self._get_json(url, params=params, token=token)
-            found += [t for t in map(parse_template, _list(page.get("data"))) if t is not None]
+            if not isinstance(page.get("data"), list):
+                raise _incomplete("a page without its `data` list")
+            found += [t for t in map(parse_template, page["data"]) if t is not None]
             following = _dict(page.get("paging")).get("next")
-            url = str(following) if following and _same_origin(str(following), base) else None
-            params = None  # the next page's URL carries them
-        return found
+            if not following:
+                return found
+            if not _same_origin(str(following), base):
+                raise _incomplete("a next page on another host (not followed)")
+            url, params = str(following), None  # the next page's URL carries the parameters
+        raise _incomplete(f"more than {MAX_TEMPLATE_PAGES} pages")
 
     def _get_json(self, url: str, *, params: dict[str, Any] | None, token: str) -> dict[str, Any]:
         try:

@@ -405,6 +405,13 @@ def parse_content(raw: Any) -> FetchedTemplate | None:
     )
 
 
+def _incomplete(what: str) -> TemplateSyncError:
+    return TemplateSyncError(
+        f"Twilio's Content API listing is incomplete ({what}); nothing was changed.",
+        code="incomplete",
+    )
+
+
 def _content_page(url: str, *, params: dict[str, Any] | None, auth: tuple[str, str]) -> dict:
     try:
         response = http_session().get(
@@ -574,6 +581,8 @@ class TwilioProvider(Provider):
         the variables' values), no `Body`."""
         template = payload.template
         assert template is not None
+        if reason := self.templates_unavailable(channel=channel):
+            raise PermanentSendError(reason, code="templates_unavailable")
         kwargs = self._addressing(channel, payload)
         kwargs["content_sid"] = template.content_sid
         if template.variables:
@@ -628,29 +637,43 @@ class TwilioProvider(Provider):
 
     supports_templates = True
 
+    def templates_unavailable(self, *, channel: ChannelInstance) -> str:
+        """A channel on the platform's default credentials has no Content templates of its own:
+        the platform account's are every tenant's, so they are neither listed nor sent."""
+        secrets = channel.secrets or {}
+        if secrets.get("account_sid") and secrets.get("auth_token"):
+            return ""
+        return (
+            "The channel uses the platform's Twilio credentials: set its own account SID and "
+            "auth token to sync and send its message templates."
+        )
+
     def templates_fetch(self, *, channel: ChannelInstance) -> list[FetchedTemplate]:
         """Every page of the Content API's `GET /v1/ContentAndApprovals`, with the channel's
-        (or the platform's) credentials, at TWILIO_CONTENT_API_URL."""
+        own credentials (never the platform's), at TWILIO_CONTENT_API_URL. A listing we cannot
+        read to its end (a page without `contents`, a next page on another host, more pages
+        than MAX_CONTENT_PAGES) is a TemplateSyncError `incomplete`: nothing is marked gone."""
+        if reason := self.templates_unavailable(channel=channel):
+            raise TemplateSyncError(reason, code="platform_credentials")
         sid, token = credentials(channel)
-        if not sid or not token:
-            raise TemplateSyncError("Twilio credentials are not configured.", code="no_credentials")
         base = str(settings.TWILIO_CONTENT_API_URL).rstrip("/")
-        url: str | None = f"{base}/v1/ContentAndApprovals"
+        url = f"{base}/v1/ContentAndApprovals"
         params: dict[str, Any] | None = {"PageSize": CONTENT_PAGE_SIZE}
         found: list[FetchedTemplate] = []
         for _page in range(MAX_CONTENT_PAGES):
-            if url is None:
-                break
             page = _content_page(url, params=params, auth=(sid, token))
             contents = page.get("contents")
-            for raw in contents if isinstance(contents, list) else []:
-                if (template := parse_content(raw)) is not None:
-                    found.append(template)
+            if not isinstance(contents, list):
+                raise _incomplete("a page without its `contents` list")
+            found += [t for t in map(parse_content, contents) if t is not None]
             meta = page.get("meta") if isinstance(page.get("meta"), dict) else {}
             following = str(meta.get("next_page_url") or "")
-            same_host = urlparse(following)[:2] == urlparse(base)[:2]
-            url, params = (following if following and same_host else None), None
-        return found
+            if not following:
+                return found
+            if urlparse(following)[:2] != urlparse(base)[:2]:
+                raise _incomplete("a next page on another host (not followed)")
+            url, params = following, None
+        raise _incomplete(f"more than {MAX_CONTENT_PAGES} pages")
 
     def fetch_media(self, *, channel: ChannelInstance, url: str, media_id: str) -> MediaFile:
         if not media_url_trusted(channel, url):

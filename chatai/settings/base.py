@@ -206,6 +206,10 @@ if DEBUG or SANDBOX_PROVIDER_ENABLED:
 EMBEDDED_SCHEDULER = env.bool("EMBEDDED_SCHEDULER", default=True)
 EMBEDDED_SCHEDULER_TICK_SECONDS = 1.0
 EMBEDDED_SCHEDULE_SECONDS = {"process-flow-timeouts": 2.0}
+# Jobs whose first embedded run is a full interval after start, not one tick: the template
+# sync calls the providers for every channel (in every web worker) and holds up the flow
+# timeouts while it runs.
+EMBEDDED_SCHEDULE_DELAYED = frozenset({"sync-templates"})
 
 # --- Auth, sessions, lockout ----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

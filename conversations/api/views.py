@@ -29,7 +29,12 @@ from conversations.services.outbound import (
 )
 from conversations.services.privacy import contact_erase, contact_export
 from conversations.services.stats import tenant_stats
-from conversations.services.templates import message_send_template, template_refs
+from conversations.services.templates import (
+    OptedOutError,
+    TemplatesUnavailableError,
+    message_send_template,
+    template_refs,
+)
 from conversations.services.threads import thread_update
 from core.api import Conflict
 from core.api_base import UUID_PATTERN, error_response
@@ -128,7 +133,9 @@ class MessageCursorPagination(StrictCursorPagination):
                 "409",
                 "`outside_window`: more than 24 hours since the contact last wrote; "
                 "WhatsApp only allows approved templates then (`error.templates` lists the "
-                "channel's: send one with `template`).",
+                "channel's: send one with `template`); `contact_erased`; for a template, "
+                "`opted_out` (the contact opted out) or `templates_unavailable` (the channel "
+                "may not send templates, e.g. Twilio on the platform's credentials).",
             ),
         },
     ),
@@ -171,6 +178,10 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
                 "The contact's data was erased, so no message can be sent to them.",
                 code="contact_erased",
             ) from None
+        except OptedOutError as exc:
+            raise Conflict(str(exc), code="opted_out") from None
+        except TemplatesUnavailableError as exc:
+            raise Conflict(str(exc), code="templates_unavailable") from None
         except OutsideWindowError:
             conflict = Conflict(
                 "The 24-hour customer service window is closed: the contact has not written "
@@ -178,7 +189,7 @@ class ThreadMessagesView(TenantScopedMixin, generics.ListCreateAPIView):
                 "(`templates` lists this channel's; send one with `template`).",
                 code="outside_window",
             )
-            conflict.extra = {"templates": template_refs(channel_id=thread.channel_id)}
+            conflict.extra = {"templates": template_refs(thread=thread)}
             raise conflict from None
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 

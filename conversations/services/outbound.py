@@ -163,7 +163,10 @@ def replies_store(
             )
         )
     Message.objects.bulk_create(messages)
-    metrics.message_queued(len(messages))
+    failed = [message for message in messages if message.status == MessageStatus.FAILED]
+    for message in failed:  # a flow's template that cannot be sent: failed from the start
+        webhook_events.message_status(message)
+    metrics.message_queued(len(messages) - len(failed))
     if touch_thread:
         ChatThread.objects.filter(pk=thread.pk).update(last_activity_at=now, updated_at=now)
     _schedule_send(thread)

@@ -20,11 +20,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.models import ChannelTemplate
+from channels_app.models import ChannelInstance, ChannelTemplate
+from channels_app.providers import get_provider
 from channels_app.providers.base import TemplateMessage
 from channels_app.templates import sendable_templates
 from conversations.models import ChatThread, Direction, Message, MessageStatus, Sender
 from core import metrics
+from core.storable import text_problem, unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,34 @@ KIND = "template"
 MAX_PARAMETER = 1024
 MAX_HEADER_PARAMETER = 60
 MAX_TEXT = 4096
-# Meta refuses parameters with new lines, tabs or more than 4 consecutive spaces (132018).
-_BAD_PARAMETER = re.compile(r"[\n\t]| {5,}")
+# Meta refuses parameters with new lines, tabs or more than 4 consecutive spaces (132018):
+# every line or paragraph break and tab Python knows, and 5 or more spaces of any kind.
+_BAD_PARAMETER = re.compile(r"[\n\r\t\v\f\x1c-\x1f\x85\u2028\u2029]|\s{5,}")
+
+
+class TemplatesUnavailableError(Exception):
+    """The channel may not send templates (its setup, e.g. a Twilio channel on the platform's
+    credentials): a 409 `templates_unavailable` with the reason."""
+
+
+class OptedOutError(Exception):
+    """The contact opted out: no template (a business-initiated message) goes to them."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The contact opted out of messages, so no template is sent to them until they "
+            "opt in again."
+        )
+
+
+def channel_templates_refusal(channel: ChannelInstance) -> str:
+    """Why the channel may not send templates now, or "" (an uninstalled provider has none
+    to send either; its sync says so)."""
+    try:
+        provider = get_provider(channel)
+    except LookupError:
+        return ""
+    return provider.templates_unavailable(channel=channel)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
@@ -78,11 +106,19 @@ class TemplateChoice:
         return _fill(self.template.body or self.template.name, values)[:MAX_TEXT]
 
 
-def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
-    """The sendable templates of a channel as an API or a 409 names them: Cloud API ones by
-    name and language, Twilio ones by Content SID, each with its placeholders."""
+def _offered(thread: ChatThread) -> list[ChannelTemplate]:
+    """The templates a staff member may send on the thread: none to an opted-out contact or on
+    a channel that may not send templates."""
+    if thread.contact.is_opted_out or channel_templates_refusal(thread.channel):
+        return []
+    return list(sendable_templates(channel_id=thread.channel_id))
+
+
+def template_refs(*, thread: ChatThread) -> list[dict[str, Any]]:
+    """The templates that may be sent on the thread as an API or a 409 names them: Cloud API
+    ones by name and language, Twilio ones by Content SID, each with its placeholders."""
     refs = []
-    for template in sendable_templates(channel_id=channel_id):
+    for template in _offered(thread):
         names = [str(item.get("name", "")) for item in template.parameters]
         if template.content_sid:
             refs.append(
@@ -93,11 +129,11 @@ def template_refs(*, channel_id: object) -> list[dict[str, Any]]:
     return refs
 
 
-def template_offers(*, channel_id: object) -> list[dict[str, Any]]:
-    """The sendable templates of a channel as the inbox's composer offers them: each with its
-    text and one labelled input per placeholder."""
+def template_offers(*, thread: ChatThread) -> list[dict[str, Any]]:
+    """The templates that may be sent on the thread as the inbox's composer offers them: each
+    with its text and one labelled input per placeholder."""
     offers = []
-    for template in sendable_templates(channel_id=channel_id):
+    for template in _offered(thread):
         fields = []
         for item in template.parameters or []:
             name = str(item.get("name", ""))
@@ -134,6 +170,7 @@ def template_choose(*, thread: ChatThread, spec: Mapping[str, Any]) -> TemplateC
     """
     if not isinstance(spec, Mapping):
         raise ValidationError({"template": "Must be an object."})
+    _check_storable(spec)
     if "content_sid" in spec:
         return _choose_content(thread, spec)
     unknown = sorted(set(spec) - {"name", "language", "parameters"})
@@ -194,7 +231,20 @@ def _choose_content(thread: ChatThread, spec: Mapping[str, Any]) -> TemplateChoi
     return TemplateChoice(template=found, values=[variables[name] for name in expected])
 
 
+def _check_storable(spec: Mapping[str, Any]) -> None:
+    """Every string of the spec (keys included) storable and encryptable: a NUL character or
+    a lone surrogate is a 400 naming where it is, not a database or encoding error."""
+    for loc, problem in unstorable(dict(spec), ("template",)):
+        field = "".join(
+            f"[{part}]" if isinstance(part, int) else ("." if index else "") + str(part)
+            for index, part in enumerate(loc)
+        )
+        raise ValidationError({field: problem[:1].upper() + problem[1:] + "."})
+
+
 def _check_value(value: str, *, limit: int, field: str) -> None:
+    if problem := text_problem(value):
+        raise ValidationError({field: problem[:1].upper() + problem[1:] + "."})
     if not value.strip():
         raise ValidationError({field: "May not be blank."})
     if len(value) > limit:
@@ -273,6 +323,8 @@ def flow_template_message(*, thread: ChatThread, reply: Any, created_at: Any) ->
     ref = reply.template
     values = list(ref.parameters)
     try:
+        if reason := channel_templates_refusal(thread.channel):
+            raise ValidationError(reason)
         found = _find(thread, name=ref.name, language=ref.language, content_sid=ref.content_sid)
         expected = found.parameters or []
         if len(values) != len(expected):
@@ -323,13 +375,18 @@ def message_send_template(
     after commit: allowed whether or not the 24-hour window is open.
 
     Raises ValidationError for a template the channel does not have, one not approved, or
-    values that do not fit its placeholders (nothing is stored), and ContactErasedError for
-    an erased contact.
+    values that do not fit its placeholders (nothing is stored), ContactErasedError for an
+    erased contact, OptedOutError for one who opted out and TemplatesUnavailableError for a
+    channel that may not send templates.
     """
     from conversations.services import outbound
 
     if thread.contact.erased_at is not None:
         raise outbound.ContactErasedError()
+    if thread.contact.is_opted_out:
+        raise OptedOutError()
+    if reason := channel_templates_refusal(thread.channel):
+        raise TemplatesUnavailableError(reason)
     choice = template_choose(thread=thread, spec=spec)
     message = template_message_store(thread=thread, choice=choice, sender=Sender.AGENT, user=user)
     now = message.created_at

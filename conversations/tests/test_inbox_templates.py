@@ -122,3 +122,31 @@ def test_a_flows_unavailable_template_is_explained():
 
     failure = explain("template_unavailable")
     assert "Sync the channel's templates" in failure.todo and not failure.retry
+
+
+def test_an_opted_out_contact_is_offered_no_template_and_a_forged_send_is_refused(
+    tenant, member, quiet
+):
+    quiet.contact.opted_out_at = timezone.now() - timedelta(days=1)
+    quiet.contact.save()
+    template = quiet.channel.templates.get(name="follow_up")
+    client = logged_in(member(tenant, "agent"))
+
+    assert "Send template" not in client.get(page_of(quiet)).content.decode()
+    client.post(
+        act_url(quiet), {"action": "template", "template": str(template.pk), "value": ["Maria"]}
+    )
+    assert "Not sent: The contact opted out" in client.get(page_of(quiet)).content.decode()
+    assert not Message.objects.filter(thread=quiet).exists()
+
+
+def test_a_twilio_channel_on_the_platform_credentials_is_offered_no_template(tenant, member):
+    channel = factories.TwilioChannelFactory(tenant=tenant, secrets={})
+    thread = factories.ThreadFactory(
+        channel=channel, last_inbound_at=timezone.now() - timedelta(days=3)
+    )
+    factories.ChannelTemplateFactory(channel=channel, name="follow_up", content_sid="HX" + "1" * 32)
+
+    html = logged_in(member(tenant, "agent")).get(page_of(thread)).content.decode()
+
+    assert "The 24-hour window is closed." in html and "Send template" not in html

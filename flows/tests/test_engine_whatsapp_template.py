@@ -214,6 +214,46 @@ def test_a_template_the_channel_lacks_is_recorded_as_failed_with_the_reason(clou
     assert "not approved (paused)" in failed.error_detail
 
 
+@pytest.mark.django_db
+def test_an_unavailable_template_fires_its_failed_status_and_is_not_counted_queued(
+    cloud_thread, monkeypatch
+):
+    # given: a subscriber to message.status, and the template no longer approved
+    from core import metrics
+    from integrations.models import WebhookDelivery
+
+    factories.WebhookEndpointFactory(tenant=cloud_thread.tenant, events=["message.status"])
+    cloud_thread.channel.templates.update(status="paused")
+    start(cloud_thread)
+    type(cloud_thread).objects.filter(pk=cloud_thread.pk).update(
+        last_inbound_at=timezone.now() - timedelta(days=2)
+    )
+    Message.objects.filter(thread=cloud_thread, direction="inbound").update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    session = FlowSession.objects.get(thread=cloud_thread)
+    queued = []
+    monkeypatch.setattr(metrics, "message_queued", lambda count=1: queued.append(count))
+
+    # when
+    with run_on_commit():
+        flow_fire_due_timeouts(now=max(session.wait_expires_at, timezone.now()))
+
+    # then: the failed message's status event, and nothing counted as queued for it
+    failed = Message.objects.get(thread=cloud_thread, kind="template")
+    (delivery,) = WebhookDelivery.objects.filter(event="message.status")
+    assert delivery.payload["message"] == {
+        "id": str(failed.pk),
+        "direction": "outbound",
+        "status": "failed",
+        "error_code": "template_unavailable",
+        "sent_at": None,
+        "delivered_at": None,
+        "read_at": None,
+    }
+    assert sum(queued) == 0
+
+
 def test_the_simulator_prints_a_template_as_its_text():
     from channels_app.providers.base import OutboundPayload, TemplateMessage
     from conversations.management.commands.simulate_chat import PrintingProvider
