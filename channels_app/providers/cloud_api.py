@@ -611,6 +611,30 @@ def parse_template(raw: Any) -> FetchedTemplate | None:
     if not isinstance(raw, dict) or not raw.get("name"):
         return None
     components = [item for item in _list(raw.get("components")) if isinstance(item, dict)]
+    texts, parameters = _template_texts(components)
+    named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
+        not item["name"].isdigit() for item in parameters
+    )
+    status, reason = _template_status(raw, components)
+    return FetchedTemplate(
+        name=str(raw["name"])[:512],
+        language=str(raw.get("language") or "")[:20],
+        category=str(raw.get("category") or "")[:40],
+        status=status,
+        provider_template_id=str(raw.get("id") or "")[:64],
+        body="\n\n".join(texts),
+        components=components,
+        parameters=tuple(parameters),
+        named=named,
+        rejection_reason=reason,
+    )
+
+
+def _template_texts(
+    components: list[dict[str, Any]],
+) -> tuple[list[str], list[dict[str, str]]]:
+    """The texts of a template's text header, body and footer, and the placeholders of its
+    header and body (positional ones in number order)."""
     parameters: list[dict[str, str]] = []
     texts: list[str] = []
     for component in components:
@@ -625,28 +649,19 @@ def parse_template(raw: Any) -> FetchedTemplate | None:
             if all(name.isdigit() for name in names):  # Meta fills {{1}} first
                 names.sort(key=int)
             parameters += [{"component": kind, "name": name} for name in names]
-    named = str(raw.get("parameter_format", "")).upper() == "NAMED" or any(
-        not item["name"].isdigit() for item in parameters
-    )
+    return texts, parameters
+
+
+def _template_status(raw: dict[str, Any], components: list[dict[str, Any]]) -> tuple[str, str]:
+    """The stored status and reason: Meta's, except that an approved template whose send
+    would need parameters we cannot give is `unsupported` (never offered)."""
     reason = str(raw.get("rejected_reason") or "")
     reason = "" if reason.upper() == "NONE" else scrub(reason)
     status = str(raw.get("status") or "").lower()[:40]
     if status == "approved" and (unsupported := _unsupported(components)):
-        # approved by Meta, but a send would need parameters we cannot give: never offered
         status = "unsupported"  # TemplateStatus.UNSUPPORTED
         reason = f"Approved, but this service cannot send it: it has {unsupported}."
-    return FetchedTemplate(
-        name=str(raw["name"])[:512],
-        language=str(raw.get("language") or "")[:20],
-        category=str(raw.get("category") or "")[:40],
-        status=status,
-        provider_template_id=str(raw.get("id") or "")[:64],
-        body="\n\n".join(texts),
-        components=components,
-        parameters=tuple(parameters),
-        named=named,
-        rejection_reason=reason,
-    )
+    return status, reason
 
 
 # Header formats whose send needs a header parameter (a media link, a location).
