@@ -532,7 +532,7 @@ class Provider(ABC):
         platform_signed = self._verified(request, None)
         try:
             items = self.parse(request)
-        except (ValueError, TypeError, RecursionError, UnicodeError):
+        except (ValueError, TypeError, RecursionError, UnicodeError, ArithmeticError):
             # A body that is not this provider's webhook (not JSON, nested too deeply, ...):
             # a 400 for a platform-signed one; the exception's text is never echoed.
             if not platform_signed:

@@ -172,7 +172,7 @@ def parse_event(
             return _bad("message_edit")
         try:
             count = int(edit.get("num_edit") or 0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400
             count = 0
         return ParsedEdit(provider_message_id=mid, text=_text(edit.get("text")), num_edit=count)
     if "reaction" in event:
@@ -338,19 +338,37 @@ def build_messages(payload: OutboundPayload) -> list[dict[str, Any]]:
             }
         )
     choices = payload.choices
-    if choices and len(choices) <= QUICK_REPLIES_MAX and payload.text:
-        message: dict[str, Any] = {
-            "text": payload.text,
-            "quick_replies": [
+    quick = bool(choices) and len(choices) <= QUICK_REPLIES_MAX and bool(payload.text)
+    if not (payload.text or choices):
+        return bodies
+    parts = text_parts(payload.text if quick else numbered_choices(payload.text, choices))
+    for number, part in enumerate(parts, 1):
+        message: dict[str, Any] = {"text": part}
+        if quick and number == len(parts):  # the choices go with the last part
+            message["quick_replies"] = [
                 {"content_type": "text", "title": label[:QUICK_REPLY_TITLE_MAX], "payload": cid}
                 for cid, label in choices
-            ],
-        }
+            ]
         bodies.append({"recipient": recipient, "message": message})
-    elif payload.text or choices:
-        text = numbered_choices(payload.text, choices)
-        bodies.append({"recipient": recipient, "message": {"text": text}})
     return bodies
+
+
+def text_parts(text: str, limit: int = TEXT_MAX_BYTES) -> list[str]:
+    """The text in parts of at most `limit` UTF-8 bytes (Meta refuses a longer text), cut
+    after a line break or a space where one is near the end of a part, never inside a
+    character."""
+    parts: list[str] = []
+    rest = text
+    while len(rest.encode("utf-8")) > limit:
+        cut = len(rest.encode("utf-8")[:limit].decode("utf-8", errors="ignore"))
+        space = max(rest.rfind("\n", 0, cut), rest.rfind(" ", 0, cut))
+        if space > cut // 2:
+            cut = space + 1
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not parts:
+        parts.append(rest)
+    return parts
 
 
 def _attachment_type(url: str) -> str:
@@ -492,13 +510,15 @@ class InstagramProvider(Provider):
         if not payload.to_ig_user_id:
             raise PermanentSendError("The contact has no Instagram-scoped id.", code="no_recipient")
         url = f"{self.base_url(channel)}/{account}/messages"
-        first_id = ""
-        for position, body in enumerate(build_messages(payload)):
-            message_id = self._post(url, token=token, body=body, first=position == 0)
-            first_id = first_id or message_id
-        if not first_id:
+        bodies = build_messages(payload)
+        if not bodies:
             raise PermanentSendError("Nothing to send.", code="empty")
-        return SendResult(provider_message_id=first_id, raw_status="accepted")
+        last_id = ""
+        for position, body in enumerate(bodies):
+            last_id = self._post(url, token=token, body=body, first=position == 0)
+        # The last part's id: a read receipt names the latest message read, which marks the
+        # earlier parts (and messages) read through it.
+        return SendResult(provider_message_id=last_id, raw_status="accepted")
 
     def _post(self, url: str, *, token: str, body: dict[str, Any], first: bool) -> str:
         try:

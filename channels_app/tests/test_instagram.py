@@ -699,3 +699,82 @@ def test_an_instagram_channels_page_shows_its_own_webhook_url(tenant, member):
     ).content.decode()
     assert 'value="https://chatai.example.com/api/webhooks/instagram"' in page
     assert 'value="https://chatai.example.com/api/webhooks/whatsapp"' not in page
+
+
+# -- review regressions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_an_edit_count_too_large_for_an_integer_is_not_a_500(client, tenant, no_flow, signed):
+    instagram_channel(tenant)
+    raw = (
+        b'{"object":"instagram","entry":[{"id":"' + ACCOUNT.encode() + b'","messaging":'
+        b'[{"message_edit":{"mid":"m1","text":"x","num_edit":1e400}}]}]}'
+    )
+    response = post(client, None, raw=raw, signature=None if signed else "")
+    assert response.status_code < 500
+
+
+def test_an_edit_never_brings_back_an_erased_text(client, tenant, no_flow):
+    # given a message whose contact was erased
+    instagram_channel(tenant)
+    post(client, payload("message_text"))
+    call_command("gdpr_erase", "--tenant", str(tenant.pk), "--ig-user-id", IGSID, stdout=StringIO())
+
+    # when the contact's edit of it arrives
+    post(client, payload("message_edit"))
+
+    # then the text stays erased
+    assert Message.objects.get().text == ""
+
+
+def test_a_read_receipt_naming_the_contacts_own_message_changes_nothing(client, tenant, no_flow):
+    instagram_channel(tenant)
+    post(client, payload("message_text"))
+    inbound = Message.objects.get()
+    read = payload("read")
+    read["entry"][0]["messaging"][0]["read"]["mid"] = load("instagram/message_text.json")["entry"][
+        0
+    ]["messaging"][0]["message"]["mid"]
+
+    post(client, read)
+
+    inbound.refresh_from_db()
+    assert inbound.status == "received"
+
+
+def test_a_long_text_goes_out_in_parts_of_at_most_1000_bytes():
+    from channels_app.providers import OutboundPayload
+    from channels_app.providers.instagram import build_messages
+
+    text = ("Olá, é a nossa agenda da semana. " * 60).strip()  # about 2,000 bytes
+    bodies = build_messages(
+        OutboundPayload(
+            to_phone="",
+            to_ig_user_id=IGSID,
+            text=text,
+            choices=(("yes", "Yes"), ("no", "No")),
+        )
+    )
+    texts = [body["message"]["text"] for body in bodies]
+    assert len(texts) >= 2
+    assert all(len(part.encode("utf-8")) <= 1000 for part in texts)
+    assert " ".join(texts) == text  # cut at spaces, nothing lost
+    assert [("quick_replies" in body["message"]) for body in bodies] == [False] * (
+        len(bodies) - 1
+    ) + [True]
+
+
+@responses.activate
+def test_media_and_text_record_the_last_parts_id_so_a_read_of_it_marks_the_message(tenant):
+    thread = _thread(tenant)
+    graph = Graph()
+    responses.add_callback(responses.POST, GRAPH, callback=graph)
+    with run_on_commit():
+        (message,) = replies_store(
+            thread=thread,
+            replies=[Reply(text="Our timetable", media_url="https://cdn.example.com/t.png")],
+        )
+    message.refresh_from_db()
+    assert len(graph.bodies) == 2
+    assert message.status == "sent" and message.provider_message_id == "igout.0002"

@@ -596,7 +596,10 @@ def message_status_update(*, channel: ChannelInstance, status: ParsedStatus) -> 
     also opts the contact out (source `provider:<code>`); any other code fails it.
     """
     found = Message.objects.select_for_update().filter(
-        channel=channel, provider_message_id=status.provider_message_id
+        channel=channel,
+        provider_message_id=status.provider_message_id,
+        direction=Direction.OUTBOUND,  # statuses are of our messages (an Instagram read names
+        # whatever was read last, which may be the contact's own)
     )
     message = found.first()
     if message is None and status.status in STATUS_KEPT:

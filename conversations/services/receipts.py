@@ -42,6 +42,7 @@ def message_edit_record(*, channel: ChannelInstance, edit: ParsedEdit) -> Messag
             channel=channel,
             provider_message_id=edit.provider_message_id,
             direction=Direction.INBOUND,
+            thread__contact__erased_at__isnull=True,  # an erasure is never undone by an edit
         )
         .first()
     )
