@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 import urllib3
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
@@ -292,6 +293,34 @@ def http_session() -> requests.Session:
         session.mount("http://", adapter)
         _local.http_session = session
     return session
+
+
+def send_post(
+    url: str, *, body: dict[str, Any], token: str, first: bool, who: str
+) -> requests.Response:
+    """POST one part of a message to a provider's send API (bearer token, pooled session).
+
+    What a failure means for a second try: no answer in time, or a connection lost after the
+    request may have reached the provider, is AmbiguousSendError (never sent again); a
+    connection that failed before anything was sent is TransientSendError, for the first part
+    only (a later part's earlier parts went out). An HTTP error answer is the caller's to
+    read."""
+    try:
+        return http_session().post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
+        )
+    except requests.exceptions.ReadTimeout:
+        raise AmbiguousSendError(
+            f"{who} did not answer in time; the message may have been accepted.",
+            code="timeout",
+        ) from None
+    except requests.RequestException as exc:
+        if first and failed_before_sending(exc):
+            raise TransientSendError(type(exc).__name__, code="network") from None
+        raise AmbiguousSendError(type(exc).__name__, code="network") from None
 
 
 class MediaDownloadError(ProviderError):

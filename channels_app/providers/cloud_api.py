@@ -43,12 +43,12 @@ from channels_app.providers.base import (
     TemplateSyncError,
     TransientSendError,
     WebhookReceiver,
-    failed_before_sending,
     http_session,
     numbered_choices,
     placeholders,
     read_limited,
     scrub,
+    send_post,
 )
 from channels_app.providers.outcomes import Outcome, outcome_of
 from channels_app.providers.webhook import bad_request, forbidden
@@ -911,23 +911,9 @@ class CloudApiProvider(Provider):
         url = f"{self.base_url(channel)}/{number_id}/messages"
         first_id = ""
         for position, body in enumerate(bodies):
-            try:
-                response = http_session().post(
-                    url,
-                    json=body,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
-                )
-            except requests.exceptions.ReadTimeout:
-                raise AmbiguousSendError(
-                    "The Graph API did not answer in time; the message may have been accepted.",
-                    code="timeout",
-                ) from None
-            except requests.RequestException as exc:
-                # Repeat only what cannot have reached Meta: the first part, not connected.
-                if position == 0 and failed_before_sending(exc):
-                    raise TransientSendError(type(exc).__name__, code="network") from None
-                raise AmbiguousSendError(type(exc).__name__, code="network") from None
+            response = send_post(
+                url, body=body, token=token, first=position == 0, who="The Graph API"
+            )
             if response.status_code >= 400:
                 code, detail = _error_of(response)
                 # The outcome table first ("slow down" codes come with a 400 too), then HTTP.

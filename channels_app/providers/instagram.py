@@ -45,10 +45,11 @@ from channels_app.providers.base import (
     SendResult,
     TransientSendError,
     WebhookItem,
-    failed_before_sending,
+    http_session,
     numbered_choices,
     read_limited,
     scrub,
+    send_post,
 )
 from channels_app.providers.cloud_api import (
     meta_subscription_answer,
@@ -521,22 +522,7 @@ class InstagramProvider(Provider):
         return SendResult(provider_message_id=last_id, raw_status="accepted")
 
     def _post(self, url: str, *, token: str, body: dict[str, Any], first: bool) -> str:
-        try:
-            response = requests.post(
-                url,
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
-            )
-        except requests.exceptions.ReadTimeout:
-            raise AmbiguousSendError(
-                "Instagram did not answer in time; the message may have been accepted.",
-                code="timeout",
-            ) from None
-        except requests.RequestException as exc:
-            if first and failed_before_sending(exc):
-                raise TransientSendError(type(exc).__name__, code="network") from None
-            raise AmbiguousSendError(type(exc).__name__, code="network") from None
+        response = send_post(url, body=body, token=token, first=first, who="Instagram")
         if response.status_code >= 400:
             code, detail = error_of(response)
             transient = (
@@ -566,7 +552,7 @@ class InstagramProvider(Provider):
                 "media URL is not on Meta's CDN", code="untrusted_host", retryable=False
             )
         try:
-            response = requests.get(
+            response = http_session().get(
                 url,
                 timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS,
                 stream=True,
