@@ -260,6 +260,9 @@ class Message(BaseModel):
     )
     processed_at = models.DateTimeField(null=True, blank=True)
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # Set while an attempt to send is in flight (claimed, the provider not answered yet): an
+    # attempt that never finished may have reached the provider, so it is never repeated.
+    sending_since = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -294,7 +294,7 @@ def test_a_send_that_died_mid_request_is_not_repeated(channel):
     # given a reply whose worker died while talking to Twilio (claimed, never finished)
     api = TwilioAPI().install()
     thread = factories.ThreadFactory(channel=channel, last_inbound_at=timezone.now())
-    stale = (timezone.now() - timedelta(hours=1)).isoformat()
+    stale = timezone.now() - timedelta(hours=1)
     reply = factories.MessageFactory(
         thread=thread,
         direction="outbound",
@@ -302,7 +302,7 @@ def test_a_send_that_died_mid_request_is_not_repeated(channel):
         status="queued",
         text="maybe sent",
         send_attempts=1,
-        metadata={"sending_since": stale},
+        sending_since=stale,
     )
     Message.objects.filter(pk=reply.pk).update(updated_at=timezone.now() - LATER)
 

@@ -189,9 +189,7 @@ def test_a_message_in_flight_elsewhere_is_not_sent_again(thread):
     from django.utils import timezone
 
     (message,) = replies_store(thread=thread, replies=[Reply(text="hi")])
-    Message.objects.filter(pk=message.pk).update(
-        metadata={"sending_since": timezone.now().isoformat()}
-    )
+    Message.objects.filter(pk=message.pk).update(sending_since=timezone.now())
 
     # when / then
     assert message_deliver(message_id=message.pk) == "skipped"
@@ -206,7 +204,7 @@ def test_an_attempt_that_died_mid_request_is_failed_not_repeated(thread):
 
     (message,) = replies_store(thread=thread, replies=[Reply(text="hi")])
     long_ago = timezone.now() - timedelta(hours=1)
-    Message.objects.filter(pk=message.pk).update(metadata={"sending_since": long_ago.isoformat()})
+    Message.objects.filter(pk=message.pk).update(sending_since=long_ago)
     assert message_deliver(message_id=message.pk) == "failed"
     message.refresh_from_db()
     assert message.error_code == "send_unconfirmed"

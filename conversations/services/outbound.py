@@ -12,13 +12,14 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -240,34 +241,39 @@ def _fail(message: Message, *, code: str, detail: str) -> None:
     message.status = MessageStatus.FAILED
     message.error_code = code[:64]
     message.error_detail = detail[:1000]
-    message.save(update_fields=["status", "error_code", "error_detail", "metadata", "updated_at"])
+    message.sending_since = None
+    message.save(
+        update_fields=["status", "error_code", "error_detail", "sending_since", "updated_at"]
+    )
     webhook_events.message_status(message)
 
 
-def _queued(thread_id: object, *, tried: set[object]) -> list[object]:
-    """Ids of the thread's queued outbound messages not tried yet, oldest first."""
-    return list(
-        Message.objects.filter(
-            thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED
-        )
-        .exclude(pk__in=tried)
-        .order_by("created_at", "id")
-        .values_list("pk", flat=True)
-    )
+# Replies claimed, sent and recorded together (#16). A worker that dies mid-batch leaves the
+# whole batch in flight, and each of its messages is then failed as unconfirmed (never sent
+# twice): the batch bounds how many replies one lost worker can cost.
+SEND_BATCH = 10
+
+
+def _queued(thread_id: object, *, tried: set[object]) -> QuerySet[Message]:
+    """The thread's queued outbound messages not tried yet in this run."""
+    return Message.objects.filter(
+        thread_id=thread_id, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED
+    ).exclude(pk__in=tried)
 
 
 def thread_deliver_queued(*, thread_id: object, tenant_id: object | None = None) -> Counter[str]:
     """Send the thread's queued outbound messages, oldest first; count the outcomes.
 
-    The counter has one entry per `message_deliver` outcome ("sent", "failed", "skipped",
-    "missing"), and "busy" when another sender had the thread. Guarantees: one sender per
-    thread at a time, so replies reach the provider in the order they were stored even when
-    several workers send for the same thread. A caller that finds another sender at work
-    returns at once: that sender looks for queued messages again after letting go, so a
-    message queued meanwhile is never left behind. Raises TransientDeliveryError at the first
-    message that cannot go now; the later ones wait behind it (for the task's retry, or
-    `process_pending`). Log lines of the run carry the thread's tenant (`tenant_id` when the
-    caller knows it, else looked up).
+    The counter has one entry per `message_deliver` outcome ("sent", "failed", "skipped"),
+    and "busy" when another sender had the thread. Guarantees: one sender per thread at a
+    time, so replies reach the provider in the order they were stored even when several
+    workers send for the same thread. A caller that finds another sender at work returns at
+    once: that sender looks for queued messages again after letting go, so a message queued
+    meanwhile is never left behind. Messages go in batches of up to SEND_BATCH, each claimed
+    in one statement and, once the provider answered, recorded in one (`_deliver`). Raises
+    TransientDeliveryError at the first message that cannot go now; the later ones wait
+    behind it (for the task's retry, or `process_pending`). Log lines of the run carry the
+    thread's tenant (`tenant_id` when the caller knows it, else looked up).
     """
     with tenant_bound(tenant_id or thread_tenant_id(thread_id=thread_id)):
         return _thread_deliver_queued(thread_id=thread_id)
@@ -281,10 +287,12 @@ def _thread_deliver_queued(*, thread_id: object) -> Counter[str]:
             if not acquired:
                 outcomes["busy"] += 1
                 return outcomes
-            for message_id in _queued(thread_id, tried=tried):
-                tried.add(message_id)
-                outcomes[message_deliver(message_id=message_id)] += 1
-        if not _queued(thread_id, tried=tried):
+            while True:
+                batch = _deliver(_queued(thread_id, tried=tried), limit=SEND_BATCH, tried=tried)
+                outcomes.update(batch.outcomes)
+                if batch.read < SEND_BATCH:
+                    break  # the thread's queue is empty (the look below sees what came since)
+        if not _queued(thread_id, tried=tried).exists():
             return outcomes
 
 
@@ -301,44 +309,127 @@ def message_deliver(*, message_id: object) -> str:
     callback is not sent before its `metadata["retry_after"]` (TransientDeliveryError until
     then). A refusal whose code means the recipient unsubscribed also opts the contact out.
     """
-    claimed = _claim(message_id)
-    if isinstance(claimed, str):
-        return claimed
-    outcome, result, error = _send(claimed, message_id)
-    return _record(message_id, claimed.channel, outcome, result, error)
+    batch = _deliver(Message.objects.filter(pk=message_id), limit=1, tried=set())
+    return next(iter(batch.outcomes), "missing")
 
 
 @dataclass(frozen=True)
 class _Claimed:
     """A message claimed for one attempt: what to send, and through which channel."""
 
+    message: Message
     payload: OutboundPayload
     channel: ChannelInstance
 
 
-def _claim(message_id: object) -> _Claimed | str:
-    """Phase 1 of `message_deliver`, committed before any network call: the message is marked
-    in flight (`sending_since`) and its attempt counted. Returns what to send, or the result
-    when it is not to be sent ("missing", "skipped", "failed")."""
-    with transaction.atomic():
-        message = (
-            Message.objects.select_for_update(of=("self",))
-            .select_related("thread__contact", "channel")
-            .filter(pk=message_id)
-            .first()
+@dataclass(frozen=True)
+class _Attempt:
+    """What the provider answered for one claimed message (see `_send`)."""
+
+    claimed: _Claimed
+    outcome: str  # "sent", "transient", "permanent", "ambiguous"
+    result: Any
+    error: Exception | None
+
+    @property
+    def retry(self) -> bool:
+        """The provider did not take it this time, and a later attempt may."""
+        return (
+            self.outcome == "transient" and self.claimed.message.send_attempts < MAX_SEND_ATTEMPTS
         )
-        if message is None:
-            return "missing"
-        refused = _refuse_claim(message, message_id)
-        if refused is not None:
-            return refused
-        message.send_attempts += 1
-        message.metadata = {**(message.metadata or {}), "sending_since": timezone.now().isoformat()}
-        message.save(update_fields=["send_attempts", "metadata", "updated_at"])
-        return _Claimed(payload=_payload(message), channel=message.channel)
 
 
-def _refuse_claim(message: Message, message_id: object) -> str | None:
+@dataclass
+class _Batch:
+    """What `_deliver` did: `read` messages looked at, and their outcomes."""
+
+    read: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> _Batch:
+    """Claim, send and record up to `limit` of `messages`, oldest first, in three phases:
+
+    1. claim, committed before any network call: the messages to send are marked in flight
+       (`sending_since`) and their attempts counted, in one statement (`_claim`);
+    2. send, outside any transaction, one message after the other, stopping at the first
+       that the provider did not take but may take later (`_send`);
+    3. record, in one transaction: the accepted ones in one statement with their provider ids
+       (`_record_sent`), a refusal or an unknown outcome each with its reason
+       (`_record_failure`), and the claims of the messages not tried after a stop released.
+
+    A message the provider may have accepted is never sent again: until its outcome is
+    recorded it stays in flight, and an attempt left in flight longer than
+    IN_FLIGHT_STALE_AFTER (its worker died) is failed as unconfirmed by the next claim.
+    Raises TransientDeliveryError, after the record committed, when a message must wait.
+    """
+    batch = _Batch()
+    claimed, wait = _claim(messages, limit=limit, tried=tried, batch=batch)
+    attempts: list[_Attempt] = []
+    for position, claim in enumerate(claimed):
+        attempts.append(_send(claim))
+        if attempts[-1].retry:
+            released = [later.message.pk for later in claimed[position + 1 :]]
+            break
+    else:
+        released = []
+    if attempts:
+        with transaction.atomic():
+            _record(attempts, released=released, batch=batch)
+    stop = next((attempt for attempt in attempts if attempt.retry), None)
+    if stop is not None:
+        message_id = stop.claimed.message.pk
+        raise TransientDeliveryError(message_id, str(stop.claimed.message.error_code))
+    if wait is not None:
+        raise wait
+    return batch
+
+
+def _claim(
+    messages: QuerySet[Message], *, limit: int, tried: set[object], batch: _Batch
+) -> tuple[list[_Claimed], TransientDeliveryError | None]:
+    """Phase 1 of `_deliver`: lock up to `limit` messages, oldest first, and claim those to
+    send now (the others are counted in `batch`: "skipped", or "failed" and recorded). A
+    message that must wait (a rate limit's `retry_after`) stops the claim there: returned
+    with the messages before it."""
+    with transaction.atomic():
+        rows = list(
+            messages.select_for_update(of=("self",))
+            .select_related("thread__contact", "channel")
+            .order_by("created_at", "id")[:limit]
+        )
+        batch.read = len(rows)
+        wait: TransientDeliveryError | None = None
+        to_send: list[Message] = []
+        for message in rows:
+            tried.add(message.pk)
+            try:
+                refused = _refuse_claim(message)
+            except TransientDeliveryError as exc:
+                wait = exc  # it waits, and so do the later ones
+                break
+            if refused is not None:
+                batch.outcomes[refused] += 1
+            else:
+                to_send.append(message)
+        now = timezone.now()
+        if to_send:
+            Message.objects.filter(pk__in=[message.pk for message in to_send]).update(
+                sending_since=now, send_attempts=F("send_attempts") + 1, updated_at=now
+            )
+        for message in to_send:
+            message.sending_since = now
+            message.send_attempts += 1
+            if "retry_after" in (message.metadata or {}):  # its wait is over
+                message.metadata.pop("retry_after")
+                message.save(update_fields=["metadata"])
+        return [
+            _Claimed(message=message, payload=_payload(message), channel=message.channel)
+            for message in to_send
+        ], wait
+
+
+def _refuse_claim(message: Message) -> str | None:
     """Why the locked message is not sent now ("skipped" or "failed", recorded), or None.
     Raises TransientDeliveryError before a rate limit's `retry_after`."""
     if (
@@ -347,11 +438,9 @@ def _refuse_claim(message: Message, message_id: object) -> str | None:
         or message.provider_message_id
     ):
         return "skipped"
-    in_flight = parse_datetime(str((message.metadata or {}).get("sending_since") or ""))
-    if in_flight is not None:
-        if timezone.now() - in_flight < IN_FLIGHT_STALE_AFTER:
+    if message.sending_since is not None:
+        if timezone.now() - message.sending_since < IN_FLIGHT_STALE_AFTER:
             return "skipped"
-        message.metadata.pop("sending_since", None)
         _fail(
             message,
             code="send_unconfirmed",
@@ -361,7 +450,7 @@ def _refuse_claim(message: Message, message_id: object) -> str | None:
     retry_after = parse_datetime(str((message.metadata or {}).get("retry_after") or ""))
     if retry_after is not None and timezone.now() < retry_after:
         # The provider asked us to slow down (a rate-limit callback): not before then.
-        raise TransientDeliveryError(message_id, message.error_code or "retry_after")
+        raise TransientDeliveryError(message.pk, message.error_code or "retry_after")
     contact = message.thread.contact
     automated = message.sender != Sender.AGENT and not message.metadata.get("consent_notice")
     if automated and contact.is_opted_out:
@@ -377,89 +466,126 @@ def _refuse_claim(message: Message, message_id: object) -> str | None:
     return None
 
 
-def _send(claimed: _Claimed, message_id: object) -> tuple[str, Any, Exception | None]:
-    """Phase 2 of `message_deliver`: the provider call, outside any transaction. Returns the
-    outcome ("sent", "transient", "permanent", "ambiguous"), the provider's result when sent,
-    and the error otherwise; an unexpected error is an unknown outcome ("ambiguous")."""
+def _send(claimed: _Claimed) -> _Attempt:
+    """Phase 2 of `_deliver`: the provider call, outside any transaction. An unexpected
+    error is an unknown outcome ("ambiguous")."""
     channel = claimed.channel
     try:
-        return (
-            "sent",
-            sending_provider(channel).deliver(channel=channel, payload=claimed.payload),
-            None,
-        )
+        result = sending_provider(channel).deliver(channel=channel, payload=claimed.payload)
     except TransientSendError as exc:
-        return "transient", None, exc
+        return _Attempt(claimed, "transient", None, exc)
     except PermanentSendError as exc:
-        return "permanent", None, exc
+        return _Attempt(claimed, "permanent", None, exc)
     except AmbiguousSendError as exc:
-        return "ambiguous", None, exc
+        return _Attempt(claimed, "ambiguous", None, exc)
     except Exception as exc:  # noqa: BLE001 - an unexpected error: the outcome is unknown
-        logger.exception("provider send raised", extra={"message_id": str(message_id)})
-        return "ambiguous", None, exc
+        logger.exception("provider send raised", extra={"message_id": str(claimed.message.pk)})
+        return _Attempt(claimed, "ambiguous", None, exc)
+    return _Attempt(claimed, "sent", result, None)
 
 
-def _record(
-    message_id: object,
-    channel: ChannelInstance,
-    outcome: str,
-    result: Any,
-    error: Exception | None,
-) -> str:
-    """Phase 3 of `message_deliver`: record the outcome; "sent" or "failed", or
-    TransientDeliveryError (after commit of the error) when a later attempt may send it."""
-    with transaction.atomic():
-        message = Message.objects.select_for_update().get(pk=message_id)
-        message.metadata = {
-            k: v
-            for k, v in (message.metadata or {}).items()
-            if k not in ("sending_since", "retry_after")
-        }
-        log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
-        if outcome == "sent":
-            _record_sent(message, result.provider_message_id, log_extra)
-            return "sent"
-        code, retry = _record_failure(message, channel, outcome, error, log_extra)
-    if retry:
-        raise TransientDeliveryError(message_id, code)
-    return "failed"
+def _record(attempts: list[_Attempt], *, released: list[object], batch: _Batch) -> None:
+    """Phase 3 of `_deliver`, in one transaction: what the provider answered, and the claims
+    of the messages not tried (after a stop) given back as they were."""
+    sent = [attempt for attempt in attempts if attempt.outcome == "sent"]
+    if sent:
+        _record_sent(sent)
+        batch.outcomes["sent"] += len(sent)
+    for attempt in attempts:
+        if attempt.outcome != "sent" and not _record_failure(attempt):
+            batch.outcomes["failed"] += 1
+    if released:
+        Message.objects.filter(pk__in=released).update(
+            sending_since=None, send_attempts=F("send_attempts") - 1
+        )
 
 
-def _record_sent(message: Message, provider_message_id: str, log_extra: dict[str, Any]) -> None:
+def _record_sent(sent: list[_Attempt]) -> None:
+    """Record accepted messages as sent with their provider ids, in one statement. When the
+    provider reused an id we already hold, each is recorded on its own (`_record_sent_one`)."""
     now = timezone.now()
-    message.provider_message_id = provider_message_id
-    message.status = MessageStatus.SENT
-    message.sent_at = now
-    message.error_code = ""
-    message.error_detail = ""
-    fields = ["status", "sent_at", "error_code", "error_detail", "metadata", "updated_at"]
+    id_field = Message._meta.get_field("provider_message_id")
+    fields = {
+        "status": MessageStatus.SENT,
+        "sent_at": now,
+        "sending_since": None,
+        "error_code": "",
+        "error_detail": "",
+        "updated_at": now,
+    }
+    try:
+        with transaction.atomic():
+            Message.objects.filter(pk__in=[a.claimed.message.pk for a in sent]).update(
+                provider_message_id=Case(
+                    *(
+                        When(
+                            pk=attempt.claimed.message.pk,
+                            then=Value(attempt.result.provider_message_id, output_field=id_field),
+                        )
+                        for attempt in sent
+                    ),
+                    output_field=id_field,
+                ),
+                **fields,
+            )
+    except IntegrityError:
+        for attempt in sent:
+            _record_sent_one(attempt, fields)
+        return
+    for attempt in sent:
+        message = attempt.claimed.message
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.provider_message_id = attempt.result.provider_message_id
+        _sent(message)
+
+
+def _record_sent_one(attempt: _Attempt, fields: dict[str, Any]) -> None:
+    message = attempt.claimed.message
+    for name, value in fields.items():
+        setattr(message, name, value)
+    message.provider_message_id = attempt.result.provider_message_id
     try:
         with transaction.atomic():
             message.save(update_fields=[*fields, "provider_message_id"])
     except IntegrityError:
         # The provider reused an id we already hold: the message did go out, so it is
         # recorded as sent (never retried) without the id, and the conflict is noted.
-        message.metadata["provider_id_conflict"] = provider_id_pseudonym(
-            message.provider_message_id or ""
-        )
+        fresh = Message.objects.get(pk=message.pk)
+        message.metadata = {
+            **(fresh.metadata or {}),
+            "provider_id_conflict": provider_id_pseudonym(message.provider_message_id or ""),
+        }
         message.provider_message_id = None
-        message.save(update_fields=fields)
-        logger.error("provider returned an id already in use", extra=log_extra)
-    logger.info("message sent", extra=log_extra)
+        message.save(update_fields=[*fields, "metadata"])
+        logger.error(
+            "provider returned an id already in use",
+            extra={"message_id": str(message.pk), "attempt": message.send_attempts},
+        )
+    _sent(message)
+
+
+def _sent(message: Message) -> None:
+    """A message recorded as sent: logged, reported to the tenant's webhooks, and statuses
+    that arrived before its provider id applied after commit."""
+    logger.info(
+        "message sent", extra={"message_id": str(message.pk), "attempt": message.send_attempts}
+    )
     webhook_events.message_status(message)
     if message.provider_message_id:
-        recorded = message
-        transaction.on_commit(lambda: _apply_early_statuses(recorded))
+        transaction.on_commit(lambda: _apply_early_statuses(message))
 
 
-def _record_failure(
-    message: Message,
-    channel: ChannelInstance,
-    outcome: str,
-    error: Exception | None,
-    log_extra: dict[str, Any],
-) -> tuple[str, bool]:
-    """Record a send that did not go out; returns its error code and whether to retry."""
+def _record_failure(attempt: _Attempt) -> bool:
+    """Record a send that did not go out, under the message's row lock; True when it stays
+    queued for a later attempt."""
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("thread")
+        .get(pk=attempt.claimed.message.pk)
+    )
+    channel, error = attempt.claimed.channel, attempt.error
+    log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
     code = str(getattr(error, "code", "") or type(error).__name__)
     metrics.send_failed(channel.provider, code)
     detail = (
@@ -467,19 +593,21 @@ def _record_failure(
         if isinstance(error, TransientSendError | PermanentSendError | AmbiguousSendError)
         else ""
     )
-    if outcome == "transient" and message.send_attempts < MAX_SEND_ATTEMPTS:
+    if attempt.retry:
         message.error_code = code[:64]
         message.error_detail = detail
-        message.save(update_fields=["error_code", "error_detail", "metadata", "updated_at"])
+        message.sending_since = None
+        message.save(update_fields=["error_code", "error_detail", "sending_since", "updated_at"])
+        attempt.claimed.message.error_code = message.error_code
         logger.warning("send failed, will retry", extra={**log_extra, "code": code})
-        return code, True
-    if outcome == "ambiguous":
+        return True
+    if attempt.outcome == "ambiguous":
         code = code if code not in ("", "timeout", "network") else "send_unconfirmed"
         detail = detail or "The provider's answer was lost; not repeated."
     _fail(message, code=code, detail=detail)
-    logger.warning("send failed", extra={**log_extra, "code": code, "outcome": outcome})
+    logger.warning("send failed", extra={**log_extra, "code": code, "outcome": attempt.outcome})
     _apply_opt_out(message, provider=channel.provider, code=code)
-    return code, False
+    return False
 
 
 def _apply_opt_out(message: Message, *, provider: str, code: str) -> bool:

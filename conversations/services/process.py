@@ -156,26 +156,41 @@ def _handoff_apply(*, thread: ChatThread, handoff: FlowHandoff) -> None:
 def thread_process_inbound(*, thread_id: object, tenant_id: object | None = None) -> int:
     """Run the flow on the thread's unprocessed inbound messages; return how many it handled.
 
-    Guarantees: per thread, one caller at a time (a SELECT ... FOR UPDATE on the thread row for
-    each transaction, and on PostgreSQL a session-level advisory lock for the whole run, so a
-    second worker leaves the thread to the first) and messages in arrival order (created_at,
-    id). Each message's replies are stored and `processed_at` is set in the same transaction,
-    so a message is handled exactly once; sending happens after commit. A language model is
-    never called inside a transaction: a step that needs one is rolled back, the model is
-    called with the prompt built in the transaction, and the step runs again with the answer
-    (the messages before it are committed first, the ones after it wait). A missing or
-    deleted thread handles nothing. Log lines of the run carry the thread's tenant
-    (`tenant_id` when the caller knows it, else looked up).
+    Guarantees: per thread, one caller at a time moves the conversation on (each transaction
+    holds the thread's row lock, `thread_lock`) and messages are handled in arrival order
+    (created_at, id). Each message's replies are stored and `processed_at` is set in the same
+    transaction, so a message is handled exactly once; sending happens after commit. A
+    language model is never called inside a transaction: a step that needs one is rolled
+    back, the model is called with the prompt built in the transaction, and the step runs
+    again with the answer (the messages before it are committed first, the ones after it
+    wait). Only one caller per thread asks the model (on PostgreSQL a session-level advisory
+    lock, taken only then: a second caller that needs an answer leaves the thread to the
+    first, which looks again after letting go). A missing or deleted thread handles nothing.
+    Log lines of the run carry the thread's tenant (`tenant_id` when the caller knows it, else
+    looked up).
     """
     with tenant_bound(tenant_id or thread_tenant_id(thread_id=thread_id)):
         return _thread_process_inbound(thread_id=thread_id)
 
 
 def _thread_process_inbound(*, thread_id: object) -> int:
-    handled = 0
-    # Model answers live for the whole run, so that looking again after a burst never asks
-    # the model a second time for a message it already answered.
+    # Most steps need no model: one transaction under the row lock, and no advisory lock
+    # (a caller that waited on the row lock reads what is pending after the holder committed,
+    # so nothing is left behind).
     answers: dict[tuple[object, ...], object] = {}
+    handled, needed = _process_round(thread_id=thread_id, answers=answers)
+    if needed is None:
+        return handled
+    return handled + _thread_process_with_model(thread_id=thread_id, answers=answers)
+
+
+def _thread_process_with_model(
+    *, thread_id: object, answers: dict[tuple[object, ...], object]
+) -> int:
+    """Process the thread's pending messages, model answers included, as the thread's only
+    model caller. Model answers live for the whole run, so that looking again after a burst
+    never asks the model a second time for a message it already answered."""
+    handled = 0
     while True:
         with locks.try_advisory_lock(locks.THREAD_PROCESSOR, thread_id) as acquired:
             if not acquired:

@@ -90,7 +90,6 @@ def _step(client, tenant, number: str, earlier: int) -> list[str]:
     return statements[stored + 1 : recorded + 1]
 
 
-@pytest.mark.xfail(strict=True, reason="#16 item 1: the step costs 21 statements today")
 @responses.activate
 def test_a_flow_step_with_two_replies_costs_at_most_twelve_statements(client, tenant):
     # given: Twilio's API answering every send
