@@ -374,8 +374,15 @@ def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> 
     else:
         released = []
     if attempts:
-        with transaction.atomic():
-            _record(attempts, released=released, batch=batch)
+        try:
+            with transaction.atomic():
+                _record(attempts, released=released, batch=batch)
+        except IntegrityError:
+            # The provider answered with an id we already hold, and the statement recording
+            # the batch was refused: the batch is recorded again, one accepted message at a
+            # time (no savepoint around the common case's single statement).
+            with transaction.atomic():
+                _record(attempts, released=released, batch=batch, one_by_one=True)
     stop = next((attempt for attempt in attempts if attempt.retry), None)
     if stop is not None:
         message_id = stop.claimed.message.pk
@@ -484,12 +491,16 @@ def _send(claimed: _Claimed) -> _Attempt:
     return _Attempt(claimed, "sent", result, None)
 
 
-def _record(attempts: list[_Attempt], *, released: list[object], batch: _Batch) -> None:
+def _record(
+    attempts: list[_Attempt], *, released: list[object], batch: _Batch, one_by_one: bool = False
+) -> None:
     """Phase 3 of `_deliver`, in one transaction: what the provider answered, and the claims
-    of the messages not tried (after a stop) given back as they were."""
+    of the messages not tried (after a stop) given back as they were. The accepted messages
+    are recorded first, in one statement (`_record_sent`), or with `one_by_one` each on its
+    own (`_record_sent_one`)."""
     sent = [attempt for attempt in attempts if attempt.outcome == "sent"]
     if sent:
-        _record_sent(sent)
+        _record_sent(sent, one_by_one=one_by_one)
         batch.outcomes["sent"] += len(sent)
     for attempt in attempts:
         if attempt.outcome != "sent" and not _record_failure(attempt):
@@ -500,11 +511,12 @@ def _record(attempts: list[_Attempt], *, released: list[object], batch: _Batch) 
         )
 
 
-def _record_sent(sent: list[_Attempt]) -> None:
-    """Record accepted messages as sent with their provider ids, in one statement. When the
-    provider reused an id we already hold, each is recorded on its own (`_record_sent_one`)."""
+def _record_sent(sent: list[_Attempt], *, one_by_one: bool) -> None:
+    """Record accepted messages as sent with their provider ids: in one statement, which the
+    unique constraint refuses whole when the provider reused an id we already hold; or, with
+    `one_by_one`, each on its own (`_record_sent_one`, which keeps such a message without
+    the id)."""
     now = timezone.now()
-    id_field = Message._meta.get_field("provider_message_id")
     fields = {
         "status": MessageStatus.SENT,
         "sent_at": now,
@@ -513,25 +525,24 @@ def _record_sent(sent: list[_Attempt]) -> None:
         "error_detail": "",
         "updated_at": now,
     }
-    try:
-        with transaction.atomic():
-            Message.objects.filter(pk__in=[a.claimed.message.pk for a in sent]).update(
-                provider_message_id=Case(
-                    *(
-                        When(
-                            pk=attempt.claimed.message.pk,
-                            then=Value(attempt.result.provider_message_id, output_field=id_field),
-                        )
-                        for attempt in sent
-                    ),
-                    output_field=id_field,
-                ),
-                **fields,
-            )
-    except IntegrityError:
+    if one_by_one:
         for attempt in sent:
             _record_sent_one(attempt, fields)
         return
+    id_field = Message._meta.get_field("provider_message_id")
+    Message.objects.filter(pk__in=[a.claimed.message.pk for a in sent]).update(
+        provider_message_id=Case(
+            *(
+                When(
+                    pk=attempt.claimed.message.pk,
+                    then=Value(attempt.result.provider_message_id, output_field=id_field),
+                )
+                for attempt in sent
+            ),
+            output_field=id_field,
+        ),
+        **fields,
+    )
     for attempt in sent:
         message = attempt.claimed.message
         for name, value in fields.items():
