@@ -12,7 +12,6 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -306,12 +305,13 @@ _local = threading.local()
 
 
 def _http_client() -> TwilioHttpClient:
-    """One pooled HTTP client per thread, with the configured timeout and no cookies."""
+    """One HTTP client per thread, with the configured timeout, on the thread's pooled
+    session for provider APIs (`base.http_session`: no cookies, so nothing crosses from one
+    account to another; the environment read once per host)."""
     client = getattr(_local, "http_client", None)
     if client is None:
         client = TwilioHttpClient(timeout=settings.PROVIDER_HTTP_TIMEOUT_SECONDS)
-        if client.session is not None:  # cookies never cross from one account to another
-            client.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        client.session = http_session()
         _local.http_client = client
     return client
 

@@ -2,6 +2,7 @@
 
 import threading
 
+
 import responses
 
 from channels_app.providers.base import http_session
@@ -54,3 +55,53 @@ def test_twilio_client_refuses_cookies_too():
     policy = _http_client().session.cookies.get_policy()
     assert isinstance(policy, DefaultCookiePolicy)
     assert policy.allowed_domains() == ()
+
+
+def test_twilio_sends_through_the_same_pooled_session():
+    from channels_app.providers.twilio import _http_client
+
+    assert _http_client().session is http_session()
+
+
+def test_the_environment_is_read_once_per_host_and_its_proxies_still_apply(monkeypatch):
+    # given: a proxy for every host but one, and a session that counts environment scans
+    import urllib.request
+
+    from channels_app.providers.base import ProviderSession
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("NO_PROXY", "graph.internal.test")
+    scans = []
+    real = urllib.request.getproxies_environment
+    monkeypatch.setattr(urllib.request, "getproxies_environment", lambda: scans.append(1) or real())
+    session = ProviderSession()
+
+    # when
+    settings = [
+        session.merge_environment_settings(url, {}, None, None, None)
+        for url in (
+            "https://api.twilio.test/2010-04-01/Accounts/AC1/Messages.json",
+            "https://api.twilio.test/2010-04-01/Accounts/AC2/Messages.json",
+            "https://graph.internal.test/v22.0/1/messages",
+        )
+    ]
+
+    # then: the proxy applies where the environment says, and each host was read once
+    assert settings[0]["proxies"]["https"] == "http://proxy.example.test:3128"
+    assert settings[1] == settings[0]
+    assert "https" not in settings[2]["proxies"]
+    scans_after_two_hosts = len(scans)
+    assert scans_after_two_hosts >= 1
+    session.merge_environment_settings(
+        "https://api.twilio.test/2010-04-01/Accounts/AC3/Messages.json", {}, None, None, None
+    )
+    assert len(scans) == scans_after_two_hosts
+    # a caller's own settings are never replaced by the memo
+    mine = session.merge_environment_settings(
+        "https://api.twilio.test/x", {"https": "http://mine.test:1"}, None, False, None
+    )
+    assert (mine["proxies"]["https"], mine["verify"]) == ("http://mine.test:1", False)
+    # and the memo's answers cannot be changed through a returned copy
+    settings[0]["proxies"]["https"] = "http://changed.test"
+    again = session.merge_environment_settings("https://api.twilio.test/y", {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.example.test:3128"
