@@ -16,7 +16,7 @@ THREAD_PROCESSOR = 7042
 CHANNEL_TEMPLATE_SYNC = 7043
 
 
-def _key(object_id: object) -> int:
+def key_of(object_id: object) -> int:
     """A signed 32-bit key from a UUID (collisions only serialise two unrelated rows).
 
     conversations_inbound_store (migration conversations/0003) computes the same key in SQL.
@@ -31,7 +31,7 @@ def try_advisory_lock(namespace: int, object_id: object) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    key = _key(object_id)
+    key = key_of(object_id)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
         acquired = bool(cursor.fetchone()[0])
@@ -48,4 +48,4 @@ def advisory_xact_lock(namespace: int, object_id: object) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, _key(object_id)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key_of(object_id)])

@@ -2,7 +2,6 @@
 
 import threading
 
-
 import responses
 
 from channels_app.providers.base import http_session

@@ -14,11 +14,13 @@ def in_flight_to_column(apps, schema_editor):
     moves to the column, so that they are still never repeated."""
     Message = apps.get_model("conversations", "Message")
     marked = Message.objects.filter(direction="outbound", metadata__has_key="sending_since")
-    for message in marked.iterator(chunk_size=500):
+    for message in list(marked):  # few rows (attempts in flight); saved while not iterating
         try:
             since = parse_datetime(str(message.metadata.pop("sending_since") or ""))
         except ValueError:  # well formed, but not a date
             since = None
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
         message.sending_since = since or LONG_AGO
         message.save(update_fields=["sending_since", "metadata"])
 

@@ -13,12 +13,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -290,7 +290,7 @@ def _thread_deliver_queued(*, thread_id: object) -> Counter[str]:
             while True:
                 batch = _deliver(_queued(thread_id, tried=tried), limit=SEND_BATCH, tried=tried)
                 outcomes.update(batch.outcomes)
-                if batch.read < SEND_BATCH:
+                if batch.read < SEND_BATCH and not batch.again:
                     break  # the thread's queue is empty (the look below sees what came since)
         if not _queued(thread_id, tried=tried).exists():
             return outcomes
@@ -332,6 +332,20 @@ class _Attempt:
     error: Exception | None
 
     @property
+    def code(self) -> str:
+        """The provider's error code (the error's type when it gave none)."""
+        return str(getattr(self.error, "code", "") or type(self.error).__name__)
+
+    @property
+    def opts_out(self) -> bool:
+        """A refusal whose code says the recipient unsubscribed or blocked the business."""
+        provider = self.claimed.channel.provider
+        return (
+            self.outcome == "permanent"
+            and outcome_of(provider=provider, code=self.code) is Outcome.OPT_OUT
+        )
+
+    @property
     def retry(self) -> bool:
         """The provider did not take it this time, and a later attempt may."""
         return (
@@ -345,6 +359,7 @@ class _Batch:
 
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    again: bool = False  # claims were given back: the thread's queue is worth another look
 
 
 def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> _Batch:
@@ -352,37 +367,31 @@ def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> 
 
     1. claim, committed before any network call: the messages to send are marked in flight
        (`sending_since`) and their attempts counted, in one statement (`_claim`);
-    2. send, outside any transaction, one message after the other, stopping at the first
-       that the provider did not take but may take later (`_send`);
+    2. send, outside any transaction, one message after the other (`_send`), stopping at the
+       first that the provider did not take but may take later, or whose refusal says the
+       contact unsubscribed (the rest of the batch is given back, claims undone, and comes
+       again: an automated reply is then failed as `opted_out`);
     3. record, in one transaction: the accepted ones in one statement with their provider ids
        (`_record_sent`), a refusal or an unknown outcome each with its reason
-       (`_record_failure`), and the claims of the messages not tried after a stop released.
+       (`_record_failure`); tried again on a database error (`_record_committed`).
 
     A message the provider may have accepted is never sent again: until its outcome is
     recorded it stays in flight, and an attempt left in flight longer than
-    IN_FLIGHT_STALE_AFTER (its worker died) is failed as unconfirmed by the next claim.
-    Raises TransientDeliveryError, after the record committed, when a message must wait.
+    IN_FLIGHT_STALE_AFTER (its worker died; the batch's later messages too, which it may have
+    sent) is failed as unconfirmed by the next claim. Raises TransientDeliveryError, after
+    the record committed, when a message must wait.
     """
     batch = _Batch()
     claimed, wait = _claim(messages, limit=limit, tried=tried, batch=batch)
     attempts: list[_Attempt] = []
     for position, claim in enumerate(claimed):
         attempts.append(_send(claim))
-        if attempts[-1].retry:
-            released = [later.message.pk for later in claimed[position + 1 :]]
+        if attempts[-1].retry or attempts[-1].opts_out:
+            _release([later.message.pk for later in claimed[position + 1 :]], tried=tried)
+            batch.again = position + 1 < len(claimed)
             break
-    else:
-        released = []
     if attempts:
-        try:
-            with transaction.atomic():
-                _record(attempts, released=released, batch=batch)
-        except IntegrityError:
-            # The provider answered with an id we already hold, and the statement recording
-            # the batch was refused: the batch is recorded again, one accepted message at a
-            # time (no savepoint around the common case's single statement).
-            with transaction.atomic():
-                _record(attempts, released=released, batch=batch, one_by_one=True)
+        _record_committed(attempts, batch=batch)
     stop = next((attempt for attempt in attempts if attempt.retry), None)
     if stop is not None:
         message_id = stop.claimed.message.pk
@@ -390,6 +399,49 @@ def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> 
     if wait is not None:
         raise wait
     return batch
+
+
+def _release(message_ids: list[object], *, tried: set[object]) -> None:
+    """Give back the claims of messages a batch stopped before (committed on its own, before
+    the record): queued as they were, to be claimed again."""
+    if message_ids:
+        Message.objects.filter(pk__in=message_ids).update(
+            sending_since=None, send_attempts=F("send_attempts") - 1
+        )
+        tried.difference_update(message_ids)
+
+
+RECORD_TRIES = 3
+
+
+def _record_committed(attempts: list[_Attempt], *, batch: _Batch) -> None:
+    """Phase 3 of `_deliver`: `_record` in a transaction of its own. Tried again (up to
+    RECORD_TRIES) when the database fails it (a deadlock, a lost connection): until recorded,
+    the batch's messages stay in flight and would end as unconfirmed. When the provider
+    reused an id we already hold, the statement recording the sent ones is refused whole, and
+    they are recorded again one at a time (no savepoint around the common case's single
+    statement)."""
+    one_by_one = False
+    tries = 0
+    while True:
+        tries += 1
+        outcomes: Counter[str] = Counter()
+        try:
+            with transaction.atomic():
+                _record(attempts, outcomes=outcomes, one_by_one=one_by_one)
+        except IntegrityError:
+            if one_by_one:
+                raise
+            one_by_one = True
+            continue
+        except DatabaseError:
+            if tries >= RECORD_TRIES or connection.in_atomic_block:
+                raise
+            logger.warning("recording sends failed, trying again", extra={"try": tries})
+            connection.close_if_unusable_or_obsolete()
+            continue
+        batch.outcomes.update(outcomes)
+        return
 
 
 def _claim(
@@ -445,8 +497,9 @@ def _refuse_claim(message: Message) -> str | None:
         or message.provider_message_id
     ):
         return "skipped"
-    if message.sending_since is not None:
-        if timezone.now() - message.sending_since < IN_FLIGHT_STALE_AFTER:
+    in_flight = message.sending_since or _in_flight_legacy(message)
+    if in_flight is not None:
+        if timezone.now() - in_flight < IN_FLIGHT_STALE_AFTER:
             return "skipped"
         _fail(
             message,
@@ -473,6 +526,22 @@ def _refuse_claim(message: Message) -> str | None:
     return None
 
 
+def _in_flight_legacy(message: Message) -> datetime | None:
+    """The in-flight mark of a worker from before `sending_since` was a column (it kept it in
+    `metadata`), still honoured while such workers may run beside this code; unreadable
+    marks count as long gone."""
+    mark = (message.metadata or {}).get("sending_since")
+    if not mark:
+        return None
+    try:
+        since = parse_datetime(str(mark))
+    except ValueError:
+        since = None
+    if since is None or timezone.is_naive(since):
+        return timezone.now() - IN_FLIGHT_STALE_AFTER
+    return since
+
+
 def _send(claimed: _Claimed) -> _Attempt:
     """Phase 2 of `_deliver`: the provider call, outside any transaction. An unexpected
     error is an unknown outcome ("ambiguous")."""
@@ -491,24 +560,17 @@ def _send(claimed: _Claimed) -> _Attempt:
     return _Attempt(claimed, "sent", result, None)
 
 
-def _record(
-    attempts: list[_Attempt], *, released: list[object], batch: _Batch, one_by_one: bool = False
-) -> None:
-    """Phase 3 of `_deliver`, in one transaction: what the provider answered, and the claims
-    of the messages not tried (after a stop) given back as they were. The accepted messages
-    are recorded first, in one statement (`_record_sent`), or with `one_by_one` each on its
-    own (`_record_sent_one`)."""
+def _record(attempts: list[_Attempt], *, outcomes: Counter[str], one_by_one: bool) -> None:
+    """What the provider answered, counted in `outcomes`: the accepted messages first, in
+    one statement (`_record_sent`), or with `one_by_one` each on its own
+    (`_record_sent_one`); then each failure with its reason."""
     sent = [attempt for attempt in attempts if attempt.outcome == "sent"]
     if sent:
         _record_sent(sent, one_by_one=one_by_one)
-        batch.outcomes["sent"] += len(sent)
+        outcomes["sent"] += len(sent)
     for attempt in attempts:
         if attempt.outcome != "sent" and not _record_failure(attempt):
-            batch.outcomes["failed"] += 1
-    if released:
-        Message.objects.filter(pk__in=released).update(
-            sending_since=None, send_attempts=F("send_attempts") - 1
-        )
+            outcomes["failed"] += 1
 
 
 def _record_sent(sent: list[_Attempt], *, one_by_one: bool) -> None:
@@ -584,7 +646,8 @@ def _sent(message: Message) -> None:
     )
     webhook_events.message_status(message)
     if message.provider_message_id:
-        transaction.on_commit(lambda: _apply_early_statuses(message))
+        # robust: one message's early statuses failing never stops the others' (or the batch)
+        transaction.on_commit(lambda: _apply_early_statuses(message), robust=True)
 
 
 def _record_failure(attempt: _Attempt) -> bool:
@@ -597,7 +660,7 @@ def _record_failure(attempt: _Attempt) -> bool:
     )
     channel, error = attempt.claimed.channel, attempt.error
     log_extra = {"message_id": str(message.pk), "attempt": message.send_attempts}
-    code = str(getattr(error, "code", "") or type(error).__name__)
+    code = attempt.code
     metrics.send_failed(channel.provider, code)
     detail = (
         str(error)[:1000]

@@ -27,6 +27,7 @@ from conversations.models import (
 )
 from conversations.services.handoffs import handoff_end
 from conversations.services.process import contact_threads_lock
+from core import locks
 from core.crypto import ig_user_lookup, phone_lookup, wa_user_lookup
 from flows.models import FlowSession, SessionStatus
 from integrations.services import webhook_deliveries_erase_contact
@@ -367,6 +368,16 @@ def stored_files_delete(names: list[str], *, contact_id: str) -> None:
         )
 
 
+def _senders_wait(*, contact_id: object) -> None:
+    """Take the sender lock of each of the contact's threads until the transaction ends
+    (before any row lock, as a sender takes it): a batch of replies being sent to the contact,
+    its address and texts read before the erasure, finishes and is recorded first, and no
+    batch starts until the erasure commits. Keys in order, so two callers never deadlock."""
+    thread_ids = ChatThread.all_objects.filter(contact_id=contact_id).values_list("pk", flat=True)
+    for thread_id in sorted(thread_ids, key=locks.key_of):
+        locks.advisory_xact_lock(locks.THREAD_SENDER, thread_id)
+
+
 def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
     """Erase the contact's personal data, keeping a tombstone; idempotent.
 
@@ -392,6 +403,8 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
     """
     given = contact
     with transaction.atomic():
+        if not dry_run:
+            _senders_wait(contact_id=contact.pk)
         thread_ids = contact_threads_lock(contact_ids=[contact.pk], include_deleted=True)
         contact = Contact.all_objects.select_for_update().get(pk=contact.pk)
         report = ErasureReport(contact_id=str(contact.pk), dry_run=dry_run)

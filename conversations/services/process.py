@@ -191,21 +191,27 @@ def _thread_process_with_model(
     model caller. Model answers live for the whole run, so that looking again after a burst
     never asks the model a second time for a message it already answered."""
     handled = 0
+    idle = 0  # looks in a row that handled nothing
     while True:
         with locks.try_advisory_lock(locks.THREAD_PROCESSOR, thread_id) as acquired:
             if not acquired:
                 return handled  # the holder looks again after letting go
-            progress = _process_rounds(thread_id=thread_id, answers=answers)
+            progress, capped = _process_rounds(thread_id=thread_id, answers=answers)
         handled += progress
         if not _has_unprocessed(thread_id):
             return handled
-        if not progress:
+        if capped and not progress:
             # The first pending message still wants a model answer after MAX_MODEL_ROUNDS
             # calls (its prompt keeps changing): leave it to process_pending, do not spin.
             logger.warning(
                 "model answers kept changing; the rest is left for process_pending",
                 extra={"thread_id": str(thread_id)},
             )
+            return handled
+        # Something came in while the lock was held (its own task left it to this one): one
+        # more look. Twice nothing (a deleted thread's messages) is left to process_pending.
+        idle = 0 if progress else idle + 1
+        if idle > 1:
             return handled
 
 
@@ -215,10 +221,13 @@ def _has_unprocessed(thread_id: object) -> bool:
     ).exists()
 
 
-def _process_rounds(*, thread_id: object, answers: dict[tuple[object, ...], object]) -> int:
+def _process_rounds(
+    *, thread_id: object, answers: dict[tuple[object, ...], object]
+) -> tuple[int, bool]:
     """Process until nothing is pending; each round ends at a model call or when done. At most
     MAX_MODEL_ROUNDS model calls, then one more round with the answers gathered; the caller
-    looks again (keeping `answers`) while messages remain."""
+    looks again (keeping `answers`) while messages remain. Returns how many were handled,
+    and whether the model calls ran out (a message still wanted an answer)."""
     from flows.ai import answer_needed
 
     handled = 0
@@ -226,12 +235,12 @@ def _process_rounds(*, thread_id: object, answers: dict[tuple[object, ...], obje
         count, needed = _process_round(thread_id=thread_id, answers=answers)
         handled += count
         if needed is None:
-            return handled
+            return handled, False
         # Outside any transaction: the model may take up to LLM_TIMEOUT_SECONDS.
         key, outcome = answer_needed(needed, log_extra={"thread_id": str(thread_id)})
         answers[key] = outcome
-    count, _needed = _process_round(thread_id=thread_id, answers=answers)
-    return handled + count
+    count, needed = _process_round(thread_id=thread_id, answers=answers)
+    return handled + count, needed is not None
 
 
 def _process_round(

@@ -1,6 +1,8 @@
 """#16 item 2: a thread's replies are claimed and recorded per batch, and a message the
 provider may have accepted is still never sent twice."""
 
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -212,9 +214,12 @@ def test_a_rate_limited_reply_waits_and_so_do_the_later_ones():
 def test_an_in_flight_mark_from_before_the_upgrade_is_kept():
     from importlib import import_module
 
-    from django.apps import apps
+    from django.db.migrations.executor import MigrationExecutor
 
     migration = import_module("conversations.migrations.0012_message_sending_since")
+    state = MigrationExecutor(connection).loader.project_state(
+        ("conversations", "0012_message_sending_since")
+    )
     thread = factories.ThreadFactory()
     (message,) = _queue(thread, "one")
     since = timezone.now() - timedelta(minutes=3)
@@ -223,10 +228,165 @@ def test_an_in_flight_mark_from_before_the_upgrade_is_kept():
     )
     (garbled,) = _queue(thread, "two")
     Message.objects.filter(pk=garbled.pk).update(metadata={"sending_since": "2026-13-45T99"})
+    (naive,) = _queue(thread, "three")
+    Message.objects.filter(pk=naive.pk).update(metadata={"sending_since": "2026-12-03T10:00:00"})
 
-    migration.in_flight_to_column(apps, None)
+    migration.in_flight_to_column(state.apps, None)
 
-    message.refresh_from_db()
-    garbled.refresh_from_db()
+    for row in (message, garbled, naive):
+        row.refresh_from_db()
     assert (message.sending_since, message.metadata) == (since, {"choices": []})
     assert garbled.sending_since == migration.LONG_AGO and garbled.metadata == {}
+    assert naive.sending_since.isoformat() == "2026-12-03T10:00:00+00:00"
+    # and none of them is sent: in flight, or long gone and failed as unconfirmed
+    provider = ScriptedProvider()
+    with override_provider(provider):
+        assert thread_deliver_queued(thread_id=thread.pk) == {"skipped": 1, "failed": 2}
+    assert provider.sent == []
+
+
+def test_a_mark_left_in_metadata_by_a_worker_of_the_earlier_release_is_honoured():
+    # given: a worker still running the code before the upgrade claimed the message
+    thread = factories.ThreadFactory()
+    (message,) = _queue(thread, "one")
+    Message.objects.filter(pk=message.pk).update(
+        metadata={"sending_since": timezone.now().isoformat()}, send_attempts=1
+    )
+    provider = ScriptedProvider()
+
+    # when / then: not sent a second time
+    with override_provider(provider):
+        assert thread_deliver_queued(thread_id=thread.pk) == {"skipped": 1}
+    assert provider.sent == []
+
+
+def test_a_refusal_saying_the_contact_unsubscribed_stops_the_batch_for_automated_replies():
+    # given: Twilio refuses the first reply, the contact having unsubscribed (21610), and an
+    # agent's message is queued behind two automated replies
+    thread = factories.ThreadFactory()
+    one, two = _queue(thread, "one", "two")
+    agent = replies_store(thread=thread, replies=[Reply(text="agent", sender="agent")])[0]
+    provider = ScriptedProvider({"one": PermanentSendError("unsubscribed", code="21610")})
+
+    # when
+    with override_provider(provider):
+        outcomes = thread_deliver_queued(thread_id=thread.pk)
+
+    # then: the contact is opted out, the automated reply behind it is never sent, the
+    # agent's message is (a person wrote it, as an agent may to an opted-out contact)
+    thread.contact.refresh_from_db()
+    assert thread.contact.is_opted_out
+    assert provider.sent == ["agent"]
+    assert outcomes == {"failed": 2, "sent": 1}
+    assert _state(one)[::3] == ("failed", "21610")
+    assert _state(two) == ("failed", 0, None, "opted_out")
+    assert _state(agent)[:3] == ("sent", 1, None)
+
+
+@pytest.mark.django_db(transaction=True)  # as a worker runs it: no transaction around it
+def test_a_failed_record_is_tried_again_and_nothing_is_lost(monkeypatch):
+    # given: the database fails the first try at recording the batch (e.g. a deadlock)
+    from django.db import OperationalError
+
+    from conversations.services import outbound
+
+    thread = factories.ThreadFactory()
+    with monkeypatch.context() as queue_only:  # no send task when queued: sent below
+        queue_only.setattr(outbound, "_schedule_send", lambda thread: None)
+        one, two = _queue(thread, "one", "two")
+    provider = ScriptedProvider()
+    real = outbound._record_sent
+    failures = [OperationalError("deadlock detected")]
+
+    def flaky(sent, *, one_by_one):
+        real(sent, one_by_one=one_by_one)
+        if failures:
+            raise failures.pop()
+
+    monkeypatch.setattr(outbound, "_record_sent", flaky)
+
+    # when
+    with override_provider(provider):
+        outcomes = thread_deliver_queued(thread_id=thread.pk)
+
+    assert not failures
+    # then: recorded once, as sent, with the provider's ids
+    assert outcomes == {"sent": 2} and provider.sent == ["one", "two"]
+    assert [_state(m)[:3] for m in (one, two)] == [("sent", 1, None)] * 2
+    assert [m.provider_message_id for m in (one, two)] == ["SM-one", "SM-two"]
+
+
+class GatedProvider(ScriptedProvider):
+    """Holds the first send until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+    def send(self, *, channel, payload):
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.go.wait(10)
+        self.sent.append(payload.text)
+        return SendResult(provider_message_id=f"SM-{payload.text}")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_waits_for_the_batch_being_sent_and_no_reply_goes_out_after_it():
+    # given: a batch of two replies, its first send held at the provider
+    from conversations.services.privacy import contact_erase
+
+    thread = factories.ThreadFactory()
+    provider = GatedProvider()
+    with override_provider(provider):
+        with monkeypatch_schedule_off():
+            one, two = _queue(thread, "one", "two")
+        sender = threading.Thread(target=_in_thread(thread_deliver_queued, thread_id=thread.pk))
+        sender.start()
+        assert provider.entered.wait(10)
+
+        # when: the contact is erased meanwhile
+        eraser = threading.Thread(target=_in_thread(contact_erase, contact=thread.contact))
+        eraser.start()
+        eraser.join(0.5)
+
+        # then: the erasure waits for the batch, which is sent and recorded whole first
+        assert eraser.is_alive()
+        provider.go.set()
+        sender.join(10)
+        eraser.join(10)
+    assert provider.sent == ["one", "two"]
+    for message in (one, two):
+        message.refresh_from_db()
+        assert (message.status, message.provider_message_id, message.text) == (
+            "sent",
+            f"SM-{'one' if message.pk == one.pk else 'two'}",
+            "",
+        )
+    thread.contact.refresh_from_db()
+    assert thread.contact.erased_at is not None
+
+
+def _in_thread(function, **kwargs):
+    def run():
+        try:
+            function(**kwargs)
+        finally:
+            connection.close()
+
+    return run
+
+
+@contextmanager
+def monkeypatch_schedule_off():
+    """Queue without the send task that would run right away (no transaction to wait for)."""
+    from conversations.services import outbound
+
+    real = outbound._schedule_send
+    outbound._schedule_send = lambda thread: None
+    try:
+        yield
+    finally:
+        outbound._schedule_send = real
