@@ -452,6 +452,9 @@ class Provider(ABC):
     webhook_path: str = ""
     # Shown above the provider's inputs in the admin (where to find the values).
     setup_note: str = ""
+    # Whether its webhooks report a contact's edits and unsends (`ParsedEdit`): one that
+    # overtakes its message is kept for it (`conversations.services.receipts`).
+    reports_edits: bool = False
 
     # -- configuration -------------------------------------------------------------------------
 

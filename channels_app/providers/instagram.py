@@ -403,6 +403,7 @@ class InstagramProvider(Provider):
     short_name = "Instagram"
     channel_type = "instagram"
     webhook_path = "instagram"
+    reports_edits = True
     setup_note = (
         "From Meta's developer dashboard: your app → Instagram → API setup with Instagram "
         "login. Generate a token for the professional account; its account ID is shown next "

@@ -10,6 +10,7 @@ from io import StringIO
 
 import pytest
 import responses
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
@@ -778,3 +779,246 @@ def test_media_and_text_record_the_last_parts_id_so_a_read_of_it_marks_the_messa
     message.refresh_from_db()
     assert len(graph.bodies) == 2
     assert message.status == "sent" and message.provider_message_id == "igout.0002"
+
+
+# -- edits and unsends that overtake their message -----------------------------------------------
+
+
+def _mid(body):
+    return body["entry"][0]["messaging"][0]["message"]["mid"]
+
+
+def _unsend_of(body):
+    unsend = payload("message_deleted")
+    unsend["entry"][0]["messaging"][0]["message"]["mid"] = _mid(body)
+    return unsend
+
+
+def test_an_unsend_before_its_message_stores_it_already_unsent(client, tenant, no_flow):
+    from integrations.models import WebhookDelivery
+
+    # given: the contact unsent a message whose own delivery has not come yet, and the
+    # tenant hears of received messages
+    instagram_channel(tenant)
+    factories.WebhookEndpointFactory(tenant=tenant, events=["message.received"])
+    assert post(client, payload("message_deleted")).status_code == 200
+    assert not Message.objects.exists()
+
+    # when the message is delivered after all
+    assert post(client, payload("message_text")).status_code == 200
+
+    # then it is in the thread, with nothing of what the contact took back, marked unsent,
+    # and no flow answered it
+    message = Message.objects.get()
+    assert (message.text, message.private_data) == ("", {})
+    assert message.metadata["unsent"] is True
+    assert no_flow == []
+    # nor did the tenant's webhook endpoint hear the text
+    (delivery,) = WebhookDelivery.objects.filter(event="message.received")
+    assert delivery.payload["message"]["text"] == ""
+
+
+def test_an_unsent_image_delivered_late_keeps_no_attachment(client, tenant, no_flow):
+    # given
+    instagram_channel(tenant)
+    media = payload("message_media")
+    post(client, _unsend_of(media))
+
+    # when (the CDN is never asked for the image)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as cdn:
+        post(client, media)
+        assert not cdn.calls
+
+    # then
+    message = Message.objects.get()
+    assert message.metadata["unsent"] is True
+    assert not MessageAttachment.all_objects.exists()
+
+
+def test_an_unsend_before_its_message_holds_through_two_redeliveries(client, tenant, no_flow):
+    # given
+    instagram_channel(tenant)
+    post(client, payload("message_deleted"))
+
+    # when the message comes twice (Meta redelivers it)
+    post(client, payload("message_text"))
+    post(client, payload("message_text"))
+
+    # then it is one message, still without its text
+    message = Message.objects.get()
+    assert message.text == "" and message.metadata["unsent"] is True
+    assert no_flow == []
+
+
+def test_an_unsend_after_its_message_still_clears_it_and_keeps_nothing(client, tenant, no_flow):
+    from conversations.services.receipts import _early_edit_keys
+
+    # given a message the flow has answered
+    channel = instagram_channel(tenant)
+    post(client, payload("message_text"))
+
+    # when the contact unsends it, and the message is redelivered afterwards
+    post(client, payload("message_deleted"))
+    post(client, payload("message_text"))
+
+    # then the text is gone and stays gone; nothing was kept for later
+    message = Message.objects.get()
+    assert message.text == "" and message.metadata["unsent"] is True
+    assert no_flow == [message.pk]
+    assert cache.get_many(list(_early_edit_keys(channel.pk, _mid(payload("message_text"))))) == {}
+
+
+def test_a_kept_unsend_expires(client, tenant, no_flow, monkeypatch):
+    import time
+
+    from conversations.services import receipts
+
+    # given an unsend kept for one second only
+    monkeypatch.setattr(receipts, "EARLY_EDIT_SECONDS", 1)
+    instagram_channel(tenant)
+    post(client, payload("message_deleted"))
+
+    # when its message comes after that
+    time.sleep(1.2)
+    post(client, payload("message_text"))
+
+    # then the unsend was forgotten: the message is stored as it came
+    message = Message.objects.get()
+    assert message.text == "Hello" and "unsent" not in message.metadata
+    assert no_flow == [message.pk]
+
+
+def test_an_edit_before_its_message_is_applied_when_it_comes(client, tenant, no_flow):
+    # given the contact's edit of a message not delivered yet
+    instagram_channel(tenant)
+    post(client, payload("message_edit"))
+
+    # when the message comes (with the text as first written), then again
+    post(client, payload("message_text"))
+    post(client, payload("message_text"))
+
+    # then it reads as the contact last wrote it
+    message = Message.objects.get()
+    assert message.text == "Hello there" and message.metadata["edit_count"] == 1
+
+
+@pytest.mark.parametrize("order", ["edit first", "unsend first"])
+def test_an_edit_never_brings_back_an_unsent_text(client, tenant, no_flow, order):
+    # given an edit and an unsend, both before their message
+    instagram_channel(tenant)
+    early = [payload("message_edit"), payload("message_deleted")]
+    for body in early if order == "edit first" else early[::-1]:
+        post(client, body)
+
+    # when the message comes, and the edit is redelivered after it
+    post(client, payload("message_text"))
+    post(client, payload("message_edit"))
+
+    # then the message stays unsent
+    message = Message.objects.get()
+    assert message.text == "" and message.metadata["unsent"] is True
+    assert "edit_count" not in message.metadata
+
+
+def test_kept_edits_name_no_id_and_logs_show_no_content(client, tenant, no_flow, caplog):
+    from conversations.services import receipts
+
+    mid = _mid(payload("message_text"))
+    kept = {}
+    real_cache = receipts.cache
+
+    class Recording:
+        def set(self, key, value, *args, **kwargs):
+            kept[key] = value
+            return real_cache.set(key, value, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real_cache, name)
+
+    # given an edit and an unsend of a message not delivered yet
+    instagram_channel(tenant)
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("DEBUG"):
+        patch.setattr(receipts, "cache", Recording())
+        post(client, payload("message_edit"))
+        post(client, payload("message_deleted"))
+
+        # when it comes
+        post(client, payload("message_text"))
+
+    # then the cache keys name the message by a digest, the edit's text is encrypted there
+    assert len(kept) == 2
+    assert not any(mid in key or mid[:40] in key for key in kept)
+    assert "Hello there" not in repr(kept)
+    # and no log line carries the id or either text
+    assert Message.objects.get().metadata["unsent"] is True
+    assert caplog.records
+    for record in caplog.records:
+        line = f"{record.getMessage()} {record.__dict__}"
+        assert mid[:40] not in line
+        assert "Hello" not in line
+
+
+def test_a_message_stored_while_its_unsend_is_kept_is_cleared(client, tenant, no_flow, monkeypatch):
+    from channels_app.providers.instagram import parse_payload
+    from conversations.services import receipts
+    from conversations.services.inbound import message_receive
+
+    # given: the unsend finds no message, and the message is stored (looking for kept edits
+    # and finding none) right while the unsend is being kept
+    channel = instagram_channel(tenant)
+    real_cache = receipts.cache
+
+    class StoredMeanwhile:
+        def set(self, *args, **kwargs):
+            ((_, inbound),) = parse_payload(payload("message_text"))
+            with run_on_commit():
+                message_receive(channel=channel, inbound=inbound)
+            return real_cache.set(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(real_cache, name)
+
+    monkeypatch.setattr(receipts, "cache", StoredMeanwhile())
+
+    # when
+    post(client, payload("message_deleted"))
+
+    # then the unsend's second look found the message and cleared it
+    message = Message.objects.get()
+    assert message.text == "" and message.metadata["unsent"] is True
+
+
+def test_an_unsend_kept_while_its_message_is_being_stored_is_applied(
+    client, tenant, no_flow, monkeypatch
+):
+    from channels_app.providers.instagram import parse_payload
+    from conversations.services import receipts
+
+    # given: while the message is being stored (after its look for kept edits, before its
+    # commit) the unsend comes, finds no committed message and is kept
+    channel = instagram_channel(tenant)
+    real_cache = receipts.cache
+    ((_, unsend),) = parse_payload(payload("message_deleted"))
+
+    class UnsentMeanwhile:
+        looks = 0
+
+        def get_many(self, keys):
+            found = real_cache.get_many(keys)
+            self.looks += 1
+            if self.looks == 1:
+                receipts._early_edit_keep(channel=channel, edit=unsend)
+            return found
+
+        def __getattr__(self, name):
+            return getattr(real_cache, name)
+
+    monkeypatch.setattr(receipts, "cache", UnsentMeanwhile())
+
+    # when the message's delivery completes
+    post(client, payload("message_text"))
+
+    # then the look after commit applied the unsend before the flow saw the message
+    message = Message.objects.get()
+    assert message.text == "" and message.metadata["unsent"] is True
+    assert no_flow == []

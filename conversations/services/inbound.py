@@ -26,6 +26,7 @@ from channels_app.providers import (
     ParsedEcho,
     ParsedInbound,
     ParsedMedia,
+    provider_for_code,
 )
 from conversations.models import (
     ChatThread,
@@ -43,6 +44,7 @@ from conversations.services.contacts import (
     contact_rename,
     contact_thread_for_inbound,
 )
+from conversations.services.receipts import early_edits_apply
 from core import locks, metrics
 from core.crypto import (
     normalize_ig_user_id,
@@ -108,6 +110,12 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     On PostgreSQL a message from a phone alone, without media, is stored with one round trip
     (`inbound_pg`); media, a sender with a user id (which may need linking or merging), and
     other databases take the ORM path with the same guarantees in one transaction.
+
+    On a channel whose provider reports edits and unsends (`Provider.reports_edits`), one
+    that arrived before the message (kept by `message_edit_record`) is applied in the
+    storing transaction, so the message is stored already unsent or edited, and looked for
+    once more after commit, before processing is scheduled (`early_edits_apply`). A message
+    stored unsent runs no flow (`message_automate`).
     """
     phone = normalize_phone(inbound.from_phone)
     user_id = normalize_wa_user_id(inbound.from_user_id)
@@ -116,6 +124,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         raise ValueError("A contact needs a phone number or a WhatsApp user id.")
     inbound = replace(inbound, from_phone=phone, from_user_id=user_id, from_ig_user_id=ig_user_id)
     message = _new_message(channel=channel, inbound=inbound)
+    edits = _reports_edits(channel)
     # The one-statement path finds contacts by phone only; a message with a user id may have
     # to link or merge contacts, and an Instagram id has its own index: the ORM path.
     if connection.vendor == "postgresql" and not inbound.media and not user_id and not ig_user_id:
@@ -125,7 +134,7 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         attachments: list[MessageAttachment] = []
     else:
         created, attachments = _store_with_orm(
-            channel=channel, inbound=inbound, phone=phone, message=message
+            channel=channel, inbound=inbound, phone=phone, message=message, edits=edits
         )
     if not created:
         # all_objects: the unique constraint also counts a soft-deleted message
@@ -140,6 +149,10 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
 
     from conversations import tasks
 
+    if edits:
+        # Registered first: runs before processing and the tenant's event see the message.
+        # robust: a failure here never stops the message being processed.
+        transaction.on_commit(lambda: early_edits_apply(message, committed=True), robust=True)
     enqueue_once_on_commit(
         tasks.process_thread,
         tasks.process_thread_key(message.thread_id),
@@ -161,6 +174,15 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
         },
     )
     return message, True
+
+
+def _reports_edits(channel: ChannelInstance) -> bool:
+    """Whether the channel's provider reports edits and unsends (so that one may be waiting
+    for a message in the cache); the others pay no cache read."""
+    try:
+        return provider_for_code(channel.provider).reports_edits
+    except LookupError:
+        return False
 
 
 def _new_message(*, channel: ChannelInstance, inbound: ParsedInbound) -> Message:
@@ -226,10 +248,16 @@ def _database_now() -> datetime:
 
 @transaction.atomic
 def _store_with_orm(
-    *, channel: ChannelInstance, inbound: ParsedInbound, phone: str, message: Message
+    *,
+    channel: ChannelInstance,
+    inbound: ParsedInbound,
+    phone: str,
+    message: Message,
+    edits: bool = False,
 ) -> tuple[bool, list[MessageAttachment]]:
     """Any database: the same work as `_store_in_one_statement` in one transaction, plus the
-    message's attachments. Returns whether the message was stored now, and its attachments."""
+    message's attachments, and with `edits` the edit or unsend that came before it.
+    Returns whether the message was stored now, and its attachments (none once unsent)."""
     thread, _ = contact_thread_for_inbound(
         channel=channel,
         phone=phone,
@@ -253,7 +281,10 @@ def _store_with_orm(
         # A duplicate id from another sender must not leave the contact/thread it created.
         transaction.set_rollback(True)
         return False, []
-    return True, _attachments_store(message=message, media=inbound.media)
+    attachments = _attachments_store(message=message, media=inbound.media)
+    if edits and early_edits_apply(message, committed=False) and message.metadata.get("unsent"):
+        return True, []
+    return True, attachments
 
 
 def _attachments_store(

@@ -760,12 +760,17 @@ STATUS_KEPT = (
 )
 
 
+def provider_id_digest(provider_message_id: str) -> str:
+    """What names a provider message id in a cache key (never the id itself): the same for
+    the id as the provider sends it and as stored (pseudonymised)."""
+    stored_form = provider_id_pseudonym(provider_message_id)
+    return hashlib.sha256(stored_form.encode()).hexdigest()[:32]
+
+
 def _early_status_keys(channel_id: object, provider_message_id: str) -> dict[str, str]:
     """One cache key per tracked status, so that two early callbacks never overwrite each
     other (a shared list would be a read-modify-write)."""
-    # The same key for the id as the provider sends it and as stored (pseudonymised).
-    stored_form = provider_id_pseudonym(provider_message_id)
-    digest = hashlib.sha256(stored_form.encode()).hexdigest()[:32]
+    digest = provider_id_digest(provider_message_id)
     return {status: f"status-early:{channel_id}:{digest}:{status}" for status in STATUS_KEPT}
 
 

@@ -117,8 +117,12 @@ def message_automate(
     reaction is never a consent keyword (and the flow ignores it too).
 
     Requires the thread row lock (`thread_lock`) and the thread loaded with its contact and
-    tenant; replies are returned, not stored.
+    tenant; replies are returned, not stored. A message the contact took back before it
+    was handled (`metadata.unsent`: an unsend that arrived before or soon after it) gets no
+    answer at all.
     """
+    if (message.metadata or {}).get("unsent"):
+        return Automated(replies=[])
     if message.kind not in NO_FLOW_KINDS:
         consent = consent_keyword_apply(thread=thread, message=message)
         if consent is not None:
