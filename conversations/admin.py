@@ -25,7 +25,12 @@ from django.utils.text import capfirst, slugify
 from conversations import admin_inbox, selectors
 from conversations.admin_display import mask_phone
 from conversations.models import ChatThread, Contact, Message, MessageAttachment
-from conversations.services.privacy import ErasureReport, contact_erase, contact_export
+from conversations.services.privacy import (
+    ContactBusyError,
+    ErasureReport,
+    contact_erase,
+    contact_export,
+)
 from tenants import access
 from tenants.access import Action
 from tenants.admin_base import TenantScopedAdmin, TenantScopedInline
@@ -265,7 +270,11 @@ class ContactAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         contact = self._contact_for(request, object_id, Action.ERASE)
         form = EraseConfirmForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
-            report = contact_erase(contact=contact)
+            try:
+                report = contact_erase(contact=contact)
+            except ContactBusyError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(request.path)
             if report.changed:
                 done = "; ".join(
                     f"{label}: {count}" for label, count in erasure_rows(report) if count

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import OperationalError, connection
 
 # Namespaces (the first key of the two-key form): one per kind of lock.
 THREAD_INSERT_ORDER = 7040
@@ -41,6 +41,35 @@ def try_advisory_lock(namespace: int, object_id: object) -> Iterator[bool]:
         if acquired:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key])
+
+
+class LockTimeout(Exception):
+    """A lock was not free within the time given."""
+
+
+def advisory_xact_locks(namespace: int, object_ids: list[object], *, timeout_seconds: int) -> None:
+    """Wait, at most `timeout_seconds` in all for each, for the locks of `object_ids`, held
+    until the current transaction ends; taken in key order, so two callers never deadlock.
+    Raises LockTimeout (the transaction is then unusable: leave it). Call inside a
+    transaction."""
+    if connection.vendor != "postgresql" or not object_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+            [f"{int(timeout_seconds)}s"],
+        )
+        previous = cursor.fetchone()[0]
+        try:
+            for object_id in sorted(object_ids, key=key_of):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key_of(object_id)]
+                )
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", "") == "55P03":  # lock_not_available
+                raise LockTimeout(f"lock {namespace} not free in {timeout_seconds} s") from exc
+            raise
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
 
 
 def advisory_xact_lock(namespace: int, object_id: object) -> None:

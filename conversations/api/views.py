@@ -27,7 +27,7 @@ from conversations.services.outbound import (
     OutsideWindowError,
     message_send_agent,
 )
-from conversations.services.privacy import contact_erase, contact_export
+from conversations.services.privacy import ContactBusyError, contact_erase, contact_export
 from conversations.services.stats import tenant_stats
 from conversations.services.templates import (
     OptedOutError,
@@ -74,7 +74,10 @@ class ContactViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
         contact = self.get_object()
         serializer = ErasureSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = contact_erase(contact=contact, dry_run=serializer.validated_data["dry_run"])
+        try:
+            report = contact_erase(contact=contact, dry_run=serializer.validated_data["dry_run"])
+        except ContactBusyError as exc:
+            raise Conflict(str(exc), code="contact_busy") from exc
         return Response(report.as_dict())
 
 

@@ -13,7 +13,9 @@ def in_flight_to_column(apps, schema_editor):
     """Attempts in flight at the upgrade were marked in `metadata["sending_since"]`: the mark
     moves to the column, so that they are still never repeated."""
     Message = apps.get_model("conversations", "Message")
-    marked = Message.objects.filter(direction="outbound", metadata__has_key="sending_since")
+    marked = Message.objects.filter(
+        direction="outbound", status="queued", metadata__has_key="sending_since"
+    )
     for message in list(marked):  # few rows (attempts in flight); saved while not iterating
         try:
             since = parse_datetime(str(message.metadata.pop("sending_since") or ""))

@@ -360,6 +360,7 @@ class _Batch:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     again: bool = False  # claims were given back: the thread's queue is worth another look
+    lock_lost: bool = False  # the connection holding the thread's sender lock was lost
 
 
 def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> _Batch:
@@ -392,6 +393,8 @@ def _deliver(messages: QuerySet[Message], *, limit: int, tried: set[object]) -> 
             break
     if attempts:
         _record_committed(attempts, batch=batch)
+    if batch.lock_lost:  # not one more message without the lock: the task tries again later
+        raise TransientDeliveryError(attempts[-1].claimed.message.pk, "connection_lost")
     stop = next((attempt for attempt in attempts if attempt.retry), None)
     if stop is not None:
         message_id = stop.claimed.message.pk
@@ -420,7 +423,8 @@ def _record_committed(attempts: list[_Attempt], *, batch: _Batch) -> None:
     the batch's messages stay in flight and would end as unconfirmed. When the provider
     reused an id we already hold, the statement recording the sent ones is refused whole, and
     they are recorded again one at a time (no savepoint around the common case's single
-    statement)."""
+    statement). A lost connection took the thread's sender lock with it: the batch is
+    recorded on a new one, and `batch.lock_lost` tells the caller to send nothing more."""
     one_by_one = False
     tries = 0
     while True:
@@ -438,7 +442,9 @@ def _record_committed(attempts: list[_Attempt], *, batch: _Batch) -> None:
             if tries >= RECORD_TRIES or connection.in_atomic_block:
                 raise
             logger.warning("recording sends failed, trying again", extra={"try": tries})
-            connection.close_if_unusable_or_obsolete()
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()  # the next statement connects again
+                batch.lock_lost = True
             continue
         batch.outcomes.update(outcomes)
         return
@@ -592,7 +598,11 @@ def _record_sent(sent: list[_Attempt], *, one_by_one: bool) -> None:
             _record_sent_one(attempt, fields)
         return
     id_field = Message._meta.get_field("provider_message_id")
-    Message.objects.filter(pk__in=[a.claimed.message.pk for a in sent]).update(
+    # Only what is still queued: a second try after a commit whose answer was lost changes
+    # nothing.
+    Message.objects.filter(
+        pk__in=[a.claimed.message.pk for a in sent], status=MessageStatus.QUEUED
+    ).update(
         provider_message_id=Case(
             *(
                 When(
@@ -730,6 +740,7 @@ def _requeue_rate_limited(message: Message, *, status: ParsedStatus) -> bool:
     message.status = MessageStatus.QUEUED
     message.provider_message_id = None
     message.sent_at = None
+    message.sending_since = None
     message.error_code = (status.error_code or status.raw_status)[:64]
     message.error_detail = status.error_detail[:1000]
     message.save(
@@ -738,6 +749,7 @@ def _requeue_rate_limited(message: Message, *, status: ParsedStatus) -> bool:
             "status",
             "provider_message_id",
             "sent_at",
+            "sending_since",
             "error_code",
             "error_detail",
             "updated_at",

@@ -368,14 +368,37 @@ def stored_files_delete(names: list[str], *, contact_id: str) -> None:
         )
 
 
+class ContactBusyError(Exception):
+    """Replies to the contact are being sent right now, for longer than an erasure waits:
+    nothing was erased; try again in a minute."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Replies to this contact are being sent right now; nothing was erased. "
+            "Try again in a minute."
+        )
+
+
+# How long an erasure waits for a batch of replies being sent to the contact (a batch
+# normally takes well under a second; a provider that does not answer holds it longer).
+SENDERS_WAIT_SECONDS = 20
+
+
 def _senders_wait(*, contact_id: object) -> None:
     """Take the sender lock of each of the contact's threads until the transaction ends
     (before any row lock, as a sender takes it): a batch of replies being sent to the contact,
     its address and texts read before the erasure, finishes and is recorded first, and no
-    batch starts until the erasure commits. Keys in order, so two callers never deadlock."""
-    thread_ids = ChatThread.all_objects.filter(contact_id=contact_id).values_list("pk", flat=True)
-    for thread_id in sorted(thread_ids, key=locks.key_of):
-        locks.advisory_xact_lock(locks.THREAD_SENDER, thread_id)
+    batch starts until the erasure commits. Raises ContactBusyError after
+    SENDERS_WAIT_SECONDS."""
+    thread_ids = list(
+        ChatThread.all_objects.filter(contact_id=contact_id).values_list("pk", flat=True)
+    )
+    try:
+        locks.advisory_xact_locks(
+            locks.THREAD_SENDER, thread_ids, timeout_seconds=SENDERS_WAIT_SECONDS
+        )
+    except locks.LockTimeout as exc:
+        raise ContactBusyError() from exc
 
 
 def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
@@ -396,6 +419,9 @@ def contact_erase(*, contact: Contact, dry_run: bool = False) -> ErasureReport:
       transaction commits;
     - waiting flow sessions are interrupted and every session's variables cleared;
     - open threads are closed, with handoff state and metadata cleared.
+
+    Before anything, it waits for a batch of replies being sent to the contact to finish
+    (raising ContactBusyError, with nothing changed, after SENDERS_WAIT_SECONDS).
 
     The given instance is refreshed. No other contact is touched. A second run changes
     nothing and reports zeros. With `dry_run` nothing is changed and the report says what

@@ -195,7 +195,6 @@ def _thread_process_with_model(
     model caller. Model answers live for the whole run, so that looking again after a burst
     never asks the model a second time for a message it already answered."""
     handled = 0
-    idle = 0  # looks in a row that handled nothing
     while True:
         with locks.try_advisory_lock(locks.THREAD_PROCESSOR, thread_id) as acquired:
             if not acquired:
@@ -212,16 +211,17 @@ def _thread_process_with_model(
                 extra={"thread_id": str(thread_id)},
             )
             return handled
-        # Something came in while the lock was held (its own task left it to this one): one
-        # more look. Twice nothing (a deleted thread's messages) is left to process_pending.
-        idle = 0 if progress else idle + 1
-        if idle > 1:
-            return handled
 
 
 def _has_unprocessed(thread_id: object) -> bool:
+    """Whether the thread (live: a deleted one is processed by nobody) has inbound messages
+    not processed yet; something that came in while the lock was held, whose own task left
+    it to the holder."""
     return Message.objects.filter(
-        thread_id=thread_id, direction=Direction.INBOUND, processed_at__isnull=True
+        thread_id=thread_id,
+        thread__deleted_at__isnull=True,
+        direction=Direction.INBOUND,
+        processed_at__isnull=True,
     ).exists()
 
 

@@ -390,3 +390,141 @@ def monkeypatch_schedule_off():
         yield
     finally:
         outbound._schedule_send = real
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_that_cannot_wait_for_a_long_send_changes_nothing_and_says_so(monkeypatch):
+    # given: a sender holding the thread's lock (its provider does not answer)
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.urls import reverse
+
+    from conversations.services import privacy
+    from core import locks
+    from tests.api_helpers import error_of, key_client
+
+    monkeypatch.setattr(privacy, "SENDERS_WAIT_SECONDS", 1)
+    thread = factories.ThreadFactory()
+    factories.MessageFactory(thread=thread, text="my address is 1 Main St")
+    holding, release = threading.Event(), threading.Event()
+
+    def sender():
+        with locks.try_advisory_lock(locks.THREAD_SENDER, thread.pk) as acquired:
+            assert acquired
+            holding.set()
+            release.wait(20)
+        connection.close()
+
+    worker = threading.Thread(target=sender)
+    worker.start()
+    assert holding.wait(10)
+    try:
+        # when: the API and the command are asked to erase the contact
+        url = reverse(
+            "contact-erase", kwargs={"tenant": thread.tenant_id, "contact": thread.contact_id}
+        )
+        answer = key_client(thread.tenant).post(url, {}, format="json")
+        with pytest.raises(CommandError, match="being sent right now"):
+            call_command(
+                "gdpr_erase",
+                "--tenant",
+                str(thread.tenant_id),
+                "--phone",
+                thread.contact.phone,
+                stdout=StringIO(),
+            )
+    finally:
+        release.set()
+        worker.join(10)
+
+    # then: a conflict that says why, and nothing erased
+    assert answer.status_code == 409
+    assert error_of(answer)["code"] == "contact_busy"
+    assert "Try again in a minute" in error_of(answer)["message"]
+    assert Message.objects.get(thread=thread, direction="inbound").text == "my address is 1 Main St"
+    thread.contact.refresh_from_db()
+    assert thread.contact.erased_at is None
+
+    # and once the send is over, the erasure goes through
+    assert key_client(thread.tenant).post(url, {}, format="json").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_while_recording_records_the_batch_and_sends_no_more(monkeypatch):
+    # given: twelve replies, and the connection (with the sender lock) lost at the record
+    from django.db import OperationalError
+
+    from conversations.services import outbound
+
+    thread = factories.ThreadFactory()
+    with monkeypatch.context() as queue_only:
+        queue_only.setattr(outbound, "_schedule_send", lambda thread: None)
+        texts = [f"reply {n:02d}" for n in range(SEND_BATCH + 2)]
+        _queue(thread, *texts)
+    provider = ScriptedProvider()
+    real = outbound._record_sent
+    lost = [True]
+
+    def losing(sent, *, one_by_one):
+        real(sent, one_by_one=one_by_one)
+        if lost:
+            lost.pop()
+            monkeypatch.setattr(connection, "is_usable", lambda: False)
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(outbound, "_record_sent", losing)
+
+    # when
+    with override_provider(provider), pytest.raises(TransientDeliveryError) as raised:
+        thread_deliver_queued(thread_id=thread.pk)
+
+    # then: the first batch is recorded as sent, and nothing more went out without the lock
+    assert raised.value.code == "connection_lost"
+    assert provider.sent == texts[:SEND_BATCH]
+    statuses = list(Message.objects.order_by("created_at").values_list("status", flat=True))
+    assert statuses == ["sent"] * SEND_BATCH + ["queued"] * 2
+
+
+def test_a_reply_put_back_by_a_rate_limit_is_sent_again_even_if_it_was_marked_in_flight():
+    # given: a reply sent and recorded, still carrying an in-flight mark (recorded by a worker
+    # of the earlier release, which did not know the column)
+    from channels_app.providers import ParsedStatus
+    from conversations.services.outbound import message_status_update
+
+    thread = factories.ThreadFactory()
+    (message,) = _queue(thread, "one")
+    provider = ScriptedProvider()
+    with override_provider(provider):
+        thread_deliver_queued(thread_id=thread.pk)
+    Message.objects.filter(pk=message.pk).update(sending_since=timezone.now())
+
+    # when: the provider fails it for a rate limit, and the wait is over
+    message_status_update(
+        channel=thread.channel,
+        status=ParsedStatus(
+            provider_message_id="SM-one", status="failed", raw_status="failed", error_code="63018"
+        ),
+    )
+    message.refresh_from_db()
+    assert (message.status, message.sending_since) == ("queued", None)
+    past = (timezone.now() - timedelta(seconds=1)).isoformat()
+    Message.objects.filter(pk=message.pk).update(metadata={**message.metadata, "retry_after": past})
+    with override_provider(provider):
+        assert thread_deliver_queued(thread_id=thread.pk) == {"sent": 1}
+
+    # then
+    assert provider.sent == ["one", "one"]
+
+
+def test_the_model_caller_stops_at_a_deleted_thread_with_unprocessed_messages():
+    # given: a deleted thread that still has an inbound message nobody processed
+    from conversations.services.process import _thread_process_with_model
+
+    thread = factories.ThreadFactory()
+    factories.MessageFactory(thread=thread, text="hello")
+    thread.soft_delete()
+
+    # when / then: it returns (and leaves them), instead of looking again forever
+    assert _thread_process_with_model(thread_id=thread.pk, answers={}) == 0

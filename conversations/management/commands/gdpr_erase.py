@@ -4,7 +4,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.services.privacy import ContactNotFound, contact_erase, contact_find
+from conversations.services.privacy import (
+    ContactBusyError,
+    ContactNotFound,
+    contact_erase,
+    contact_find,
+)
 
 
 class Command(BaseCommand):
@@ -40,7 +45,10 @@ class Command(BaseCommand):
             )
         except ContactNotFound as exc:
             raise CommandError(str(exc)) from exc
-        report = contact_erase(contact=contact, dry_run=options["dry_run"])
+        try:
+            report = contact_erase(contact=contact, dry_run=options["dry_run"])
+        except ContactBusyError as exc:
+            raise CommandError(str(exc)) from exc
         verb = "would change" if report.dry_run else "changed"
         self.stdout.write(f"Contact {report.contact_id}: {verb}")
         for name, count in report.counts().items():
