@@ -67,7 +67,14 @@ class ContactViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="Erase the contact's personal data (keeps a tombstone; idempotent)",
         request=ErasureSerializer,
-        responses={200: ErasureReportSerializer},
+        responses={
+            200: ErasureReportSerializer,
+            **error_response(
+                "409",
+                "`contact_busy`: replies to the contact are being sent right now, for longer "
+                "than an erasure waits (20 s); nothing was erased. Try again in a minute.",
+            ),
+        },
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def erase(self, request: Request, *args: Any, **kwargs: Any) -> Response:
