@@ -868,13 +868,18 @@ def test_an_unsend_after_its_message_still_clears_it_and_keeps_nothing(client, t
     assert cache.get_many(list(_early_edit_keys(channel.pk, _mid(payload("message_text"))))) == {}
 
 
-def test_a_kept_unsend_expires(client, tenant, no_flow, monkeypatch):
+def test_a_kept_unsend_lasts_as_long_as_redeliveries_and_then_expires(
+    client, tenant, no_flow, monkeypatch
+):
+    from conversations.services.receipts import EARLY_UNSEND_SECONDS
+
+    assert EARLY_UNSEND_SECONDS >= 24 * 3600  # Meta redelivers a failed delivery for hours
     import time
 
     from conversations.services import receipts
 
     # given an unsend kept for one second only
-    monkeypatch.setattr(receipts, "EARLY_EDIT_SECONDS", 1)
+    monkeypatch.setattr(receipts, "EARLY_UNSEND_SECONDS", 1)
     instagram_channel(tenant)
     post(client, payload("message_deleted"))
 

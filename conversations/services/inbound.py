@@ -127,7 +127,15 @@ def message_receive(*, channel: ChannelInstance, inbound: ParsedInbound) -> tupl
     edits = _reports_edits(channel)
     # The one-statement path finds contacts by phone only; a message with a user id may have
     # to link or merge contacts, and an Instagram id has its own index: the ORM path.
-    if connection.vendor == "postgresql" and not inbound.media and not user_id and not ig_user_id:
+    # A channel whose provider reports edits stores through the ORM too, which looks for an
+    # edit or unsend that came first.
+    if (
+        connection.vendor == "postgresql"
+        and not inbound.media
+        and not user_id
+        and not ig_user_id
+        and not edits
+    ):
         created = _store_in_one_statement(
             channel=channel, inbound=inbound, phone=phone, message=message
         )

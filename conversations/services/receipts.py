@@ -96,8 +96,12 @@ def _edit_apply(message: Message, edit: ParsedEdit) -> None:
     logger.info("message edited by the contact", extra={"message_id": str(message.pk)})
 
 
-# How long an edit or unsend of a message not stored yet is kept for it (as early statuses).
+# How long an edit of a message not stored yet is kept for it (as early statuses; it holds
+# the new text, encrypted).
 EARLY_EDIT_SECONDS = EARLY_STATUS_SECONDS
+# How long an unsend of a message not stored yet is kept (a mark without content): as long as
+# Meta may still redeliver the message it deletes.
+EARLY_UNSEND_SECONDS = 48 * 3600
 
 
 def _early_edit_keys(channel_id: object, provider_message_id: str) -> tuple[str, str]:
@@ -114,7 +118,7 @@ def _early_edit_keep(*, channel: ChannelInstance, edit: ParsedEdit) -> None:
     edit, never of an unsend)."""
     unsent_key, edit_key = _early_edit_keys(channel.pk, edit.provider_message_id)
     if edit.deleted:
-        cache.set(unsent_key, True, timeout=EARLY_EDIT_SECONDS)
+        cache.set(unsent_key, True, timeout=EARLY_UNSEND_SECONDS)
         return
     kept = cache.get(edit_key)
     if kept is None or int(kept[0]) < edit.num_edit:
