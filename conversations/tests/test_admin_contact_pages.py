@@ -397,3 +397,35 @@ def test_the_contact_list_is_readable_and_bounded(tenant, member, django_assert_
             values = [getattr(row, key) for row in page.context["cl"].result_list]
             present = [value for value in values if value is not None]
             assert present == sorted(present, reverse=order.startswith("-"))
+
+
+@pytest.mark.django_db
+def test_an_erasure_that_cannot_wait_for_a_send_says_so_and_changes_nothing(
+    story, tenant, member, monkeypatch
+):
+    # given: replies to the contact being sent for longer than an erasure waits
+    from conversations import admin as contact_admin
+    from conversations.services.privacy import ContactBusyError
+
+    def busy(*, contact, dry_run=False):
+        if dry_run:
+            return real(contact=contact, dry_run=True)
+        raise ContactBusyError()
+
+    real = contact_admin.contact_erase
+    monkeypatch.setattr(contact_admin, "contact_erase", busy)
+    contact = story["contact"]
+
+    # when
+    response = _client(member(tenant, "owner")).post(
+        _erase(contact), {"confirm": "ERASE"}, follow=True
+    )
+
+    # then: back on the erase page, told why and what to do, nothing erased
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == _erase(contact)
+    html = response.content.decode()
+    assert "Replies to this contact are being sent right now; nothing was erased." in html
+    assert "Try again in a minute." in html
+    contact.refresh_from_db()
+    assert contact.name == NAME and contact.erased_at is None
