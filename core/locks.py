@@ -16,7 +16,7 @@ THREAD_PROCESSOR = 7042
 CHANNEL_TEMPLATE_SYNC = 7043
 
 
-def key_of(object_id: object) -> int:
+def _key(object_id: object) -> int:
     """A signed 32-bit key from a UUID (collisions only serialise two unrelated rows).
 
     conversations_inbound_store (migration conversations/0003) computes the same key in SQL.
@@ -31,7 +31,7 @@ def try_advisory_lock(namespace: int, object_id: object) -> Iterator[bool]:
     if connection.vendor != "postgresql":
         yield True
         return
-    key = key_of(object_id)
+    key = _key(object_id)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key])
         acquired = bool(cursor.fetchone()[0])
@@ -48,8 +48,8 @@ class LockTimeout(Exception):
 
 
 def advisory_xact_locks(namespace: int, object_ids: list[object], *, timeout_seconds: int) -> None:
-    """Wait, at most `timeout_seconds` in all for each, for the locks of `object_ids`, held
-    until the current transaction ends; taken in key order, so two callers never deadlock.
+    """Wait, at most `timeout_seconds` for each, for the locks of `object_ids`, held until
+    the current transaction ends; taken in key order, so two callers never deadlock.
     Raises LockTimeout (the transaction is then unusable: leave it). Call inside a
     transaction."""
     if connection.vendor != "postgresql" or not object_ids:
@@ -61,10 +61,8 @@ def advisory_xact_locks(namespace: int, object_ids: list[object], *, timeout_sec
         )
         previous = cursor.fetchone()[0]
         try:
-            for object_id in sorted(object_ids, key=key_of):
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key_of(object_id)]
-                )
+            for object_id in sorted(object_ids, key=_key):
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, _key(object_id)])
         except OperationalError as exc:
             if getattr(exc.__cause__, "sqlstate", "") == "55P03":  # lock_not_available
                 raise LockTimeout(f"lock {namespace} not free in {timeout_seconds} s") from exc
@@ -77,4 +75,4 @@ def advisory_xact_lock(namespace: int, object_id: object) -> None:
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, key_of(object_id)])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [namespace, _key(object_id)])

@@ -315,11 +315,14 @@ def message_deliver(*, message_id: object) -> str:
 
 @dataclass(frozen=True)
 class _Claimed:
-    """A message claimed for one attempt: what to send, and through which channel."""
+    """A message claimed for one attempt (loaded with its channel), and what to send."""
 
     message: Message
     payload: OutboundPayload
-    channel: ChannelInstance
+
+    @property
+    def channel(self) -> ChannelInstance:
+        return self.message.channel
 
 
 @dataclass(frozen=True)
@@ -488,10 +491,7 @@ def _claim(
             if "retry_after" in (message.metadata or {}):  # its wait is over
                 message.metadata.pop("retry_after")
                 message.save(update_fields=["metadata"])
-        return [
-            _Claimed(message=message, payload=_payload(message), channel=message.channel)
-            for message in to_send
-        ], wait
+        return [_Claimed(message=message, payload=_payload(message)) for message in to_send], wait
 
 
 def _refuse_claim(message: Message) -> str | None:

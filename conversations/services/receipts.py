@@ -44,9 +44,10 @@ def message_edit_record(*, channel: ChannelInstance, edit: ParsedEdit) -> Messag
     message as it was.
 
     Meta does not order its deliveries: an edit or unsend of a message not stored yet is
-    kept for EARLY_EDIT_SECONDS (in the cache, named by a digest of the id, the text
-    encrypted) and applied when the message is stored (`early_edits_apply`), so a later
-    delivery of the message never brings back what the contact took back or changed."""
+    kept (an unsend for EARLY_UNSEND_SECONDS, an edit for EARLY_EDIT_SECONDS; in the cache,
+    named by a digest of the id, the text encrypted) and applied when the message is stored
+    (`early_edits_apply`), so a later delivery of the message never brings back what the
+    contact took back or changed."""
     found = Message.objects.select_for_update().filter(
         channel=channel,
         provider_message_id=edit.provider_message_id,

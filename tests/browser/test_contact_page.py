@@ -146,3 +146,48 @@ def test_an_agent_reads_the_contact_page_without_export_or_erase(page: Page, bro
     expect(page).to_have_url(re.compile(r"/admin/inbox/[0-9a-f-]+/"))
     problems += browser_problems.collect(page)
     assert problems == []
+
+
+def test_an_owner_told_that_replies_are_being_sent_can_erase_a_minute_later(
+    page: Page, browser_problems, monkeypatch
+):
+    # given: Maria, whose replies are being sent for longer than an erasure waits
+    from conversations import admin as contact_admin
+    from conversations.services.privacy import ContactBusyError
+
+    acme = factories.TenantFactory(name="Acme Gym")
+    contact, _thread = _maria(acme)
+    factories.MembershipFactory(
+        tenant=acme, user=factories.UserFactory(username="olivia"), role="owner"
+    )
+    real = contact_admin.contact_erase
+    busy = [True]
+
+    def erase(*, contact, dry_run=False):
+        if busy and not dry_run:
+            raise ContactBusyError()
+        return real(contact=contact, dry_run=dry_run)
+
+    monkeypatch.setattr(contact_admin, "contact_erase", erase)
+
+    # when: the owner confirms the erasure
+    log_in(page, "olivia")
+    page.goto(f"/admin/conversations/contact/{contact.pk}/change/")
+    page.click("#contact-erase")
+    page.fill("#id_confirm", "ERASE")
+    page.click("#erase-submit")
+
+    # then: still on the erase page, told why nothing was erased and what to do
+    expect(page.locator(".messagelist")).to_contain_text("being sent right now")
+    expect(page.locator(".messagelist")).to_contain_text("Try again in a minute.")
+    expect(page.locator("#erase-preview")).to_contain_text("Message texts emptied")
+    page.screenshot(path="/tmp/contact-erase-busy.png", full_page=True)
+    contact.refresh_from_db()
+    assert contact.erased_at is None and contact.name == "Maria Silva"
+
+    # and a minute later the same form erases her
+    busy.clear()
+    page.fill("#id_confirm", "ERASE")
+    page.click("#erase-submit")
+    expect(page.locator(".messagelist")).to_contain_text("Contact erased.")
+    assert browser_problems.collect(page) == []
